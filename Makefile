@@ -1,0 +1,44 @@
+# Verdict — every target installs what it needs from the project's own files.
+SHELL := /bin/bash
+NODE_MODULES_STAMP := node_modules/.package-lock.json
+LISTEN ?= 127.0.0.1:50051
+POLICIES ?= policies
+
+.PHONY: all install build test run validate policy-test bench bench-engine conformance clean
+
+all: build
+
+$(NODE_MODULES_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NODE_MODULES_STAMP)
+
+install: $(NODE_MODULES_STAMP)
+
+build: install
+	npx tsc -p tsconfig.json
+
+# The full suite: unit tests, the example policy suites, and integration tests over real sockets.
+test: build
+	./bin/verdict.js test $(POLICIES)
+	bash test/support/ensure-nats.sh npx mocha
+
+run: build
+	./bin/verdict.js serve --policies $(POLICIES) --listen $(LISTEN)
+
+validate: build
+	./bin/verdict.js validate $(POLICIES)
+
+policy-test: build
+	./bin/verdict.js test $(POLICIES)
+
+bench-engine: build
+	node dist/bench/engine/run.js
+
+bench: build
+	bash bench/run.sh
+
+conformance: build
+	npm run conformance
+
+clean:
+	rm -rf dist

@@ -1,0 +1,51 @@
+export type DecisionEffect = 'ALLOW' | 'DENY';
+
+/** Stable reason codes; new ones may be added, existing ones never change meaning. */
+export type DecisionReason =
+  | 'RULE_ALLOW' // an allow rule applied and no deny rule did
+  | 'RULE_DENY' // a deny rule applied
+  | 'RULE_ERROR' // a deny rule's condition failed to evaluate: fail closed
+  | 'NO_MATCHING_RULE' // the type has policies but no rule applied
+  | 'NO_POLICY' // no policy governs the resource type and no "*" rule applied
+  | 'UNAUTHENTICATED' // the subject token was missing or invalid (set by adapters)
+  | 'AUDIT_UNAVAILABLE' // the decision could not be recorded (set by adapters)
+  | 'INTERNAL_ERROR'; // any unexpected failure: fail closed
+
+/** Why a rule did or did not apply. */
+export type RuleOutcome =
+  | 'APPLIED'
+  | 'ACTION_MISMATCH'
+  | 'ROLE_MISMATCH'
+  | 'CONDITION_FALSE'
+  | 'CONDITION_ERROR'
+  | 'NOT_EVALUATED'; // skipped because a deny already decided (only without explain)
+
+export interface RuleTrace {
+  readonly policy: string;
+  readonly rule: string;
+  readonly effect: 'allow' | 'deny';
+  readonly outcome: RuleOutcome;
+  /** For ROLE_MISMATCH/CONDITION_*: a short human explanation; for errors, the error message. */
+  readonly detail: string;
+  /** Derived roles of the rule the subject was found to hold. */
+  readonly derivedRoles?: readonly string[];
+}
+
+export interface EvaluationErrorInfo {
+  readonly policy: string;
+  readonly rule: string;
+  readonly message: string;
+}
+
+export interface Decision {
+  readonly effect: DecisionEffect;
+  readonly reason: DecisionReason;
+  /** Policy and rule that decided; both "" when no rule matched. */
+  readonly policy: string;
+  readonly rule: string;
+  readonly revision: string;
+  /** Condition errors met while deciding (an erroring allow rule is listed here and did not apply). */
+  readonly errors: readonly EvaluationErrorInfo[];
+  /** Present when explain was requested. */
+  readonly explanation?: readonly RuleTrace[];
+}

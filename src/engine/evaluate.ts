@@ -1,0 +1,182 @@
+import { CallerValue, ResourceValue, SubjectValue, ANONYMOUS_CALLER } from '../cel/values.js';
+import type { Decision, DecisionReason, EvaluationErrorInfo, RuleOutcome, RuleTrace } from './decision.js';
+import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, CompiledPolicySet, CompiledRule } from './model.js';
+import type { CheckRequest, EvaluationOptions } from './request.js';
+
+type Verdict = { kind: 'true' } | { kind: 'false' } | { kind: 'error'; message: string };
+const TRUE: Verdict = { kind: 'true' };
+const FALSE: Verdict = { kind: 'false' };
+
+function errorMessage(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const e = err as { summary?: unknown; message?: unknown };
+    if (typeof e.summary === 'string' && e.summary) return e.summary;
+    if (typeof e.message === 'string') return e.message.split('\n')[0]!;
+  }
+  return String(err);
+}
+
+/** Runs a condition; anything but a literal `true` is not a yes, and a throw is an error, never an allow. */
+function runCondition(condition: CompiledCondition, activation: Record<string, unknown>): Verdict {
+  let value: unknown;
+  try {
+    value = condition(activation);
+  } catch (err) {
+    return { kind: 'error', message: errorMessage(err) };
+  }
+  if (value === true) return TRUE;
+  if (value === false) return FALSE;
+  return { kind: 'error', message: `condition returned ${value === null ? 'null' : typeof value}, not a bool` };
+}
+
+/** Per-check state: activations per policy and derived-role results, each computed at most once. */
+class CheckScope {
+  private readonly base: Record<string, unknown>;
+  private readonly activations = new Map<CompiledPolicy, Record<string, unknown>>();
+  private readonly derived = new Map<CompiledDerivedRole, Verdict>();
+
+  constructor(readonly request: CheckRequest, now: Date) {
+    const { subject, resource, caller } = request;
+    this.base = {
+      subject: new SubjectValue(subject.type, subject.id, subject.roles, subject.attributes),
+      resource: new ResourceValue(resource.type, resource.id, resource.attributes),
+      action: request.action,
+      context: request.context,
+      now,
+      caller: caller ? new CallerValue(caller.id, caller.kind) : ANONYMOUS_CALLER,
+    };
+  }
+
+  activationFor(policy: CompiledPolicy): Record<string, unknown> {
+    if (!policy.hasVariables) return this.base;
+    let activation = this.activations.get(policy);
+    if (!activation) {
+      activation = { ...this.base };
+      activation.variables = policy.createVariables(activation);
+      this.activations.set(policy, activation);
+    }
+    return activation;
+  }
+
+  holdsDerivedRole(role: CompiledDerivedRole): Verdict {
+    let result = this.derived.get(role);
+    if (!result) {
+      const roles = this.request.subject.roles;
+      if (role.parentRoles.length > 0 && !role.parentRoles.some((p) => roles.includes(p))) result = FALSE;
+      else result = runCondition(role.condition, this.activationFor(role.policy));
+      this.derived.set(role, result);
+    }
+    return result;
+  }
+}
+
+interface RuleResult {
+  readonly outcome: RuleOutcome;
+  readonly detail: string;
+  readonly derivedRoles: readonly string[];
+}
+
+function roleCheck(rule: CompiledRule, scope: CheckScope): { ok: boolean; error?: string; derived: string[] } {
+  if (rule.anyRole) return { ok: true, derived: [] };
+  for (const r of scope.request.subject.roles) if (rule.staticRoles.has(r)) return { ok: true, derived: [] };
+  const errors: string[] = [];
+  for (const role of rule.derivedRoles) {
+    const v = scope.holdsDerivedRole(role);
+    if (v.kind === 'true') return { ok: true, derived: [role.name] };
+    if (v.kind === 'error') errors.push(`derived role "${role.name}": ${v.message}`);
+  }
+  return errors.length > 0 ? { ok: false, error: errors.join('; '), derived: [] } : { ok: false, derived: [] };
+}
+
+function evaluateRule(rule: CompiledRule, scope: CheckScope): RuleResult {
+  const roles = roleCheck(rule, scope);
+  if (roles.error !== undefined) return { outcome: 'CONDITION_ERROR', detail: roles.error, derivedRoles: [] };
+  if (!roles.ok) {
+    const wanted = [...rule.staticRoles, ...rule.derivedRoles.map((d) => d.name)].join(', ');
+    return { outcome: 'ROLE_MISMATCH', detail: `subject holds none of the roles [${wanted}]`, derivedRoles: [] };
+  }
+  if (!rule.condition) return { outcome: 'APPLIED', detail: '', derivedRoles: roles.derived };
+  const v = runCondition(rule.condition, scope.activationFor(rule.policy));
+  if (v.kind === 'true') return { outcome: 'APPLIED', detail: '', derivedRoles: roles.derived };
+  if (v.kind === 'false') return { outcome: 'CONDITION_FALSE', detail: `condition is false: ${rule.conditionSource}`, derivedRoles: roles.derived };
+  return { outcome: 'CONDITION_ERROR', detail: v.message, derivedRoles: roles.derived };
+}
+
+function decision(set: CompiledPolicySet, effect: 'ALLOW' | 'DENY', reason: DecisionReason, rule: CompiledRule | undefined, errors: EvaluationErrorInfo[], explanation?: RuleTrace[]): Decision {
+  const d: Decision = {
+    effect,
+    reason,
+    policy: rule ? rule.policy.id : '',
+    rule: rule ? rule.name : '',
+    revision: set.revision,
+    errors,
+  };
+  return explanation ? { ...d, explanation } : d;
+}
+
+/**
+ * Decides one request against a compiled policy set. Pure: no I/O, no clock, no logging.
+ * Deny overrides allow; nothing applies → deny; an erroring deny rule denies; an erroring allow rule
+ * does not apply. Any unexpected failure is a DENY with reason INTERNAL_ERROR.
+ */
+export function decide(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): Decision {
+  try {
+    return options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
+  } catch (err) {
+    return decision(set, 'DENY', 'INTERNAL_ERROR', undefined, [{ policy: '', rule: '', message: errorMessage(err) }]);
+  }
+}
+
+function decideFast(set: CompiledPolicySet, request: CheckRequest, now: Date): Decision {
+  const index = set.indexFor(request.resource.type);
+  const candidates = index.candidates(request.action);
+  const scope = new CheckScope(request, now);
+  const errors: EvaluationErrorInfo[] = [];
+  for (const rule of candidates.deny) {
+    const r = evaluateRule(rule, scope);
+    if (r.outcome === 'APPLIED') return decision(set, 'DENY', 'RULE_DENY', rule, errors);
+    if (r.outcome === 'CONDITION_ERROR') {
+      errors.push({ policy: rule.policy.id, rule: rule.name, message: r.detail });
+      return decision(set, 'DENY', 'RULE_ERROR', rule, errors);
+    }
+  }
+  for (const rule of candidates.allow) {
+    const r = evaluateRule(rule, scope);
+    if (r.outcome === 'APPLIED') return decision(set, 'ALLOW', 'RULE_ALLOW', rule, errors);
+    if (r.outcome === 'CONDITION_ERROR') errors.push({ policy: rule.policy.id, rule: rule.name, message: r.detail });
+  }
+  return decision(set, 'DENY', index.hasOwnPolicy ? 'NO_MATCHING_RULE' : 'NO_POLICY', undefined, errors);
+}
+
+function decideExplained(set: CompiledPolicySet, request: CheckRequest, now: Date): Decision {
+  const index = set.indexFor(request.resource.type);
+  const candidates = index.candidates(request.action);
+  const relevant = new Set<CompiledRule>([...candidates.deny, ...candidates.allow]);
+  const scope = new CheckScope(request, now);
+  const traces: RuleTrace[] = [];
+  const results = new Map<CompiledRule, RuleResult>();
+  for (const rule of index.allRules) {
+    const base = { policy: rule.policy.id, rule: rule.name, effect: rule.effect };
+    if (!relevant.has(rule)) {
+      traces.push({ ...base, outcome: 'ACTION_MISMATCH', detail: `action "${request.action}" is not in [${rule.actions.join(', ')}]` });
+      continue;
+    }
+    const r = evaluateRule(rule, scope);
+    results.set(rule, r);
+    traces.push(r.derivedRoles.length > 0 ? { ...base, outcome: r.outcome, detail: r.detail, derivedRoles: r.derivedRoles } : { ...base, outcome: r.outcome, detail: r.detail });
+  }
+  const errors: EvaluationErrorInfo[] = [];
+  for (const rule of [...candidates.deny, ...candidates.allow]) {
+    const r = results.get(rule)!;
+    if (r.outcome === 'CONDITION_ERROR') errors.push({ policy: rule.policy.id, rule: rule.name, message: r.detail });
+  }
+  for (const rule of candidates.deny) {
+    const r = results.get(rule)!;
+    if (r.outcome === 'APPLIED') return decision(set, 'DENY', 'RULE_DENY', rule, errors, traces);
+    if (r.outcome === 'CONDITION_ERROR') return decision(set, 'DENY', 'RULE_ERROR', rule, errors, traces);
+  }
+  for (const rule of candidates.allow) {
+    if (results.get(rule)!.outcome === 'APPLIED') return decision(set, 'ALLOW', 'RULE_ALLOW', rule, errors, traces);
+  }
+  return decision(set, 'DENY', index.hasOwnPolicy ? 'NO_MATCHING_RULE' : 'NO_POLICY', undefined, errors, traces);
+}

@@ -1,0 +1,122 @@
+import { isMap, isScalar, isSeq, LineCounter, Scalar, type Node, type YAMLMap, type Pair } from 'yaml';
+import type { SourceExpression } from './document.js';
+import type { PolicyIssue, PolicyIssueCode, SourcePosition } from './issues.js';
+
+/**
+ * Reads values out of a parsed YAML document while recording positioned issues, so a validator can
+ * keep going after the first problem and report everything at once.
+ */
+export class YamlReader {
+  readonly issues: PolicyIssue[] = [];
+  private readonly sourceLines: string[];
+
+  constructor(
+    readonly file: string,
+    private readonly text: string,
+    private readonly lineCounter: LineCounter,
+  ) {
+    this.sourceLines = text.split('\n');
+  }
+
+  positionOfOffset(offset: number): SourcePosition {
+    const { line, col } = this.lineCounter.linePos(Math.max(0, Math.min(offset, this.text.length)));
+    return { file: this.file, line, column: col };
+  }
+
+  positionOf(node: Node | null | undefined, fallback?: SourcePosition): SourcePosition {
+    if (node?.range) return this.positionOfOffset(node.range[0]);
+    return fallback ?? { file: this.file, line: 1, column: 1 };
+  }
+
+  report(code: PolicyIssueCode, message: string, at: SourcePosition): void {
+    this.issues.push({ ...at, code, message });
+  }
+
+  /** The map's entries keyed by name; unknown keys are reported with the allowed ones. */
+  entries(map: YAMLMap, allowed: readonly string[], where: string): Map<string, Pair<Node, Node | null>> {
+    const out = new Map<string, Pair<Node, Node | null>>();
+    for (const pair of map.items as Pair<Node, Node | null>[]) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key === undefined) {
+        this.report('INVALID_VALUE', `${where}: keys must be plain strings`, this.positionOf(pair.key));
+        continue;
+      }
+      if (!allowed.includes(key)) {
+        this.report('UNKNOWN_FIELD', `${where}: unknown field "${key}" (allowed: ${allowed.join(', ')})`, this.positionOf(pair.key));
+        continue;
+      }
+      out.set(key, pair);
+    }
+    return out;
+  }
+
+  asMap(node: Node | null | undefined, where: string, at: SourcePosition): YAMLMap | undefined {
+    if (isMap(node)) return node;
+    this.report('INVALID_VALUE', `${where} must be a mapping`, this.positionOf(node, at));
+    return undefined;
+  }
+
+  asSeq(node: Node | null | undefined, where: string, at: SourcePosition): Node[] | undefined {
+    if (isSeq(node)) return node.items as Node[];
+    this.report('INVALID_VALUE', `${where} must be a list`, this.positionOf(node, at));
+    return undefined;
+  }
+
+  asString(node: Node | null | undefined, where: string, at: SourcePosition): string | undefined {
+    if (isScalar(node) && typeof node.value === 'string') return node.value;
+    this.report('INVALID_VALUE', `${where} must be a string`, this.positionOf(node, at));
+    return undefined;
+  }
+
+  /** A required field: reports MISSING_FIELD at the parent when absent. */
+  required(entries: Map<string, Pair<Node, Node | null>>, key: string, where: string, parent: SourcePosition): Node | null | undefined {
+    const pair = entries.get(key);
+    if (!pair) {
+      this.report('MISSING_FIELD', `${where}: missing required field "${key}"`, parent);
+      return undefined;
+    }
+    return pair.value;
+  }
+
+  stringList(node: Node | null | undefined, where: string, at: SourcePosition): { value: string; position: SourcePosition }[] | undefined {
+    // A single string is accepted where a list is expected: `actions: read` reads naturally.
+    if (isScalar(node) && typeof node.value === 'string') return [{ value: node.value, position: this.positionOf(node) }];
+    const items = this.asSeq(node, where, at);
+    if (!items) return undefined;
+    const out: { value: string; position: SourcePosition }[] = [];
+    items.forEach((item, i) => {
+      const value = this.asString(item, `${where}[${i}]`, this.positionOf(node, at));
+      if (value !== undefined) out.push({ value, position: this.positionOf(item) });
+    });
+    return out;
+  }
+
+  /** A CEL expression scalar, with character offsets mapped back to file positions. */
+  expression(node: Node | null | undefined, where: string, at: SourcePosition): SourceExpression | undefined {
+    if (isScalar(node) && typeof node.value === 'boolean') {
+      // `when: true` is natural YAML; treat it as the CEL literal.
+      const text = String(node.value);
+      const position = this.positionOf(node);
+      return { text, position, positionAt: () => position };
+    }
+    const text = this.asString(node, where, at);
+    if (text === undefined || !isScalar(node) || !node.range) return undefined;
+    const start = node.range[0];
+    const type = node.type;
+    const position = this.positionOfOffset(start);
+    const positionAt = (offset: number): SourcePosition => {
+      if (type === Scalar.BLOCK_LITERAL || type === Scalar.BLOCK_FOLDED) {
+        const before = text.slice(0, offset);
+        const lineInBlock = before.split('\n').length - 1;
+        const columnInLine = offset - (before.lastIndexOf('\n') + 1);
+        const sourceLine = position.line + 1 + lineInBlock;
+        // The block's indentation is that of its first content line; deeper lines keep their extra spaces in the text.
+        const indent = (this.sourceLines[position.line] ?? '').match(/^ */)![0].length;
+        return { file: this.file, line: sourceLine, column: indent + columnInLine + 1 };
+      }
+      const quoted = type === Scalar.QUOTE_DOUBLE || type === Scalar.QUOTE_SINGLE ? 1 : 0;
+      return this.positionOfOffset(start + quoted + offset);
+    };
+    return { text, position, positionAt };
+  }
+}
