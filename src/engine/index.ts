@@ -2,3 +2,4 @@ export { decide } from './evaluate.js';
 export type * from './decision.js';
 export type * from './model.js';
 export type * from './request.js';
+export { parseCheckRequest, checkAttributes, InvalidRequestError, DEFAULT_REQUEST_LIMITS, type RequestLimits } from './input.js';

@@ -1,0 +1,57 @@
+import { loadPolicyDirectory, PolicyLoadError, formatIssue } from '../../policy/index.js';
+import { loadSuites, runTest, type PolicyTestResult } from '../../testing/suite.js';
+import type { RuleTrace } from '../../engine/decision.js';
+import { parseArgs } from '../args.js';
+import type { CliOutput } from '../output.js';
+
+export const testUsage = 'verdict test [DIR] [--verbose]  run the *_test.yaml suites under DIR against its policies';
+
+function formatTrace(t: RuleTrace): string {
+  const detail = t.detail ? `: ${t.detail}` : '';
+  const roles = t.derivedRoles?.length ? ` (derived roles: ${t.derivedRoles.join(', ')})` : '';
+  return `      ${t.outcome.padEnd(15)} ${t.effect.padEnd(5)} ${t.rule} [${t.policy}]${roles}${detail}`;
+}
+
+function reportFailure(io: CliOutput, r: PolicyTestResult): void {
+  io.out(`FAIL ${r.test.suite} › ${r.test.name} (${r.test.file}:${r.test.line})`);
+  io.out(`    ${r.failure}`);
+  io.out('    rules considered:');
+  const traces = r.decision.explanation ?? [];
+  if (traces.length === 0) io.out('      (none: no policy governs this resource type)');
+  for (const t of traces) io.out(formatTrace(t));
+}
+
+export async function testCommand(argv: readonly string[], io: CliOutput): Promise<number> {
+  const args = parseArgs(argv, ['verbose'], []);
+  const dir = args.positionals[0] ?? 'policies';
+  let set;
+  try {
+    set = await loadPolicyDirectory(dir);
+  } catch (err) {
+    if (!(err instanceof PolicyLoadError)) throw err;
+    for (const issue of err.issues) io.err(formatIssue(issue));
+    io.err(`${dir}: policy set rejected; no tests run`);
+    return 1;
+  }
+  const { tests, errors } = await loadSuites(dir);
+  for (const e of errors) io.err(`${e.file}:${e.line}: suite error: ${e.message}`);
+  const now = new Date();
+  let passed = 0;
+  let failed = 0;
+  for (const test of tests) {
+    const result = runTest(set, test, now);
+    if (result.passed) {
+      passed++;
+      if (args.flags.has('verbose')) io.out(`ok   ${test.suite} › ${test.name}`);
+    } else {
+      failed++;
+      reportFailure(io, result);
+    }
+  }
+  io.out(`policy tests (${dir}, revision ${set.revision}): ${passed} passed, ${failed} failed${errors.length ? `, ${errors.length} suite errors` : ''}`);
+  if (tests.length === 0 && errors.length === 0) {
+    io.err(`no test suites (*_test.yaml) found under ${dir}`);
+    return 1;
+  }
+  return failed > 0 || errors.length > 0 ? 1 : 0;
+}

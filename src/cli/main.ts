@@ -1,0 +1,40 @@
+import { UsageError } from './args.js';
+import { checkCommand, checkUsage } from './commands/check.js';
+import { testCommand, testUsage } from './commands/test.js';
+import { validateCommand, validateUsage } from './commands/validate.js';
+import { processOutput, type CliOutput } from './output.js';
+
+type Command = (argv: readonly string[], io: CliOutput) => Promise<number>;
+
+const commands: Record<string, { run: Command; usage: string }> = {
+  validate: { run: validateCommand, usage: validateUsage },
+  test: { run: testCommand, usage: testUsage },
+  check: { run: checkCommand, usage: checkUsage },
+};
+
+function usage(): string {
+  return ['usage: verdict <command> [options]', '', ...Object.values(commands).map((c) => `  ${c.usage}`)].join('\n');
+}
+
+/** Entry point of the `verdict` CLI; returns the process exit code. */
+export async function main(argv: readonly string[], io: CliOutput = processOutput): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    io.out(usage());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    io.err(`unknown command "${name}"\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`verdict ${name}: ${err.message}\n  ${command.usage}`);
+      return 2;
+    }
+    throw err;
+  }
+}
