@@ -3,6 +3,7 @@ import { checkCommand, checkUsage } from './commands/check.js';
 import { testCommand, testUsage } from './commands/test.js';
 import { validateCommand, validateUsage } from './commands/validate.js';
 import { processOutput, type CliOutput } from './output.js';
+import { serveCommand, serveUsage } from './commands/serve.js';
 
 type Command = (argv: readonly string[], io: CliOutput) => Promise<number>;
 
@@ -10,6 +11,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   validate: { run: validateCommand, usage: validateUsage },
   test: { run: testCommand, usage: testUsage },
   check: { run: checkCommand, usage: checkUsage },
+  serve: { run: serveCommand, usage: serveUsage },
 };
 
 function usage(): string {

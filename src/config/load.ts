@@ -1,0 +1,250 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
+
+/** A configuration problem: says which setting, what is wrong, and how to fix it. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULT_CONFIG: VerdictConfig = {
+  listen: '127.0.0.1:50051',
+  policies: 'policies',
+  logLevel: 'info',
+  logDecisions: false,
+  limits: {
+    maxMessageBytes: 1024 * 1024,
+    maxBatchItems: 100,
+    maxAttributeDepth: 10,
+    maxRoles: 256,
+    maxIdentifierLength: 1024,
+  },
+  reload: { watch: true, debounceMs: 200, pollIntervalMs: 2000 },
+  shutdown: { graceMs: 10_000 },
+  events: {
+    enabled: true,
+    natsUrl: 'nats://127.0.0.1:4222',
+    subjectPrefix: 'verdict.decisions',
+    stream: 'VERDICT_DECISIONS',
+    maxAgeSeconds: 90 * 24 * 3600,
+    duplicateWindowSeconds: 2 * 3600,
+    queueSize: 10_000,
+    maxInFlight: 256,
+    spoolDir: 'var/spool',
+    required: false,
+    includeAttributes: 'none',
+    maskAttributes: [],
+    instanceId: `${os.hostname()}-${process.pid}`,
+  },
+};
+
+type Json = Record<string, unknown>;
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Flags of `verdict serve` that map onto settings; later sources win: file < env < flags. */
+export interface ConfigOverrides {
+  readonly configFile?: string;
+  readonly listen?: string;
+  readonly policies?: string;
+  readonly natsUrl?: string;
+  readonly noEvents?: boolean;
+  readonly logLevel?: string;
+  readonly required?: boolean;
+  readonly spoolDir?: string;
+  readonly instanceId?: string;
+}
+
+function setPath(target: Json, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  let node = target;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof node[k] !== 'object' || node[k] === null) node[k] = {};
+    node = node[k] as Json;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+/** Environment variables understood by Verdict, and the setting each one sets. */
+export const ENVIRONMENT_VARIABLES: Record<string, string> = {
+  VERDICT_LISTEN: 'listen',
+  VERDICT_POLICIES: 'policies',
+  VERDICT_LOG_LEVEL: 'logLevel',
+  VERDICT_LOG_DECISIONS: 'logDecisions',
+  VERDICT_NATS_URL: 'events.natsUrl',
+  VERDICT_EVENTS: 'events.enabled',
+  VERDICT_AUDIT_REQUIRED: 'events.required',
+  VERDICT_SPOOL_DIR: 'events.spoolDir',
+  VERDICT_INSTANCE_ID: 'events.instanceId',
+  VERDICT_EVENTS_STREAM: 'events.stream',
+  VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
+};
+
+function fromEnvironment(env: NodeJS.ProcessEnv): Json {
+  const out: Json = {};
+  for (const [name, setting] of Object.entries(ENVIRONMENT_VARIABLES)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(out, setting, value);
+  }
+  return out;
+}
+
+function merge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object' && out[k] !== null && !Array.isArray(out[k])) {
+      out[k] = merge(out[k] as Json, v as Json);
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+/** Builds and validates the configuration from defaults, a YAML file, the environment and flags. */
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): VerdictConfig {
+  let fileJson: Json = {};
+  const configFile = overrides.configFile ?? env.VERDICT_CONFIG;
+  if (configFile) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`config file ${configFile}: cannot read it (${(err as Error).message}); check the path given to --config or VERDICT_CONFIG`]);
+    }
+    try {
+      const parsed: unknown = parseYaml(text);
+      if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+        throw new Error('the file must hold a YAML mapping of settings');
+      }
+      fileJson = (parsed ?? {}) as Json;
+    } catch (err) {
+      throw new ConfigError([`config file ${configFile}: ${(err as Error).message.split('\n')[0]}`]);
+    }
+  }
+  const flags: Json = {};
+  if (overrides.listen !== undefined) flags.listen = overrides.listen;
+  if (overrides.policies !== undefined) flags.policies = overrides.policies;
+  if (overrides.logLevel !== undefined) flags.logLevel = overrides.logLevel;
+  if (overrides.natsUrl !== undefined) setPath(flags, 'events.natsUrl', overrides.natsUrl);
+  if (overrides.noEvents) setPath(flags, 'events.enabled', false);
+  if (overrides.required) setPath(flags, 'events.required', true);
+  if (overrides.spoolDir !== undefined) setPath(flags, 'events.spoolDir', overrides.spoolDir);
+  if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
+  const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
+  return validateConfig(raw, configFile);
+}
+
+/** Checks every setting, collecting all problems; coerces strings from the environment. */
+export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
+  const problems: string[] = [];
+  const known: Record<string, readonly string[]> = {
+    '': ['listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events'],
+    limits: Object.keys(DEFAULT_CONFIG.limits),
+    reload: Object.keys(DEFAULT_CONFIG.reload),
+    shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
+    events: Object.keys(DEFAULT_CONFIG.events),
+  };
+  for (const [section, keys] of Object.entries(known)) {
+    const obj = section ? raw[section] : raw;
+    if (obj === undefined) continue;
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+      problems.push(`${section}: must be a mapping`);
+      continue;
+    }
+    for (const k of Object.keys(obj)) {
+      if (!keys.includes(k)) problems.push(`${section ? `${section}.` : ''}${k}: unknown setting in ${source} (known: ${keys.join(', ')})`);
+    }
+  }
+  const get = (path: string): unknown => path.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Json)[k] : undefined), raw);
+  const str = (path: string): string => {
+    const v = get(path);
+    if (typeof v !== 'string' || v === '') problems.push(`${path}: must be a non-empty string (got ${JSON.stringify(v)})`);
+    return String(v);
+  };
+  const bool = (path: string): boolean => {
+    const v = get(path);
+    if (typeof v === 'boolean') return v;
+    if (v === 'true' || v === '1' || v === 'yes') return true;
+    if (v === 'false' || v === '0' || v === 'no') return false;
+    problems.push(`${path}: must be true or false (got ${JSON.stringify(v)})`);
+    return false;
+  };
+  const int = (path: string, min: number, max: number): number => {
+    const v = get(path);
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${path}: must be an integer from ${min} to ${max} (got ${JSON.stringify(v)})`);
+      return min;
+    }
+    return n;
+  };
+  const list = (path: string): string[] => {
+    const v = get(path);
+    if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+    problems.push(`${path}: must be a list of strings`);
+    return [];
+  };
+
+  const listen = str('listen');
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/.test(listen) || Number(listen.split(':').pop()) > 65535) {
+    problems.push(`listen: "${listen}" must be HOST:PORT, e.g. 127.0.0.1:50051 or [::]:50051`);
+  }
+  const logLevel = str('logLevel') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`logLevel: "${logLevel}" must be one of ${LOG_LEVELS.join(', ')}`);
+  const natsUrl = str('events.natsUrl');
+  if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl) && !/^[^\s/:]+:\d+$/.test(natsUrl)) {
+    problems.push(`events.natsUrl: "${natsUrl}" must look like nats://host:4222`);
+  }
+  const include = get('events.includeAttributes');
+  let includeAttributes: EventsConfig['includeAttributes'] = 'none';
+  if (include === 'none' || include === 'all') includeAttributes = include;
+  else if (Array.isArray(include) || (typeof include === 'string' && include.includes('.'))) includeAttributes = list('events.includeAttributes');
+  else problems.push('events.includeAttributes: must be "none", "all" or a list of attribute paths such as resource.attributes.department');
+  const prefix = str('events.subjectPrefix');
+  if (!/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$/.test(prefix)) problems.push(`events.subjectPrefix: "${prefix}" must be NATS subject tokens separated by dots, without wildcards`);
+  const stream = str('events.stream');
+  if (!/^[A-Za-z0-9_\-]+$/.test(stream)) problems.push(`events.stream: "${stream}" must be letters, digits, _ and -`);
+
+  const config: VerdictConfig = {
+    listen,
+    policies: str('policies'),
+    logLevel,
+    logDecisions: bool('logDecisions'),
+    limits: {
+      maxMessageBytes: int('limits.maxMessageBytes', 1024, 64 * 1024 * 1024),
+      maxBatchItems: int('limits.maxBatchItems', 1, 10_000),
+      maxAttributeDepth: int('limits.maxAttributeDepth', 1, 64),
+      maxRoles: int('limits.maxRoles', 1, 10_000),
+      maxIdentifierLength: int('limits.maxIdentifierLength', 16, 65_536),
+    },
+    reload: {
+      watch: bool('reload.watch'),
+      debounceMs: int('reload.debounceMs', 0, 60_000),
+      pollIntervalMs: int('reload.pollIntervalMs', 0, 3_600_000),
+    },
+    shutdown: { graceMs: int('shutdown.graceMs', 0, 600_000) },
+    events: {
+      enabled: bool('events.enabled'),
+      natsUrl,
+      subjectPrefix: prefix,
+      stream,
+      maxAgeSeconds: int('events.maxAgeSeconds', 0, 100 * 365 * 24 * 3600),
+      duplicateWindowSeconds: int('events.duplicateWindowSeconds', 1, 7 * 24 * 3600),
+      queueSize: int('events.queueSize', 1, 10_000_000),
+      maxInFlight: int('events.maxInFlight', 1, 100_000),
+      spoolDir: str('events.spoolDir'),
+      required: bool('events.required'),
+      includeAttributes,
+      maskAttributes: list('events.maskAttributes'),
+      instanceId: str('events.instanceId'),
+    },
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,50 @@
+import type { RequestLimits } from '../engine/input.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface ServiceLimits extends RequestLimits {
+  /** Largest request message accepted, in bytes; bigger ones get INVALID_ARGUMENT. */
+  readonly maxMessageBytes: number;
+  /** Most items in one CheckBatch. */
+  readonly maxBatchItems: number;
+}
+
+export interface EventsConfig {
+  /** Publish every decision to NATS JetStream. */
+  readonly enabled: boolean;
+  readonly natsUrl: string;
+  /** Subject prefix: events go to `<prefix>.<resource type>.<allow|deny>`. */
+  readonly subjectPrefix: string;
+  readonly stream: string;
+  /** Max age of events in the stream, in seconds (0 = forever). */
+  readonly maxAgeSeconds: number;
+  /** JetStream duplicate window in seconds: must outlast the longest outage plus retry time. */
+  readonly duplicateWindowSeconds: number;
+  /** Bounded in-memory queue; beyond it events go to the spool. */
+  readonly queueSize: number;
+  /** Publishes with an ack outstanding. */
+  readonly maxInFlight: number;
+  /** Directory of the append-only spool used while NATS is unavailable. */
+  readonly spoolDir: string;
+  /** Answer a check only once its event is acked by JetStream or written to the spool. */
+  readonly required: boolean;
+  /** Attribute keys to include in events: "none", "all", or a list of dotted paths. */
+  readonly includeAttributes: 'none' | 'all' | readonly string[];
+  /** Attribute keys (dotted paths like "subject.attributes.email") replaced by "***" in events. */
+  readonly maskAttributes: readonly string[];
+  /** Identifies this service instance in events and its hash chain; default: hostname-pid. */
+  readonly instanceId: string;
+}
+
+export interface VerdictConfig {
+  /** host:port for the gRPC server. */
+  readonly listen: string;
+  readonly policies: string;
+  readonly logLevel: LogLevel;
+  /** Log one line per decision at info level (off by default: the decision stream is the audit trail). */
+  readonly logDecisions: boolean;
+  readonly limits: ServiceLimits;
+  readonly reload: { readonly watch: boolean; readonly debounceMs: number; readonly pollIntervalMs: number };
+  readonly shutdown: { readonly graceMs: number };
+  readonly events: EventsConfig;
+}

@@ -1,0 +1,97 @@
+import { status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServiceLimits } from '../config/schema.js';
+import { InvalidRequestError } from '../engine/input.js';
+import type { CheckRequest } from '../engine/request.js';
+import type { DecisionService } from '../service/decision-service.js';
+import { NotReadyError } from '../service/decision-service.js';
+import type { PolicyStore } from '../server/policy-store.js';
+import { rejectionOf } from './codec-guard.js';
+import { toBatchRequests, toCheckRequest, toCheckResponse, type ProtoCheckBatchRequest, type ProtoCheckRequest } from './translate.js';
+
+type Callback = sendUnaryData<Record<string, unknown>>;
+
+export interface AuthorizationDeps {
+  readonly decisions: DecisionService;
+  readonly store: PolicyStore;
+  readonly limits: ServiceLimits;
+  /** Resolves a verified subject from a token; absent = tokens are not configured. */
+  readonly onUnexpectedError: (err: unknown, method: string) => void;
+}
+
+function fail(callback: Callback, code: status, details: string): void {
+  callback({ code, details, name: 'Error', message: details });
+}
+
+function handleError(err: unknown, callback: Callback, deps: AuthorizationDeps, method: string): void {
+  if (err instanceof InvalidRequestError) return fail(callback, status.INVALID_ARGUMENT, err.message);
+  if (err instanceof NotReadyError) return fail(callback, status.UNAVAILABLE, 'no policy set is loaded yet; retry shortly');
+  deps.onUnexpectedError(err, method);
+  fail(callback, status.INTERNAL, 'internal error while deciding; the request was not allowed');
+}
+
+function checkToken(token: string | undefined, field: string): void {
+  if (token) throw new InvalidRequestError(field, 'subject tokens are not accepted: no token issuers are configured');
+}
+
+/** verdict.v1.Authorization: a thin adapter from protobuf messages to the DecisionService. */
+export function authorizationService(deps: AuthorizationDeps): UntypedServiceImplementation {
+  return {
+    Check(call: ServerUnaryCall<ProtoCheckRequest, unknown>, callback: Callback) {
+      const msg = call.request;
+      const rejected = rejectionOf(msg);
+      if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
+      let request: CheckRequest;
+      try {
+        checkToken(msg.token, 'token');
+        request = toCheckRequest(msg, deps.limits);
+      } catch (err) {
+        return handleError(err, callback, deps, 'Check');
+      }
+      deps.decisions.check(request, { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check' }).then(
+        (outcome) => callback(null, toCheckResponse(outcome.decisionId, outcome.decision)),
+        (err: unknown) => handleError(err, callback, deps, 'Check'),
+      );
+    },
+
+    CheckBatch(call: ServerUnaryCall<ProtoCheckBatchRequest, unknown>, callback: Callback) {
+      const msg = call.request;
+      const rejected = rejectionOf(msg);
+      if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
+      let requests: CheckRequest[];
+      try {
+        checkToken(msg.token, 'token');
+        requests = toBatchRequests(msg, deps.limits);
+      } catch (err) {
+        return handleError(err, callback, deps, 'CheckBatch');
+      }
+      deps.decisions.checkMany(requests, { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch' }).then(
+        (outcomes) =>
+          callback(null, {
+            results: outcomes.map((o) => toCheckResponse(o.decisionId, o.decision)),
+            revision: outcomes[0]?.decision.revision ?? '',
+          }),
+        (err: unknown) => handleError(err, callback, deps, 'CheckBatch'),
+      );
+    },
+
+    GetPolicySet(call: ServerUnaryCall<unknown, unknown>, callback: Callback) {
+      const rejected = rejectionOf(call.request);
+      if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
+      const live = deps.store.current();
+      const failure = deps.store.lastFailure();
+      const timestamp = (d: Date) => ({ seconds: String(Math.floor(d.getTime() / 1000)), nanos: (d.getTime() % 1000) * 1e6 });
+      const response: Record<string, unknown> = { source: deps.store.directory };
+      if (live) {
+        Object.assign(response, {
+          revision: live.set.revision,
+          loadedAt: timestamp(live.loadedAt),
+          policies: live.set.policies,
+          resourceTypes: live.set.resourceTypes,
+          ruleCount: live.set.ruleCount,
+        });
+      }
+      if (failure) response.lastFailure = { at: timestamp(failure.at), message: failure.message, issues: failure.issues };
+      callback(null, response);
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import { InvalidRequestError } from '../engine/input.js';
+import type { AttributeValue, Attributes } from '../engine/request.js';
+
+/** google.protobuf.Value as proto-loader decodes it (oneofs: true gives `kind`). */
+export interface ProtoValue {
+  kind?: string;
+  nullValue?: unknown;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: ProtoStruct;
+  listValue?: { values?: ProtoValue[] };
+}
+export interface ProtoStruct {
+  fields?: Record<string, ProtoValue>;
+}
+
+/**
+ * Converts a decoded Struct into plain JSON, enforcing the depth limit as it goes so a hostile
+ * nesting never reaches the engine. `field` names the path for the error message.
+ */
+export function structToAttributes(struct: ProtoStruct | null | undefined, field: string, maxDepth: number): Attributes {
+  if (!struct || !struct.fields) return {};
+  return structFields(struct, field, 1, maxDepth);
+}
+
+function structFields(struct: ProtoStruct, field: string, depth: number, maxDepth: number): { [k: string]: AttributeValue } {
+  if (depth > maxDepth) throw new InvalidRequestError(field, `nests deeper than ${maxDepth} levels (limits.maxAttributeDepth)`);
+  const out: { [k: string]: AttributeValue } = {};
+  const fields = struct.fields;
+  if (fields) for (const key in fields) out[key] = valueToJson(fields[key]!, field, key, depth, maxDepth);
+  return out;
+}
+
+function valueToJson(v: ProtoValue, parent: string, key: string, depth: number, maxDepth: number): AttributeValue {
+  switch (v.kind) {
+    case 'stringValue':
+      return v.stringValue!;
+    case 'numberValue': {
+      const n = v.numberValue!;
+      if (!Number.isFinite(n)) throw new InvalidRequestError(`${parent}.${key}`, 'must be a finite number');
+      return n;
+    }
+    case 'boolValue':
+      return v.boolValue!;
+    case 'structValue':
+      return structFields(v.structValue ?? {}, `${parent}.${key}`, depth + 1, maxDepth);
+    case 'listValue': {
+      const field = `${parent}.${key}`;
+      if (depth + 1 > maxDepth) throw new InvalidRequestError(field, `nests deeper than ${maxDepth} levels (limits.maxAttributeDepth)`);
+      const values = v.listValue?.values ?? [];
+      return values.map((item, i) => valueToJson(item, field, String(i), depth + 1, maxDepth));
+    }
+    default:
+      return null;
+  }
+}
+
+/** Plain JSON → google.protobuf.Struct in proto-loader's object form (used by clients and tests). */
+export function attributesToStruct(value: Record<string, unknown>): ProtoStruct {
+  const fields: Record<string, ProtoValue> = {};
+  for (const [k, v] of Object.entries(value)) fields[k] = jsonToValue(v);
+  return { fields };
+}
+
+export function jsonToValue(v: unknown): ProtoValue {
+  if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(jsonToValue) } };
+  if (v instanceof Date) return { stringValue: v.toISOString() };
+  return { structValue: attributesToStruct(v as Record<string, unknown>) };
+}

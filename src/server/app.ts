@@ -1,0 +1,107 @@
+import type { VerdictConfig } from '../config/schema.js';
+import { authorizationService } from '../grpc/authorization-service.js';
+import { loadProtoDefinition } from '../grpc/proto.js';
+import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
+import { formatIssue } from '../policy/index.js';
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
+import { DecisionService } from '../service/decision-service.js';
+import type { Logger } from './logger.js';
+import { PolicyStore, type ReloadResult } from './policy-store.js';
+
+/** A component with work to flush on shutdown (the decision publisher). */
+export interface ClosableSink extends DecisionSink {
+  start?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface VerdictServerOptions {
+  readonly config: VerdictConfig;
+  readonly logger: Logger;
+  /** Decision stream; default: discard (events disabled). */
+  readonly sink?: ClosableSink;
+}
+
+/**
+ * The running service: policy store with hot reload, the gRPC host, health, and the decision
+ * sink, wired together with an orderly start and a graceful stop.
+ */
+export class VerdictServer {
+  readonly store: PolicyStore;
+  readonly decisions: DecisionService;
+  private readonly host: GrpcHost;
+  private readonly sink: ClosableSink;
+  private stopping: Promise<void> | undefined;
+  port = 0;
+
+  constructor(private readonly options: VerdictServerOptions) {
+    const { config, logger } = options;
+    this.sink = options.sink ?? { ...DISCARDING_SINK, close: async () => undefined };
+    this.store = new PolicyStore(config.policies, { onReload: (r) => this.onReload(r) });
+    this.decisions = new DecisionService(this.store, this.sink);
+    const pkg = loadProtoDefinition();
+    const services: HostedService[] = [
+      {
+        name: AUTHORIZATION_SERVICE,
+        definition: pkg[AUTHORIZATION_SERVICE] as ServiceDefinition,
+        implementation: authorizationService({
+          decisions: this.decisions,
+          store: this.store,
+          limits: config.limits,
+          onUnexpectedError: (err, method) => logger.error({ err, method }, 'unexpected error while deciding'),
+        }),
+      },
+    ];
+    this.host = new GrpcHost(services, config.limits);
+  }
+
+  private onReload(result: ReloadResult): void {
+    const log = this.options.logger;
+    if (result.status === 'loaded') {
+      const set = this.store.current()!.set;
+      log.info({ revision: result.revision, previous: result.previous, policies: set.policies.length, rules: set.ruleCount }, result.previous ? 'policy set reloaded' : 'policy set loaded');
+      this.host.setServing(true);
+    } else if (result.status === 'rejected') {
+      log.error(
+        { errors: result.failure.issues.map(formatIssue), keptRevision: this.store.current()?.set.revision ?? null },
+        this.store.current() ? 'policy change rejected; the last good policy set keeps serving' : 'policy set rejected; not serving',
+      );
+    } else {
+      log.debug({ revision: result.revision }, 'policy files touched; revision unchanged');
+    }
+  }
+
+  /** Loads policies, starts the sink, binds the port. Fails if the initial policy set is invalid. */
+  async start(): Promise<number> {
+    const { config, logger } = this.options;
+    const first = await this.store.reload();
+    if (first.status === 'rejected') {
+      throw new Error(`cannot start: ${first.failure.message}`);
+    }
+    await this.sink.start?.();
+    if (config.reload.watch) this.store.watch(config.reload.debounceMs, config.reload.pollIntervalMs);
+    this.port = await this.host.bind(config.listen);
+    const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+    logger.info({ listen: `${host}:${this.port}`, policies: config.policies, revision: this.store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
+    return this.port;
+  }
+
+  /** SIGHUP: reload now. */
+  reload(): Promise<ReloadResult> {
+    return this.store.reload();
+  }
+
+  /** Graceful stop: health NOT_SERVING, finish in-flight calls, flush the sink. Idempotent. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= (async () => {
+      const { config, logger } = this.options;
+      logger.info({ reason }, 'verdict stopping');
+      this.host.setServing(false);
+      this.store.close();
+      const how = await this.host.shutdown(config.shutdown.graceMs);
+      await this.sink.close();
+      logger.info({ reason, shutdown: how }, 'verdict stopped');
+    })();
+    return this.stopping;
+  }
+}

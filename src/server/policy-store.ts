@@ -1,0 +1,139 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { CompiledPolicySet } from '../engine/model.js';
+import { listFiles, loadPolicyDirectory, PolicyLoadError, type PolicyIssue } from '../policy/index.js';
+
+export interface LoadedPolicySet {
+  readonly set: CompiledPolicySet;
+  readonly loadedAt: Date;
+}
+
+export interface LoadFailure {
+  readonly at: Date;
+  readonly message: string;
+  readonly issues: readonly PolicyIssue[];
+}
+
+export type ReloadResult =
+  | { readonly status: 'loaded'; readonly revision: string; readonly previous: string | undefined }
+  | { readonly status: 'unchanged'; readonly revision: string }
+  | { readonly status: 'rejected'; readonly failure: LoadFailure };
+
+export interface PolicyStoreEvents {
+  onReload?(result: ReloadResult): void;
+}
+
+/**
+ * Holds the live policy set and swaps it atomically. A reload compiles the new set completely
+ * before the swap, so in-flight checks finish on the set they started with, and a broken change
+ * never replaces a good set: it is recorded as the last failure and the old set keeps serving.
+ */
+export class PolicyStore {
+  private live: LoadedPolicySet | undefined;
+  private failure: LoadFailure | undefined;
+  private reloading: Promise<ReloadResult> | undefined;
+  private pending = false;
+  private watcher: FSWatcher | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private fingerprint = '';
+
+  constructor(
+    readonly directory: string,
+    private readonly events: PolicyStoreEvents = {},
+  ) {}
+
+  current(): LoadedPolicySet | undefined {
+    return this.live;
+  }
+
+  lastFailure(): LoadFailure | undefined {
+    return this.failure;
+  }
+
+  /** Loads (or re-loads) the directory; concurrent calls coalesce into one extra reload. */
+  reload(): Promise<ReloadResult> {
+    if (this.reloading) {
+      this.pending = true;
+      return this.reloading;
+    }
+    this.reloading = this.doReload().finally(() => {
+      this.reloading = undefined;
+      if (this.pending) {
+        this.pending = false;
+        void this.reload();
+      }
+    });
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<ReloadResult> {
+    let result: ReloadResult;
+    try {
+      this.fingerprint = await this.computeFingerprint();
+      const set = await loadPolicyDirectory(this.directory);
+      const previous = this.live?.set.revision;
+      if (previous === set.revision) {
+        result = { status: 'unchanged', revision: set.revision };
+      } else {
+        this.live = { set, loadedAt: new Date() };
+        this.failure = undefined;
+        result = { status: 'loaded', revision: set.revision, previous };
+      }
+    } catch (err) {
+      const issues = err instanceof PolicyLoadError ? err.issues : [];
+      this.failure = { at: new Date(), message: (err as Error).message, issues };
+      result = { status: 'rejected', failure: this.failure };
+    }
+    this.events.onReload?.(result);
+    return result;
+  }
+
+  /** Cheap summary of the directory (paths, sizes, mtimes) so polling does not recompile needlessly. */
+  private async computeFingerprint(): Promise<string> {
+    try {
+      const files = await listFiles(this.directory, (n) => /\.ya?ml$/.test(n));
+      const parts = await Promise.all(
+        files.map(async (f) => {
+          const s = await stat(f);
+          return `${f}:${s.size}:${s.mtimeMs}`;
+        }),
+      );
+      return parts.join('|');
+    } catch {
+      return 'unreadable';
+    }
+  }
+
+  /**
+   * Watches the directory for changes (fs.watch, recursive) and also polls a fingerprint, because
+   * watch events are lost on some file systems and on Kubernetes ConfigMap symlink swaps.
+   */
+  watch(debounceMs: number, pollIntervalMs: number): void {
+    const schedule = () => {
+      if (this.debounceTimer) clearTimeout(this.debounceTimer);
+      this.debounceTimer = setTimeout(() => void this.reload(), debounceMs);
+      this.debounceTimer.unref();
+    };
+    try {
+      this.watcher = watch(this.directory, { recursive: true, persistent: false }, schedule);
+      this.watcher.on('error', () => undefined);
+    } catch {
+      this.watcher = undefined; // polling still covers us
+    }
+    if (pollIntervalMs > 0) {
+      this.pollTimer = setInterval(() => {
+        void this.computeFingerprint().then((fp) => {
+          if (fp !== this.fingerprint && !this.reloading) schedule();
+        });
+      }, pollIntervalMs);
+      this.pollTimer.unref();
+    }
+  }
+
+  close(): void {
+    this.watcher?.close();
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+  }
+}

@@ -1,0 +1,65 @@
+import type { Decision } from '../engine/decision.js';
+import { decide } from '../engine/evaluate.js';
+import type { CheckRequest } from '../engine/request.js';
+import type { DecisionRecord, DecisionSink } from './decision-record.js';
+import { newDecisionId } from './ids.js';
+import type { PolicyStore } from '../server/policy-store.js';
+
+export interface CheckOptions {
+  readonly explain: boolean;
+  readonly requestId: string;
+  readonly source: string;
+}
+
+export interface CheckOutcome {
+  readonly decisionId: string;
+  readonly decision: Decision;
+}
+
+/** No policy set is loaded: every check is a deny, and the health service says NOT_SERVING. */
+export class NotReadyError extends Error {
+  readonly code = 'NOT_READY';
+}
+
+/**
+ * The use case every API shares: take the live policy set, decide, hand the decision to the sink.
+ * In audit-required mode a decision the sink cannot make durable becomes a DENY with reason
+ * AUDIT_UNAVAILABLE: an unrecorded allow must never reach the caller.
+ */
+export class DecisionService {
+  constructor(
+    private readonly store: PolicyStore,
+    private readonly sink: DecisionSink,
+  ) {}
+
+  /** Decides many requests against ONE policy set snapshot, so a batch never straddles a reload. */
+  async checkMany(requests: readonly CheckRequest[], options: CheckOptions): Promise<CheckOutcome[]> {
+    const live = this.store.current();
+    if (!live) throw new NotReadyError('no policy set is loaded yet');
+    const now = new Date();
+    const records: DecisionRecord[] = requests.map((request) => {
+      const start = process.hrtime.bigint();
+      const decision = decide(live.set, request, { now, explain: options.explain });
+      const evaluationNs = Number(process.hrtime.bigint() - start);
+      return { decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs };
+    });
+    if (!this.sink.requiresDurability) {
+      for (const r of records) this.sink.record(r);
+      return records.map((r) => ({ decisionId: r.decisionId, decision: r.decision }));
+    }
+    const durable = await Promise.all(records.map((r) => this.sink.recordDurably(r)));
+    return records.map((r, i) =>
+      durable[i]
+        ? { decisionId: r.decisionId, decision: r.decision }
+        : { decisionId: r.decisionId, decision: auditUnavailable(r.decision) },
+    );
+  }
+
+  async check(request: CheckRequest, options: CheckOptions): Promise<CheckOutcome> {
+    return (await this.checkMany([request], options))[0]!;
+  }
+}
+
+function auditUnavailable(decision: Decision): Decision {
+  return { ...decision, effect: 'DENY', reason: 'AUDIT_UNAVAILABLE', policy: '', rule: '' };
+}
