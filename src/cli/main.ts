@@ -3,7 +3,9 @@ import { checkCommand, checkUsage } from './commands/check.js';
 import { testCommand, testUsage } from './commands/test.js';
 import { validateCommand, validateUsage } from './commands/validate.js';
 import { processOutput, type CliOutput } from './output.js';
-import { serveCommand, serveUsage } from './commands/serve.js';
+import { serveCommand, serveUsage, setSinkFactory } from './commands/serve.js';
+import { auditCommand, auditUsage } from './commands/audit.js';
+import { DecisionPublisher } from '../events/publisher.js';
 
 type Command = (argv: readonly string[], io: CliOutput) => Promise<number>;
 
@@ -12,7 +14,10 @@ const commands: Record<string, { run: Command; usage: string }> = {
   test: { run: testCommand, usage: testUsage },
   check: { run: checkCommand, usage: checkUsage },
   serve: { run: serveCommand, usage: serveUsage },
+  audit: { run: auditCommand, usage: auditUsage },
 };
+
+setSinkFactory(async (config, logger) => new DecisionPublisher(config.events, logger));
 
 function usage(): string {
   return ['usage: verdict <command> [options]', '', ...Object.values(commands).map((c) => `  ${c.usage}`)].join('\n');

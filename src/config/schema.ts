@@ -24,8 +24,14 @@ export interface EventsConfig {
   readonly queueSize: number;
   /** Publishes with an ack outstanding. */
   readonly maxInFlight: number;
-  /** Directory of the append-only spool used while NATS is unavailable. */
+  /** Directory of the append-only spool (write-ahead log) of events not yet confirmed by JetStream. */
   readonly spoolDir: string;
+  /** Most unconfirmed bytes the spool may hold; beyond it events are dropped (or denied when required). */
+  readonly spoolMaxBytes: number;
+  /** How often a chain checkpoint (one JetStream ack covering every event before it) is sent. */
+  readonly checkpointIntervalMs: number;
+  /** A checkpoint not acknowledged within this time marks NATS unavailable; events are replayed. */
+  readonly ackTimeoutMs: number;
   /** Answer a check only once its event is acked by JetStream or written to the spool. */
   readonly required: boolean;
   /** Attribute keys to include in events: "none", "all", or a list of dotted paths. */

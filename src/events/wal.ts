@@ -1,0 +1,221 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
+
+/** One logged message: what to publish, exactly as first built, plus its place in its chain. */
+export interface WalEntry {
+  readonly subject: string;
+  readonly msgId: string;
+  readonly chain: string;
+  readonly seq: number;
+  readonly hash: string;
+  readonly payload: string;
+}
+
+/** A byte position in the log: segment number and offset within it. */
+export interface WalPosition {
+  readonly segment: number;
+  readonly offset: number;
+}
+
+export function comparePositions(a: WalPosition, b: WalPosition): number {
+  return a.segment - b.segment || a.offset - b.offset;
+}
+
+const SEGMENT = /^decisions-(\d{8})\.wal$/;
+const segmentName = (n: number) => `decisions-${String(n).padStart(8, '0')}.wal`;
+
+export class WalError extends Error {
+  readonly code = 'SPOOL_UNAVAILABLE';
+}
+
+/**
+ * The decision spool: an append-only, segmented write-ahead log of every event, in chain order.
+ * Events are written here before they are published; a checkpoint acknowledged by JetStream moves
+ * the committed position forward and fully committed segments are deleted. After an outage or a
+ * crash, publishing resumes from the committed position and JetStream's de-duplication (message
+ * id = event id) drops what had already been stored. Lines: subject, msgId, chain, seq, hash,
+ * payload separated by tabs (JSON never holds a raw tab or newline).
+ */
+export class DecisionLog {
+  private fd: number | undefined;
+  private segment = 1;
+  private size = 0;
+  private committed: WalPosition = { segment: 1, offset: 0 };
+  private persistedCommit = '';
+  private oldestSegment = 1;
+  private readonly cursorFile: string;
+
+  constructor(
+    readonly dir: string,
+    private readonly segmentBytes: number,
+    private readonly maxBytes: number,
+  ) {
+    this.cursorFile = path.join(dir, 'committed.json');
+  }
+
+  open(): void {
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      const segments = this.segments();
+      this.segment = segments.length > 0 ? segments[segments.length - 1]! : 1;
+      this.fd = openSync(path.join(this.dir, segmentName(this.segment)), 'a+');
+      this.size = statSync(path.join(this.dir, segmentName(this.segment))).size;
+      let committed: WalPosition = { segment: segments[0] ?? this.segment, offset: 0 };
+      try {
+        const saved = JSON.parse(readFileSync(this.cursorFile, 'utf8')) as WalPosition;
+        if (Number.isInteger(saved.segment) && Number.isInteger(saved.offset) && saved.segment >= committed.segment) committed = saved;
+      } catch {
+        // No cursor yet: replay everything present (duplicates are dropped by JetStream).
+      }
+      this.committed = committed;
+      this.oldestSegment = segments[0] ?? this.segment;
+    } catch (err) {
+      throw new WalError(`events.spoolDir ${this.dir}: cannot open the decision spool (${(err as Error).message}); set events.spoolDir to a writable directory`);
+    }
+  }
+
+  private segments(): number[] {
+    return readdirSync(this.dir)
+      .map((n) => SEGMENT.exec(n))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+  }
+
+  end(): WalPosition {
+    return { segment: this.segment, offset: this.size };
+  }
+
+  committedPosition(): WalPosition {
+    return this.committed;
+  }
+
+  /** Bytes written but not yet confirmed by JetStream (approximate across segments). */
+  pendingBytes(): number {
+    if (this.committed.segment === this.segment) return this.size - this.committed.offset;
+    return (this.segment - this.committed.segment) * this.segmentBytes + this.size - this.committed.offset;
+  }
+
+  /**
+   * Appends entries in order; returns the end position of each, or throws WalError when the spool
+   * is full (events.spoolMaxBytes) or the disk refuses. With `sync`, data is on disk on return.
+   */
+  append(entries: readonly WalEntry[], sync: boolean): WalPosition[] {
+    if (this.fd === undefined) throw new WalError('decision spool is not open');
+    if (this.pendingBytes() > this.maxBytes) throw new WalError(`decision spool is full (${this.maxBytes} bytes unconfirmed; NATS has been unavailable too long)`);
+    if (this.size >= this.segmentBytes) this.rotate();
+    const positions: WalPosition[] = [];
+    let text = '';
+    let offset = this.size;
+    for (const e of entries) {
+      const line = `${e.subject}\t${e.msgId}\t${e.chain}\t${e.seq}\t${e.hash}\t${e.payload}\n`;
+      text += line;
+      offset += Buffer.byteLength(line);
+      positions.push({ segment: this.segment, offset });
+    }
+    const bytes = Buffer.from(text, 'utf8');
+    try {
+      let written = 0;
+      while (written < bytes.length) written += writeSync(this.fd, bytes, written, bytes.length - written);
+      if (sync) fsyncSync(this.fd);
+    } catch (err) {
+      throw new WalError(`cannot write the decision spool in ${this.dir}: ${(err as Error).message}`);
+    }
+    this.size += bytes.length;
+    return positions;
+  }
+
+  private rotate(): void {
+    fsyncSync(this.fd!);
+    closeSync(this.fd!);
+    this.segment += 1;
+    this.fd = openSync(path.join(this.dir, segmentName(this.segment)), 'a+');
+    this.size = 0;
+  }
+
+  sync(): void {
+    if (this.fd !== undefined) fsyncSync(this.fd);
+  }
+
+  /** Reads up to `max` complete entries from `from`; returns them with each one's end position. */
+  read(from: WalPosition, max: number): { entries: WalEntry[]; ends: WalPosition[]; next: WalPosition } {
+    let pos = from;
+    // Skip to the next segment when this one is exhausted (and a later one exists).
+    while (pos.segment < this.segment) {
+      const size = this.segmentSize(pos.segment);
+      if (pos.offset < size) break;
+      pos = { segment: pos.segment + 1, offset: 0 };
+    }
+    const size = pos.segment === this.segment ? this.size : this.segmentSize(pos.segment);
+    if (pos.offset >= size) return { entries: [], ends: [], next: pos };
+    const file = path.join(this.dir, segmentName(pos.segment));
+    const fd = pos.segment === this.segment ? this.fd! : openSync(file, 'r');
+    try {
+      const length = Math.min(size - pos.offset, 8 * 1024 * 1024);
+      const buf = Buffer.allocUnsafe(length);
+      const n = readSync(fd, buf, 0, length, pos.offset);
+      const entries: WalEntry[] = [];
+      const ends: WalPosition[] = [];
+      let start = 0;
+      while (entries.length < max) {
+        const nl = buf.indexOf(10, start);
+        if (nl === -1 || nl >= n) break;
+        const parts = buf.toString('utf8', start, nl).split('\t');
+        start = nl + 1;
+        if (parts.length < 6) continue; // a torn line from a crash: never acknowledged to anyone
+        const [subject, msgId, chain, seq, hash] = parts as [string, string, string, string, string];
+        entries.push({ subject, msgId, chain, seq: Number(seq), hash, payload: parts.slice(5).join('\t') });
+        ends.push({ segment: pos.segment, offset: pos.offset + start });
+      }
+      if (start === 0 && n === size - pos.offset) {
+        // Only a torn tail remains in this segment: skip past it.
+        return { entries, ends, next: { segment: pos.segment, offset: size } };
+      }
+      return { entries, ends, next: { segment: pos.segment, offset: pos.offset + start } };
+    } finally {
+      if (fd !== this.fd) closeSync(fd);
+    }
+  }
+
+  private segmentSize(segment: number): number {
+    try {
+      return statSync(path.join(this.dir, segmentName(segment))).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Everything before `pos` is in JetStream: advance, drop finished segments, persist (lazily). */
+  commit(pos: WalPosition, persist: boolean): void {
+    if (comparePositions(pos, this.committed) > 0) this.committed = pos;
+    while (this.oldestSegment < this.committed.segment) {
+      try {
+        unlinkSync(path.join(this.dir, segmentName(this.oldestSegment)));
+      } catch {
+        // already gone
+      }
+      this.oldestSegment += 1;
+    }
+    if (persist) this.persistCommit();
+  }
+
+  persistCommit(): void {
+    const text = JSON.stringify(this.committed);
+    if (text === this.persistedCommit) return;
+    const tmp = `${this.cursorFile}.tmp`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, this.cursorFile);
+    this.persistedCommit = text;
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    try {
+      fsyncSync(this.fd);
+      this.persistCommit();
+    } finally {
+      closeSync(this.fd);
+      this.fd = undefined;
+    }
+  }
+}
