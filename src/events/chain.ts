@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash as oneShotHash, randomUUID } from 'node:crypto';
 import { canonicalJson } from './canonical.js';
 import type { DecisionEvent, UnchainedEvent } from './event.js';
 
@@ -11,7 +11,7 @@ export interface ChainedEvent {
 }
 
 function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return oneShotHash('sha256', text, 'hex');
 }
 
 /** The hash of an event: sha256 of the canonical JSON of the event without `chain.hash`. */
@@ -43,29 +43,26 @@ export class HashChain {
   }
 
   /**
-   * Appends an event. The body's keys are already sorted (buildUnchainedEvent), and "chain" sorts
-   * between "caller" and "decision", so JSON.stringify of the assembled object is canonical.
+   * Appends an event. The body's keys are already sorted (buildUnchainedEvent) and "chain" sorts
+   * between "caller" and "decision", so the canonical JSON is `head + chain + tail`: the body is
+   * serialised once, and the hashed form (without chain.hash) and the published form (with it)
+   * differ only in the chain object.
    */
   append(body: UnchainedEvent): ChainedEvent {
     const seq = ++this.seq;
-    const unsigned = insertChain(body, { id: this.id, prev: this.prev, seq });
-    const hash = sha256Hex(JSON.stringify(unsigned));
-    const event = insertChain(body, { hash, id: this.id, prev: this.prev, seq }) as unknown as DecisionEvent;
+    const prev = this.prev;
+    const before: Record<string, unknown> = {};
+    const after: Record<string, unknown> = {};
+    for (const key of Object.keys(body)) ((key < 'chain' ? before : after) as Record<string, unknown>)[key] = (body as unknown as Record<string, unknown>)[key];
+    const headJson = JSON.stringify(before);
+    const tailJson = JSON.stringify(after);
+    const head = headJson.length > 2 ? `${headJson.slice(0, -1)},` : '{';
+    const tail = tailJson.length > 2 ? `,${tailJson.slice(1)}` : '}';
+    const link = `"id":${JSON.stringify(this.id)},"prev":"${prev}","seq":${seq}}`;
+    const hash = sha256Hex(`${head}"chain":{${link}${tail}`);
+    const payload = `${head}"chain":{"hash":"${hash}",${link}${tail}`;
     this.prev = hash;
-    return { event, payload: JSON.stringify(event) };
+    const event = { ...body, chain: { hash, id: this.id, prev, seq } } as unknown as DecisionEvent;
+    return { event, payload };
   }
-}
-
-function insertChain(body: UnchainedEvent, chain: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  let placed = false;
-  for (const key of Object.keys(body)) {
-    if (!placed && key > 'chain') {
-      out.chain = chain;
-      placed = true;
-    }
-    out[key] = (body as unknown as Record<string, unknown>)[key];
-  }
-  if (!placed) out.chain = chain;
-  return out;
 }

@@ -73,6 +73,8 @@ export class DecisionPublisher implements ClosableSink {
   private checkpointInFlight = false;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private tickScheduled = false;
+  private immediateScheduled = false;
+  private tickTimer: NodeJS.Timeout | undefined;
   private persistTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -104,7 +106,7 @@ export class DecisionPublisher implements ClosableSink {
     this.replaying = true;
     const backlog = this.log.pendingBytes();
     if (backlog > 0) this.logger.warn({ bytes: backlog, spool: this.config.spoolDir }, 'decision spool holds unconfirmed events from a previous run; they will be replayed');
-    this.persistTimer = setInterval(() => this.log.persistCommit(), 250);
+    this.persistTimer = setInterval(() => this.log.persistCommit(), 1000);
     this.persistTimer.unref();
     this.statsTimer = setInterval(() => this.logStats(), 60_000);
     this.statsTimer.unref();
@@ -206,16 +208,37 @@ export class DecisionPublisher implements ClosableSink {
     };
     this.stats.recorded++;
     this.pending.push(waiter ? { entry, waiter } : { entry });
-    this.scheduleTick();
+    this.scheduleTick(waiter !== undefined);
   }
 
-  private scheduleTick(): void {
-    if (this.tickScheduled) return;
+  /**
+   * Events are grouped: one spool write and one socket write per flush interval, not per event
+   * (a syscall per event would cost more than the decision). A caller waiting for durability
+   * (required mode) or a replay in progress flushes on the next turn of the event loop instead.
+   */
+  private scheduleTick(urgent = false): void {
+    if (this.tickScheduled && !urgent) return;
+    if (this.tickTimer) {
+      clearTimeout(this.tickTimer);
+      this.tickTimer = undefined;
+    }
+    if (urgent || this.config.flushIntervalMs === 0) {
+      if (this.immediateScheduled) return;
+      this.tickScheduled = true;
+      this.immediateScheduled = true;
+      setImmediate(() => {
+        this.immediateScheduled = false;
+        this.tickScheduled = false;
+        this.tick();
+      });
+      return;
+    }
     this.tickScheduled = true;
-    setImmediate(() => {
+    this.tickTimer = setTimeout(() => {
+      this.tickTimer = undefined;
       this.tickScheduled = false;
       this.tick();
-    });
+    }, this.config.flushIntervalMs);
   }
 
   /** One turn: spool what was recorded (group commit), send what can be sent, arm a checkpoint. */
@@ -231,7 +254,7 @@ export class DecisionPublisher implements ClosableSink {
         this.replaying = false;
         this.memory = [];
       } else {
-        this.scheduleTick(); // more to replay: yield to the event loop between batches
+        this.scheduleTick(true); // more to replay: yield to the event loop between batches
       }
     } else if (this.memory.length > 0) {
       for (const m of this.memory) this.send(m.entry);
@@ -347,7 +370,7 @@ export class DecisionPublisher implements ClosableSink {
       const ok = await this.checkpoint(done);
       if (ok && done && comparePositions(this.log.committedPosition(), this.log.end()) >= 0) break;
     }
-    for (const t of [this.persistTimer, this.statsTimer, this.retryTimer]) if (t) clearInterval(t);
+    for (const t of [this.persistTimer, this.statsTimer, this.retryTimer, this.tickTimer]) if (t) clearInterval(t);
     this.logStats();
     this.log.close();
     this.logger.info({ events: this.snapshot() }, 'decision publisher closed');

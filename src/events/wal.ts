@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /** One logged message: what to publish, exactly as first built, plus its place in its chain. */
@@ -42,6 +42,7 @@ export class DecisionLog {
   private size = 0;
   private committed: WalPosition = { segment: 1, offset: 0 };
   private persistedCommit = '';
+  private cursorFd: number | undefined;
   private oldestSegment = 1;
   private readonly cursorFile: string;
 
@@ -60,6 +61,7 @@ export class DecisionLog {
       this.segment = segments.length > 0 ? segments[segments.length - 1]! : 1;
       this.fd = openSync(path.join(this.dir, segmentName(this.segment)), 'a+');
       this.size = statSync(path.join(this.dir, segmentName(this.segment))).size;
+      this.dropTornTail();
       let committed: WalPosition = { segment: segments[0] ?? this.segment, offset: 0 };
       try {
         const saved = JSON.parse(readFileSync(this.cursorFile, 'utf8')) as WalPosition;
@@ -71,6 +73,31 @@ export class DecisionLog {
       this.oldestSegment = segments[0] ?? this.segment;
     } catch (err) {
       throw new WalError(`events.spoolDir ${this.dir}: cannot open the decision spool (${(err as Error).message}); set events.spoolDir to a writable directory`);
+    }
+  }
+
+  /**
+   * A crash mid-write can leave a partial last line. It was never acknowledged to anyone, but the
+   * next append would be glued onto it and both would be lost (or the pair misread as one entry):
+   * cut the segment back to its last complete line.
+   */
+  private dropTornTail(): void {
+    let end = this.size;
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    while (end > 0) {
+      const start = Math.max(0, end - buf.length);
+      const n = readSync(this.fd!, buf, 0, end - start, start);
+      const nl = buf.subarray(0, n).lastIndexOf(10);
+      if (nl !== -1) {
+        end = start + nl + 1;
+        break;
+      }
+      end = start;
+    }
+    if (end < this.size) {
+      ftruncateSync(this.fd!, end);
+      fsyncSync(this.fd!);
+      this.size = end;
     }
   }
 
@@ -199,12 +226,16 @@ export class DecisionLog {
     if (persist) this.persistCommit();
   }
 
+  /**
+   * Saves the committed position in place: one fixed-size write at offset 0 (a single sector, so it
+   * is never torn), no rename — renames cost milliseconds on overlay file systems. Losing the last
+   * update only means replaying a little more; JetStream drops the duplicates.
+   */
   persistCommit(): void {
-    const text = JSON.stringify(this.committed);
+    const text = JSON.stringify(this.committed).padEnd(64, ' ');
     if (text === this.persistedCommit) return;
-    const tmp = `${this.cursorFile}.tmp`;
-    writeFileSync(tmp, text);
-    renameSync(tmp, this.cursorFile);
+    if (this.cursorFd === undefined) this.cursorFd = openSync(this.cursorFile, 'w');
+    writeSync(this.cursorFd, text, 0, 'utf8');
     this.persistedCommit = text;
   }
 
@@ -213,9 +244,12 @@ export class DecisionLog {
     try {
       fsyncSync(this.fd);
       this.persistCommit();
+      if (this.cursorFd !== undefined) fsyncSync(this.cursorFd);
     } finally {
       closeSync(this.fd);
       this.fd = undefined;
+      if (this.cursorFd !== undefined) closeSync(this.cursorFd);
+      this.cursorFd = undefined;
     }
   }
 }
