@@ -39,8 +39,9 @@ export function parsePolicyFile(source: PolicySourceFile): ParsedPolicyFile {
   const contentDocs = list.filter((d) => d.contents !== null || d.errors.length > 0);
   contentDocs.forEach((doc, index) => {
     for (const err of doc.errors) {
-      const pos = err.linePos?.[0];
-      reader.report('YAML_SYNTAX', err.message.split('\n')[0]!, { file: source.path, line: pos?.line ?? 1, column: pos?.col ?? 1 });
+      // With prettyErrors off, linePos is not filled in: map the byte offset ourselves.
+      const pos = err.linePos?.[0] ?? lineCounter.linePos(err.pos[0]);
+      reader.report('YAML_SYNTAX', err.message.split('\n')[0]!, { file: source.path, line: pos.line, column: pos.col });
     }
     if (doc.errors.length > 0) return;
     const id = contentDocs.length > 1 ? `${source.path}#${index + 1}` : source.path;
@@ -185,6 +186,10 @@ function readRules(reader: YamlReader, node: Node | null, at: SourcePosition): R
     }
     const rolesNode = f.get('roles')?.value;
     const roles = rolesNode === undefined || rolesNode === null ? undefined : (reader.stringList(rolesNode, `${label}: roles`, position) ?? []).map((r) => r.value);
+    if (roles !== undefined && roles.length === 0 && reader.issues.length === before) {
+      // An empty list reads like "nobody" but would mean "anyone": refuse the ambiguity.
+      reader.report('INVALID_VALUE', `${label}: roles must not be empty (omit it or use ["*"] for any subject)`, reader.positionOf(rolesNode, position));
+    }
     const whenNode = f.get('when')?.value;
     const when = whenNode === undefined || whenNode === null ? undefined : reader.expression(whenNode, `${label}: when`, position);
     const description = optionalString(reader, f.get('description')?.value, `${label}: description`, position);

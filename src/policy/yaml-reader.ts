@@ -106,13 +106,18 @@ export class YamlReader {
     const position = this.positionOfOffset(start);
     const positionAt = (offset: number): SourcePosition => {
       if (type === Scalar.BLOCK_LITERAL || type === Scalar.BLOCK_FOLDED) {
-        const before = text.slice(0, offset);
-        const lineInBlock = before.split('\n').length - 1;
-        const columnInLine = offset - (before.lastIndexOf('\n') + 1);
-        const sourceLine = position.line + 1 + lineInBlock;
-        // The block's indentation is that of its first content line; deeper lines keep their extra spaces in the text.
+        // Walk the block's source lines: each value character maps to one source character, and a
+        // line break (literal) or the space that folding put in its place (folded) ends a line.
         const indent = (this.sourceLines[position.line] ?? '').match(/^ */)![0].length;
-        return { file: this.file, line: sourceLine, column: indent + columnInLine + 1 };
+        let valueOffset = 0;
+        for (let line = position.line + 1; line <= this.sourceLines.length; line++) {
+          const content = (this.sourceLines[line - 1] ?? '').slice(indent);
+          if (offset < valueOffset + content.length || line === this.sourceLines.length) {
+            return { file: this.file, line, column: indent + Math.max(0, offset - valueOffset) + 1 };
+          }
+          valueOffset += content.length + 1;
+        }
+        return position;
       }
       const quoted = type === Scalar.QUOTE_DOUBLE || type === Scalar.QUOTE_SINGLE ? 1 : 0;
       return this.positionOfOffset(start + quoted + offset);

@@ -45,7 +45,7 @@ export function parseSuite(file: string, text: string): { tests: PolicyTestCase[
   const errors: SuiteError[] = [];
   const lineOf = (n: Node | null | undefined) => (n?.range ? lineCounter.linePos(n.range[0]).line : 1);
   if (doc.errors.length > 0) {
-    return { tests: [], errors: doc.errors.map((e) => ({ file, line: e.linePos?.[0]?.line ?? 1, message: e.message.split('\n')[0]! })) };
+    return { tests: [], errors: doc.errors.map((e) => ({ file, line: (e.linePos?.[0] ?? lineCounter.linePos(e.pos[0])).line, message: e.message.split('\n')[0]! })) };
   }
   const root = doc.contents;
   if (!isMap(root)) return { tests: [], errors: [{ file, line: 1, message: 'a test suite must be a mapping with "name" and "tests"' }] };
