@@ -78,6 +78,7 @@ export class DecisionPublisher implements ClosableSink {
   private persistTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private connectRetry: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   private lastFailureLog = 0;
   readonly stats: PublisherStats = {
     recorded: 0, spooled: 0, sent: 0, published: 0, failed: 0, checkpoints: 0, checkpointFailures: 0, queued: 0, unconfirmedBytes: 0, connected: false,
@@ -113,17 +114,33 @@ export class DecisionPublisher implements ClosableSink {
     void this.connectInBackground();
   }
 
+  /**
+   * Connects, retrying every 500 ms until NATS answers or the publisher closes. The first connect
+   * is retried here rather than by the client's waitOnFirstConnect: that loop cannot be cancelled,
+   * so a server that never reached NATS could not shut down.
+   */
   private async connectInBackground(): Promise<void> {
-    try {
-      // maxReconnectAttempts -1: the default client gives up after ~18 s and then fails every publish.
-      const nc = await connect({
-        servers: this.config.natsUrl,
-        name: `verdict ${this.config.instanceId}`,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 500,
-        waitOnFirstConnect: true,
-        pingInterval: 10_000,
-      });
+    let attempts = 0;
+    while (!this.closing) {
+      let nc: NatsConnection;
+      try {
+        // maxReconnectAttempts -1: the default client gives up after ~18 s and then fails every publish.
+        nc = await connect({
+          servers: this.config.natsUrl,
+          name: `verdict ${this.config.instanceId}`,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 500,
+          timeout: this.config.ackTimeoutMs,
+          pingInterval: 10_000,
+        });
+      } catch (err) {
+        if (attempts++ === 0) this.logger.error({ err: (err as Error).message, url: this.config.natsUrl }, 'cannot connect to NATS; events are spooled until it answers');
+        await new Promise<void>((resolve) => {
+          this.connectRetry = { timer: setTimeout(resolve, 500), resolve };
+        });
+        this.connectRetry = undefined;
+        continue;
+      }
       if (this.closing) {
         await nc.close();
         return;
@@ -132,8 +149,7 @@ export class DecisionPublisher implements ClosableSink {
       this.js = nc.jetstream();
       void this.watchStatus(nc);
       await this.becomeReady('connected');
-    } catch (err) {
-      this.logger.error({ err: (err as Error).message, url: this.config.natsUrl }, 'cannot connect to NATS; events are spooled');
+      return;
     }
   }
 
@@ -357,6 +373,10 @@ export class DecisionPublisher implements ClosableSink {
     const deadline = Date.now() + timeoutMs;
     if (this.pending.length > 0) this.writePending();
     this.closing = true;
+    if (this.connectRetry) {
+      clearTimeout(this.connectRetry.timer);
+      this.connectRetry.resolve();
+    }
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
     this.checkpointTimer = undefined;
     while (this.up && Date.now() < deadline) {
