@@ -110,15 +110,24 @@ export class ChainVerifier {
     this.checkpoints++;
     const chain = String(c.chain);
     const seq = Number(c.seq);
+    const known = this.chains.has(chain);
     const s = this.state(chain);
+    if (!known && this.anchorUnknownChains && !this.partial && seq > 0 && typeof c.hash === 'string') {
+      // A resumed view can start with the checkpoint of events it already holds: anchor the chain
+      // there (the next event must link to this hash) instead of reporting a gap.
+      this.anchored.push({ chain, seq, where });
+      s.seq = seq;
+      s.hash = c.hash;
+      s.recent.set(seq, c.hash);
+    }
     if (c.final === true) s.closed = true;
     if (this.partial) return;
     if (seq > s.seq) {
       this.report('gap', chain, seq, where, `checkpoint says chain ${chain} reached seq ${seq}, but only ${s.seq} events were seen`);
       return;
     }
-    const known = s.recent.get(seq);
-    if (known !== undefined && known !== c.hash) {
+    const stored = s.recent.get(seq);
+    if (stored !== undefined && stored !== c.hash) {
       this.report('conflict', chain, seq, where, `checkpoint hash for seq ${seq} differs from the stored event's hash`);
     }
   }

@@ -123,6 +123,31 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     expect(partial.stdout).to.match(/: OK$/m);
   });
 
+  it('a keeper resuming between an event and its checkpoint reports no false problem', async () => {
+    const outDir = res.tmpDir('trail');
+    let keeper = await consumer(outDir, 'keeper');
+    const made = await decide(client, 6, 'r');
+    await waitFor('the trail', () => eventsOf(outDir).length >= made.length, 10_000);
+    expect(await keeper.stop('SIGTERM')).to.equal(0);
+    // Cut the trail right after an event whose checkpoint follows it, and forget the durable's
+    // acks: as if the keeper had stopped after a fetch that ended between the two.
+    const [file] = trailFiles(outDir);
+    const lines = readFileSync(file!, 'utf8').split('\n').filter(Boolean);
+    const cut = lines.findIndex((l, i) => JSON.parse(l).data.schema === EVENT_SCHEMA && i + 1 < lines.length && JSON.parse(lines[i + 1]!).data.schema === CHECKPOINT_SCHEMA && i > 2);
+    expect(cut).to.be.greaterThan(0);
+    writeFileSync(file!, `${lines.slice(0, cut + 1).join('\n')}\n`);
+    await (await (await res.nats(NATS_URL)).jetstreamManager()).consumers.delete(names.stream, 'keeper');
+
+    keeper = await consumer(outDir, 'keeper');
+    const more = await decide(client, 3, 's');
+    await waitFor('the resumed trail', () => eventsOf(outDir).length >= made.length + more.length, 10_000);
+    expect(await keeper.stop('SIGTERM'), keeper.tail()).to.equal(0);
+    expect(keeper.logs.filter((l) => /AUDIT TRAIL PROBLEM/.test(String(l.msg)))).to.deep.equal([]);
+    expect(eventsOf(outDir).map((r) => r.data.id)).to.deep.equal([...made, ...more].map((r) => r.decisionId));
+    const ok = await verify(trailFiles(outDir));
+    expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
+  });
+
   it('verify names the altered line, reports a deleted line as a gap and swapped lines as a gap/broken link', async () => {
     const outDir = res.tmpDir('trail');
     const keeper = await consumer(outDir, 'keeper');

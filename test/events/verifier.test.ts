@@ -53,6 +53,19 @@ describe('audit: ChainVerifier', () => {
     expect(kinds(run([data[2], broken], new ChainVerifier(false, true)))).to.deep.equal(['gap']);
   });
 
+  it('anchoring: a resumed view that starts with a checkpoint anchors the chain there, without a false gap', () => {
+    const v = run([checkpoint(events[2]!), data[3], data[4], checkpoint(events[4]!)], new ChainVerifier(false, true));
+    expect(v.findings).to.deep.equal([]);
+    expect(v.anchored).to.deep.equal([{ chain: 'unit/boot-1', seq: 3, where: 'line 1' }]);
+    // The anchor is checked: the next event must link to the checkpoint's hash.
+    const forged = parsed(events[3]!);
+    forged.chain.prev = 'e'.repeat(64);
+    forged.chain.hash = eventHash(forged);
+    expect(kinds(run([checkpoint(events[2]!), forged], new ChainVerifier(false, true)))).to.deep.equal(['broken-link']);
+    // Strict verification still reports the missing start.
+    expect(kinds(run([checkpoint(events[2]!), data[3]]))).to.include('gap');
+  });
+
   it('reports a duplicate (the same event again)', () => {
     const v = run([data[0], data[1], data[1], data[2]]);
     expect(kinds(v)).to.deep.equal(['duplicate']);
