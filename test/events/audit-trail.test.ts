@@ -40,8 +40,8 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
   });
   afterEach(() => res.cleanup());
 
-  const consumer = (outDir: string, durable: string, onlyDenials = false): Promise<Proc> =>
-    startConsumer(res, { natsUrl: NATS_URL, ...names, outDir, durable, onlyDenials });
+  const consumer = (outDir: string, durable: string, onlyDenials = false, rotateBytes?: number): Promise<Proc> =>
+    startConsumer(res, { natsUrl: NATS_URL, ...names, outDir, durable, onlyDenials, ...(rotateBytes ? { rotateBytes } : {}) });
 
   async function verify(files: string[], ...flags: string[]) {
     return runVerdict(['audit', 'verify', ...flags, ...files]);
@@ -50,7 +50,8 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
   it('writes every decision once, resumes after a stop and after a crash without duplicates, and verifies OK', async () => {
     const all = res.tmpDir('trail-all');
     const denials = res.tmpDir('trail-deny');
-    let keeper = await consumer(all, 'keeper');
+    // Small files: the trail spans several, and resuming continues in the newest.
+    let keeper = await consumer(all, 'keeper', false, 4096);
     const denyKeeper = await consumer(denials, 'deny-keeper', true);
 
     const first = await decide(client, 12, 'a');
@@ -65,7 +66,7 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
 
     // Decisions made while the keeper is away are picked up when it resumes.
     second = await decide(client, 9, 'b');
-    keeper = await consumer(all, 'keeper');
+    keeper = await consumer(all, 'keeper', false, 4096);
     await waitFor('the resumed trail to hold all decisions', () => eventsOf(all).length >= first.length + second.length, 10_000);
 
     // A crash (SIGKILL, no chance to ack) and a restart: redelivered messages are skipped. The
@@ -74,7 +75,7 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     await keeper.stop('SIGKILL');
     await (await (await res.nats(NATS_URL)).jetstreamManager()).consumers.delete(names.stream, 'keeper');
     third = await decide(client, 6, 'c');
-    keeper = await consumer(all, 'keeper');
+    keeper = await consumer(all, 'keeper', false, 4096);
     const made = [...first, ...second, ...third];
     await waitFor('the trail after a crash to hold all decisions', () => eventsOf(all).length >= made.length, 10_000);
 
@@ -104,6 +105,7 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
       expect(r.subject).to.equal(`${names.prefix}.document.${made[i]!.allowed ? 'allow' : 'deny'}`);
     });
 
+    expect(trailFiles(all).length).to.be.greaterThan(2);
     const ok = await verify(trailFiles(all));
     expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
     expect(ok.stdout).to.match(new RegExp(`verified ${trailFiles(all).length} files, ${made.length} events, \\d+ checkpoints: OK`));
@@ -194,7 +196,11 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     const next = eventLines.find((x) => x.i > target.i)!;
     const b = await verify([forged]);
     expect(b.code).to.equal(1);
-    expect(b.stderr.split('\n')[0]).to.include(`${forged}:${next.i + 1}: BROKEN-LINK`);
+    expect(b.stderr).to.include(`${forged}:${next.i + 1}: BROKEN-LINK`);
+    // A checkpoint between the two (timing) names the original hash: it disagrees first.
+    const between = lines.slice(target.i + 1, next.i).findIndex((l) => JSON.parse(l).data.seq === target.d.chain.seq);
+    const firstAt = between === -1 ? `${forged}:${next.i + 1}: BROKEN-LINK` : `${forged}:${target.i + 2 + between}: CONFLICT`;
+    expect(b.stderr.split('\n')[0], b.stderr).to.include(firstAt);
 
     // 2. A middle event line deleted: a gap.
     const gone = eventLines[5]!;

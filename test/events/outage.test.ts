@@ -11,12 +11,19 @@ describe('events: NATS outage (private nats-server killed and restarted mid-stre
   const res = new Resources();
   afterEach(() => res.cleanup());
 
-  for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
-    it(`every decision arrives exactly once and in chain order after nats-server is stopped with ${signal}`, async () => {
+  const outages = {
+    SIGKILL: 'nats-server is killed (SIGKILL) and restarted',
+    SIGTERM: 'nats-server is stopped (SIGTERM) and restarted',
+    SIGSTOP: 'nats-server stalls (SIGSTOP/SIGCONT: connection open, no acks)',
+  } as const;
+  for (const [signal, title] of Object.entries(outages) as [keyof typeof outages, string][]) {
+    it(`every decision arrives exactly once and in chain order when ${title}`, async () => {
       const nats = await PrivateNats.start(res);
       const names = uniqueNames();
       const instance = `vt-${randomToken(3)}`;
-      const server = await startVerdict(res, { policies: writePolicies(res.tmpDir('policies')), natsUrl: nats.url, ...names, spoolDir: res.tmpDir('spool'), instanceId: instance });
+      // A stall is only noticed through checkpoint timeouts: make them short.
+      const configYaml = signal === 'SIGSTOP' ? 'events:\n  ackTimeoutMs: 500\n' : undefined;
+      const server = await startVerdict(res, { policies: writePolicies(res.tmpDir('policies')), natsUrl: nats.url, ...names, spoolDir: res.tmpDir('spool'), instanceId: instance, ...(configYaml ? { configYaml } : {}) });
       await server.waitForLog(/^NATS available/);
       const client = res.client(server.address);
 
@@ -40,6 +47,12 @@ describe('events: NATS outage (private nats-server killed and restarted mid-stre
       })();
       const chaos = (async () => {
         await sleep(1000);
+        if (signal === 'SIGSTOP') {
+          nats.proc!.child.kill('SIGSTOP');
+          await sleep(2500);
+          nats.proc!.child.kill('SIGCONT');
+          return;
+        }
         await nats.kill(signal);
         await sleep(2500);
         await nats.restart();
@@ -47,7 +60,7 @@ describe('events: NATS outage (private nats-server killed and restarted mid-stre
       await Promise.all([sender, chaos]);
       expect(failures, 'checks do not fail while NATS is down').to.deep.equal([]);
       expect(made).to.have.length(300);
-      expect(server.log(/^NATS unavailable/), 'the publisher noticed the outage').to.not.equal(undefined);
+      expect(server.log(/^NATS unavailable/), `the publisher noticed the outage: ${server.tail()}`).to.not.equal(undefined);
 
       const nc = await res.nats(nats.url);
       await waitFor('the publisher to catch up', async () => (await countEvents(nc, names.stream, names.prefix)) >= made.length, 20_000, 100);

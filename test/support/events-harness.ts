@@ -265,9 +265,10 @@ export async function startVerdict(res: Resources, opts: ServeOptions): Promise<
 }
 
 /** Starts `verdict audit consume` writing into `outDir`, and waits until it runs. */
-export async function startConsumer(res: Resources, opts: { natsUrl: string; stream: string; prefix: string; outDir: string; durable: string; onlyDenials?: boolean }): Promise<Proc> {
+export async function startConsumer(res: Resources, opts: { natsUrl: string; stream: string; prefix: string; outDir: string; durable: string; onlyDenials?: boolean; rotateBytes?: number }): Promise<Proc> {
   const args = [VERDICT_BIN, 'audit', 'consume', '--nats', opts.natsUrl, '--stream', opts.stream, '--subject-prefix', opts.prefix, '--out', opts.outDir, '--durable', opts.durable];
   if (opts.onlyDenials) args.push('--only-denials');
+  if (opts.rotateBytes) args.push('--rotate-bytes', String(opts.rotateBytes));
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = res.track(new Proc(`audit consume ${opts.durable}`, child));
   await proc.waitForLog('audit consumer started', 15_000);
