@@ -16,7 +16,7 @@ interface VariablesInstance {
   [CACHE]: Map<string, { ok: boolean; value: unknown }>;
 }
 
-function makeVariablesClass(programs: ReadonlyMap<string, CelProgram>): new (activation: Record<string, unknown>) => object {
+function makeVariablesClass(names: Iterable<string>, programs: ReadonlyMap<string, CelProgram>): new (activation: Record<string, unknown>) => object {
   class PolicyVariables {
     [ACTIVATION]: Record<string, unknown>;
     [CACHE] = new Map<string, { ok: boolean; value: unknown }>();
@@ -24,7 +24,7 @@ function makeVariablesClass(programs: ReadonlyMap<string, CelProgram>): new (act
       this[ACTIVATION] = activation;
     }
   }
-  for (const [name, program] of programs) {
+  for (const name of names) {
     Object.defineProperty(PolicyVariables.prototype, name, {
       enumerable: true,
       get(this: VariablesInstance) {
@@ -32,7 +32,7 @@ function makeVariablesClass(programs: ReadonlyMap<string, CelProgram>): new (act
         if (!entry) {
           // An error is cached too: every use of a broken variable fails the same way.
           try {
-            entry = { ok: true, value: program(this[ACTIVATION]) };
+            entry = { ok: true, value: programs.get(name)!(this[ACTIVATION]) };
           } catch (err) {
             entry = { ok: false, value: err };
           }
@@ -103,7 +103,11 @@ export function compileVariables(
 
   const types = new Map<string, string>();
   const programs = new Map<string, CelProgram>();
-  let typed = withVariablesType(base, types, new Map());
+  // One runtime class for every environment built below: a variable's program is checked in an
+  // intermediate environment but reads `variables` from the instance the final one creates, and
+  // cel-js recognises a value by its class.
+  const VariablesClass = makeVariablesClass(order, programs);
+  let typed = withVariablesType(base, types, VariablesClass);
   for (const name of order) {
     const def = byName.get(name)!;
     const checked = checkExpression(typed.env, def.expression, `variables.${name}`, issues, false);
@@ -113,11 +117,10 @@ export function compileVariables(
     }
     types.set(name, checked.type);
     programs.set(name, checked.program);
-    typed = withVariablesType(base, types, programs);
+    typed = withVariablesType(base, types, VariablesClass);
   }
   if (!ok) return fallback(base, definitions);
   // The runtime class must be the one registered for the type: cel-js checks values by class.
-  const VariablesClass = typed.ctor;
   return { env: typed.env, factory: { create: (activation) => new VariablesClass(activation) }, ok: true };
 }
 
@@ -127,7 +130,7 @@ export function compileVariables(
  */
 function fallback(base: Environment, definitions: readonly VariableDefinition[]): { env: Environment; factory: VariablesFactory; ok: boolean } {
   const types = new Map(definitions.map((d) => [d.name, 'dyn']));
-  const { env } = withVariablesType(base, types, new Map());
+  const { env } = withVariablesType(base, types, makeVariablesClass([], new Map()));
   return {
     env,
     factory: {
@@ -142,11 +145,10 @@ function fallback(base: Environment, definitions: readonly VariableDefinition[])
 function withVariablesType(
   base: Environment,
   types: ReadonlyMap<string, string>,
-  programs: ReadonlyMap<string, CelProgram>,
-): { env: Environment; ctor: new (activation: Record<string, unknown>) => object } {
+  ctor: new (activation: Record<string, unknown>) => object,
+): { env: Environment } {
   const env = base.clone();
   const typeName = `verdict.Variables${++typeCounter}`;
-  const ctor = makeVariablesClass(programs);
   const fields: Record<string, string> = {};
   for (const [name, type] of types) fields[name] = type;
   try {
@@ -157,5 +159,5 @@ function withVariablesType(
     env.registerType(typeName, { ctor, fields });
   }
   env.registerVariable('variables', typeName);
-  return { env, ctor };
+  return { env };
 }
