@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /** One line of an audit file: the stream sequence, subject and the message exactly as stored. */
@@ -41,6 +41,7 @@ export class TrailWriter {
     const m = FILE.exec(newest)!;
     this.day = m[1]!;
     this.index = Number(m[2]);
+    dropTornTail(path.join(this.dir, newest));
     this.openFile(path.join(this.dir, newest));
     return lastSeqOf(path.join(this.dir, newest));
   }
@@ -92,6 +93,36 @@ export class TrailWriter {
     fsyncSync(this.fd);
     closeSync(this.fd);
     this.fd = undefined;
+  }
+}
+
+/**
+ * A crash mid-write can leave a partial last line (never acknowledged to JetStream). Counting it as
+ * written would skip its message on resume, and the next line would be glued onto it: cut the file
+ * back to its last complete line so the message is fetched and written again.
+ */
+function dropTornTail(file: string): void {
+  const size = statSync(file).size;
+  const fd = openSync(file, 'r+');
+  try {
+    let end = size;
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    while (end > 0) {
+      const start = Math.max(0, end - buf.length);
+      const n = readSync(fd, buf, 0, end - start, start);
+      const nl = buf.subarray(0, n).lastIndexOf(10);
+      if (nl !== -1) {
+        end = start + nl + 1;
+        break;
+      }
+      end = start;
+    }
+    if (end < size) {
+      ftruncateSync(fd, end);
+      fsyncSync(fd);
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -150,6 +150,36 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
   });
 
+  it('a keeper that crashed mid-write (torn last line) repairs its file and rewrites the message', async () => {
+    const outDir = res.tmpDir('trail');
+    let keeper = await consumer(outDir, 'keeper');
+    const made = await decide(client, 6, 'p');
+    await waitFor('the trail', () => eventsOf(outDir).length >= made.length, 10_000);
+    expect(await keeper.stop('SIGKILL')).to.equal(null);
+    // The crash: the last line only half written, never acknowledged to JetStream.
+    const [file] = trailFiles(outDir);
+    const text = readFileSync(file!, 'utf8');
+    const lastStart = text.lastIndexOf('\n', text.length - 2) + 1;
+    writeFileSync(file!, text.slice(0, lastStart + Math.floor((text.length - lastStart) / 2)));
+    await (await (await res.nats(NATS_URL)).jetstreamManager()).consumers.delete(names.stream, 'keeper');
+
+    keeper = await consumer(outDir, 'keeper');
+    const more = await decide(client, 3, 'q');
+    await waitFor('the repaired trail', () => {
+      try {
+        return eventsOf(outDir).length >= made.length + more.length;
+      } catch {
+        return false; // a torn line does not parse
+      }
+    }, 10_000);
+    expect(await keeper.stop('SIGTERM'), keeper.tail()).to.equal(0);
+    const trail = readTrail(outDir);
+    expect(trail.map((r) => r.seq)).to.deep.equal(trail.map((_, i) => i + 1));
+    expect(eventsOf(outDir).map((r) => r.data.id)).to.deep.equal([...made, ...more].map((r) => r.decisionId));
+    const ok = await verify(trailFiles(outDir));
+    expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
+  });
+
   it('verify names the altered line, reports a deleted line as a gap and swapped lines as a gap/broken link', async () => {
     const outDir = res.tmpDir('trail');
     const keeper = await consumer(outDir, 'keeper');
