@@ -563,7 +563,9 @@ function renderMarkdown(rep: Report): string {
   push(
     '## Notes for Verdict',
     '',
-    `- ${early.length} passing unchecked tests expect an evaluation error and got a parse error instead (a policy with such an expression fails to load instead of failing at decision time).`,
+    ...(early.length > 0
+      ? [`- ${early.length} passing unchecked tests expect an evaluation error and got a parse error instead (a policy with such an expression fails to load instead of failing at decision time).`]
+      : []),
     linted.length === 0
       ? "- No passing test uses an expression that Verdict's policy linter (`lintExpression`: `matches()` needs a literal, linear-time pattern) would refuse at load."
       : `- ${linted.length} passing tests use expressions that Verdict's policy linter (\`lintExpression\`: \`matches()\` needs a literal, linear-time pattern) would refuse at load; they pass in the engine but could not appear in a policy. Example: ${code(linted[0]!.expr, 60)} (${mdEscape(linted[0]!.lint!)}).`,
