@@ -92,7 +92,8 @@ export class ChainVerifier {
     if (seq <= s.seq) {
       const seen = s.recent.get(seq);
       if (seen === hash) this.report('duplicate', id, seq, where, `event seq ${seq} appears again`);
-      else this.report('conflict', id, seq, where, `a different event already holds seq ${seq}`);
+      else if (seen !== undefined) this.report('conflict', id, seq, where, `a different event already holds seq ${seq}`);
+      else this.report('conflict', id, seq, where, `event seq ${seq} arrives after seq ${s.seq}: out of order (or a late copy of an event no longer remembered)`);
       return;
     }
     if (seq > s.seq + 1) {

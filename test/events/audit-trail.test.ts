@@ -39,6 +39,7 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     client = res.client(server.address);
   });
   afterEach(() => res.cleanup());
+  after(() => res.cleanup()); // also when a beforeEach hook failed
 
   const consumer = (outDir: string, durable: string, onlyDenials = false, rotateBytes?: number): Promise<Proc> =>
     startConsumer(res, { natsUrl: NATS_URL, ...names, outDir, durable, onlyDenials, ...(rotateBytes ? { rotateBytes } : {}) });

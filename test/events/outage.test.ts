@@ -10,6 +10,7 @@ describe('events: NATS outage (private nats-server killed and restarted mid-stre
   this.timeout(60_000);
   const res = new Resources();
   afterEach(() => res.cleanup());
+  after(() => res.cleanup()); // also when a beforeEach hook failed
 
   const outages = {
     SIGKILL: 'nats-server is killed (SIGKILL) and restarted',

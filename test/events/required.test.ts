@@ -60,6 +60,7 @@ describe('events: audit.required (real processes, private nats-server)', functio
   this.timeout(60_000);
   const res = new Resources();
   afterEach(() => res.cleanup());
+  after(() => res.cleanup()); // also when a beforeEach hook failed
 
   async function serve(nats: string, names: { stream: string; prefix: string }, spoolDir: string, instanceId: string, configYaml?: string): Promise<ServerProc> {
     return startVerdict(res, { policies: writePolicies(res.tmpDir('policies')), natsUrl: nats, ...names, spoolDir, instanceId, required: true, ...(configYaml ? { configYaml } : {}) });

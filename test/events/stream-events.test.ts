@@ -73,6 +73,7 @@ describe('events: every decision is stored exactly once (real NATS, real server)
     policies = writePolicies(res.tmpDir('policies'));
   });
   afterEach(() => res.cleanup());
+  after(() => res.cleanup()); // also when a beforeEach hook failed
 
   async function serve(configYaml?: string): Promise<ServerProc> {
     return startVerdict(res, { policies, natsUrl: NATS_URL, ...names, spoolDir: res.tmpDir('spool'), instanceId: instance, ...(configYaml ? { configYaml } : {}) });

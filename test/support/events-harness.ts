@@ -77,6 +77,12 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+/** Every child still running when the test process exits (mocha --exit, Ctrl-C) is killed too. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
 /** A child process whose output is kept: JSON lines (pino) parsed, everything kept as text. */
 export class Proc {
   readonly logs: Record<string, unknown>[] = [];
@@ -108,6 +114,8 @@ export class Proc {
     child.stdout?.on('data', (c: Buffer) => take(c, 'stdout'));
     child.stderr?.on('data', (c: Buffer) => take(c, 'stderr'));
     this.exit = exited(child);
+    live.add(child);
+    void this.exit.then(() => live.delete(child));
   }
 
   get running(): boolean {
