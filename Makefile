@@ -34,8 +34,9 @@ policy-test: build
 bench-engine: build
 	node dist/bench/engine/run.js
 
+# BENCH_ARGS are passed to bench/run.ts, e.g. make bench BENCH_ARGS="--reps 5 --write-docs".
 bench: build
-	bash bench/run.sh
+	bash bench/run.sh $(BENCH_ARGS)
 
 conformance: build
 	npm run conformance

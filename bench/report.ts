@@ -1,0 +1,85 @@
+/** Rendering of benchmark results: the markdown table of medians and the docs/performance.md block. */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { LoadResult } from './grpc/driver.js';
+import type { MethodName } from './grpc/protocols.js';
+import { fmtInt, fmtMs, fmtNum, median } from './util.js';
+import type { WorkloadName } from './workloads.js';
+
+export interface Scenario {
+  readonly id: string;
+  readonly label: string;
+  readonly workload: WorkloadName;
+  readonly method: MethodName;
+  readonly inFlight: number;
+}
+
+export interface Row {
+  readonly scenario: Scenario;
+  readonly server: { readonly name: string; readonly baseline?: boolean };
+  readonly runs: LoadResult[];
+}
+
+function medianOf(rows: readonly LoadResult[], f: (r: LoadResult) => number | undefined): number {
+  return median(rows.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+}
+
+function labelFor(scenario: Scenario, types: number): string {
+  return scenario.label.replace('1,000 types', `${fmtInt(types)} types`);
+}
+
+/** The markdown table of medians, baseline server first within each scenario. */
+export function renderTable(rows: readonly Row[], types: number): string {
+  const out = [
+    '| scenario | server | checks/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/check | server cores | RSS MB | load-gen cores | other procs cores | checks/s vs empty |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const scenarios = [...new Set(rows.map((r) => r.scenario))];
+  for (const scenario of scenarios) {
+    const group = rows.filter((r) => r.scenario === scenario);
+    const base = group.find((r) => r.server.baseline);
+    const baseRate = base ? medianOf(base.runs, (r) => r.checksPerSecond) : Number.NaN;
+    for (const row of group) {
+      const rate = medianOf(row.runs, (r) => r.checksPerSecond);
+      const ratio = row === base ? '1.00' : fmtNum(rate / baseRate, 2);
+      out.push(
+        `| ${labelFor(scenario, types)} | ${row.server.name} | ${fmtInt(rate)} | ${fmtMs(medianOf(row.runs, (r) => r.latencyMs.p50))} | ${fmtMs(medianOf(row.runs, (r) => r.latencyMs.p99))} | ${fmtMs(
+          medianOf(row.runs, (r) => r.latencyMs.p999),
+        )} | ${fmtNum(medianOf(row.runs, (r) => r.server?.cpuMicrosPerCheck), 1)} | ${fmtNum(medianOf(row.runs, (r) => r.server?.cores), 2)} | ${fmtNum(
+          medianOf(row.runs, (r) => r.server?.peakRssMB),
+          0,
+        )} | ${fmtNum(medianOf(row.runs, (r) => r.generatorCores.reduce((s, c) => s + c, 0)), 2)} | ${fmtNum(medianOf(row.runs, (r) => r.machine.otherCores), 2)} | ${ratio} |`,
+      );
+    }
+  }
+  return out.join('\n');
+}
+
+const BEGIN = '<!-- bench:begin -->';
+const END = '<!-- bench:end -->';
+
+const DOC_TEMPLATE = `# Performance
+
+How fast Verdict decides, and what it costs, measured by the benchmark harness under \`bench/\`.
+
+${BEGIN}
+${END}
+`;
+
+/** Replaces the text between the markers in docs/performance.md (creating the file if needed). */
+export async function writeDocs(file: string, block: string): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    text = DOC_TEMPLATE;
+  }
+  const b = text.indexOf(BEGIN);
+  const e = text.indexOf(END);
+  if (b < 0 || e < b) text = `${text.trimEnd()}\n\n${BEGIN}\n${END}\n`;
+  const start = text.indexOf(BEGIN) + BEGIN.length;
+  const end = text.indexOf(END);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `${text.slice(0, start)}\n${block.trim()}\n${text.slice(end)}`);
+}
+

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make bench`: build, then run the gRPC benchmark (bench/run.ts); arguments are passed through.
+#   bash bench/run.sh --quick --servers empty
+#   make bench BENCH_ARGS="--reps 5 --duration 10 --write-docs"
+#   BENCH_DURATION=10 make bench          (every flag also reads BENCH_<FLAG>)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc -p tsconfig.json
+if [[ -n "${MAKELEVEL:-}" ]]; then
+  cmd="make bench${*:+ BENCH_ARGS=\"$*\"}"
+else
+  cmd="bash bench/run.sh${*:+ $*}"
+fi
+export BENCH_COMMAND="${BENCH_COMMAND:-$cmd}"
+exec node dist/bench/run.js "$@"

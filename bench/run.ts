@@ -1,0 +1,181 @@
+/**
+ * The gRPC benchmark (`make bench`): runs every scenario against every server side by side in the
+ * same run (interleaved, repeated), and prints a markdown table of medians.
+ *
+ *   node dist/bench/run.js [--servers empty,verdict] [--scenarios check-1,check-16,...]
+ *                          [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--count N]
+ *                          [--types 1000] [--policies policies] [--quick] [--write-docs] [--out results.json]
+ *
+ * Every flag can also be given as an environment variable BENCH_<FLAG> (e.g. BENCH_DURATION=10).
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { runLoad } from './grpc/driver.js';
+import { cpuSnapshot } from './grpc/proc.js';
+import { writeLargePolicySet } from './generate/large-policy-set.js';
+import { ROOT, SERVERS, type RunningServer, type ServerDefinition } from './servers.js';
+import { renderTable, writeDocs, type Row, type Scenario } from './report.js';
+import { fmtInt, fmtMs, fmtNum, parseFlags } from './util.js';
+
+const SCENARIOS: readonly Scenario[] = [
+  { id: 'check-1', label: 'Check, 1 in flight', workload: 'example', method: 'Check', inFlight: 1 },
+  { id: 'check-16', label: 'Check, 16 in flight', workload: 'example', method: 'Check', inFlight: 16 },
+  { id: 'check-64', label: 'Check, 64 in flight', workload: 'example', method: 'Check', inFlight: 64 },
+  { id: 'check-256', label: 'Check, 256 in flight', workload: 'example', method: 'Check', inFlight: 256 },
+  { id: 'batch-16', label: 'CheckBatch 10×3, 16 in flight', workload: 'example', method: 'CheckBatch', inFlight: 16 },
+  { id: 'large-check-64', label: 'Check, 64 in flight, 1,000 types', workload: 'large', method: 'Check', inFlight: 64 },
+  { id: 'large-batch-16', label: 'CheckBatch 10×3, 16 in flight, 1,000 types', workload: 'large', method: 'CheckBatch', inFlight: 16 },
+];
+
+/** --quick: one scenario per server (the smoke test). */
+const QUICK_SCENARIOS = ['check-16'];
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** The command line to repeat this run, with any BENCH_* settings from the environment. */
+function invokedAs(argv: readonly string[]): string {
+  const env = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_COMMAND' && k !== 'BENCH_ARGS')
+    .map(([k, v]) => `${k}=${v} `)
+    .join('');
+  return `${env}${process.env.BENCH_COMMAND ?? `node dist/bench/run.js ${argv.join(' ')}`.trim()}`;
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const flags = parseFlags(argv);
+  if (flags.bool('help')) {
+    process.stdout.write(`usage: node dist/bench/run.js [--servers ${SERVERS.map((s) => s.name).join(',')}] [--scenarios ${SCENARIOS.map((s) => s.id).join(',')}]
+  [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--count N] [--types 1000] [--policies DIR] [--quick] [--write-docs] [--out results.json]
+Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).\n`);
+    return 0;
+  }
+  const quick = flags.bool('quick');
+  const reps = flags.int('reps', quick ? 1 : 3);
+  const durationMs = flags.num('duration', quick ? 2 : 5) * 1000;
+  const warmupMs = flags.num('warmup', quick ? 0.5 : 1) * 1000;
+  const generators = flags.int('generators', 2);
+  const count = flags.has('count') ? flags.int('count', 0) : undefined;
+  const types = flags.int('types', 1000);
+  const policies = path.resolve(ROOT, flags.str('policies', 'policies'));
+  const serverNames = flags.list('servers', SERVERS.map((s) => s.name));
+  const scenarioIds = flags.list('scenarios', quick ? QUICK_SCENARIOS : SCENARIOS.map((s) => s.id));
+
+  const servers = serverNames.map((n) => {
+    const s = SERVERS.find((d) => d.name === n);
+    if (!s) throw new Error(`unknown server "${n}" (known: ${SERVERS.map((d) => d.name).join(', ')})`);
+    return s;
+  });
+  const scenarios = scenarioIds.map((id) => {
+    const s = SCENARIOS.find((d) => d.id === id);
+    if (!s) throw new Error(`unknown scenario "${id}" (known: ${SCENARIOS.map((d) => d.id).join(', ')})`);
+    return s;
+  });
+
+  const work = await mkdtemp(path.join(os.tmpdir(), 'verdict-bench-'));
+  const logDir = path.join(work, 'logs');
+  const rows: Row[] = [];
+  for (const scenario of scenarios) for (const server of servers) rows.push({ scenario, server, runs: [] });
+  const idle: string[] = [];
+  const started = new Date();
+  log(`bench: ${servers.map((s) => s.name).join(', ')} × ${scenarios.length} scenarios × ${reps} reps, ${durationMs / 1000} s + ${warmupMs / 1000} s warm-up each; logs in ${logDir}`);
+
+  try {
+    for (const workload of [...new Set(scenarios.map((s) => s.workload))]) {
+      let policiesDir = policies;
+      if (workload === 'large') {
+        policiesDir = path.join(work, 'large-policies');
+        const t = performance.now();
+        await writeLargePolicySet(policiesDir, { types });
+        log(`bench: wrote the ${types}-type policy set to ${policiesDir} in ${fmtInt(performance.now() - t)} ms`);
+      }
+      const running: { def: ServerDefinition; server: RunningServer }[] = [];
+      try {
+        for (const def of servers) {
+          const t = performance.now();
+          const server = await def.start({ workload, policiesDir, logDir });
+          running.push({ def, server });
+          log(`bench: ${def.name} (${workload}) answering on ${server.address}, pid ${server.pid}, after ${fmtInt(performance.now() - t)} ms`);
+        }
+        if (!quick) {
+          // Background cost of an idle server (timers, policy-directory polling).
+          const pids = running.map((r) => r.server.pid);
+          const a = cpuSnapshot(pids);
+          await new Promise((r) => setTimeout(r, 3000));
+          const b = cpuSnapshot(pids);
+          running.forEach((r, i) => idle.push(`${r.def.name} (${workload} policies): ${fmtNum((b.micros[i]! - a.micros[i]!) / (b.at - a.at), 1)} ms CPU per s while idle`));
+        }
+        for (let rep = 0; rep < reps; rep++) {
+          for (const scenario of scenarios.filter((s) => s.workload === workload)) {
+            // Alternate the order so neither server always runs right after the other.
+            const order = rep % 2 === 0 ? running : [...running].reverse();
+            for (const { def, server } of order) {
+              const result = await runLoad({
+                address: server.address,
+                protocol: def.protocol,
+                method: scenario.method,
+                workload,
+                inFlight: scenario.inFlight,
+                generators,
+                warmupMs,
+                durationMs,
+                count,
+                serverPid: server.pid,
+              });
+              rows.find((r) => r.scenario === scenario && r.server === def)!.runs.push(result);
+              log(
+                `bench: rep ${rep + 1}/${reps} ${scenario.id.padEnd(15)} ${def.name.padEnd(8)} ${fmtInt(result.checksPerSecond).padStart(8)} checks/s  p50 ${fmtMs(result.latencyMs.p50)} ms  p99 ${fmtMs(result.latencyMs.p99)} ms  server ${fmtNum(
+                  result.server?.cpuMicrosPerCheck ?? Number.NaN,
+                  1,
+                )} µs/check ${fmtNum(result.server?.cores ?? Number.NaN, 2)} cores  gen ${result.generatorCores.map((c) => fmtNum(c, 2)).join('+')} cores  others ${fmtNum(result.machine.otherCores, 2)} idle ${fmtNum(result.machine.idleCores, 2)}${result.errors ? `  ERRORS ${result.errors}: ${result.errorSamples.join('; ')}` : ''}`,
+              );
+            }
+          }
+        }
+      } finally {
+        for (const { server } of running) await server.stop();
+      }
+    }
+  } finally {
+    await rm(path.join(work, 'large-policies'), { recursive: true, force: true });
+  }
+
+  const table = renderTable(rows, types);
+  const errors = rows.filter((r) => r.runs.some((x) => x.errors > 0));
+  const notes = [
+    `- ${reps} repetition${reps === 1 ? '' : 's'} of ${count !== undefined ? `${fmtInt(count)} calls` : `${durationMs / 1000} s`} per scenario and server (after ${warmupMs / 1000} s warm-up), servers interleaved; medians shown.`,
+    `- Load: ${generators} generator process${generators === 1 ? '' : 'es'} (fewer when fewer calls are in flight), each with its own grpc-js channel, sending pre-encoded requests; one CheckBatch = ${30} checks (10 resources × 3 actions).`,
+    '- Server CPU and RSS come from /proc/<pid>/stat (utime + stime over the measured window) and VmHWM (peak, reset before each scenario); "load-gen cores" is the generators\' CPU over the same window, "other procs cores" what the rest of the machine used meanwhile (from /proc/stat: other tenants, the harness).',
+    `- The machine has ${os.cpus().length} CPUs shared by the server and the load generators: when server cores + load-gen cores approach ${os.cpus().length}, the figure is machine-bound and server CPU µs/check is the comparable number.`,
+    ...idle.map((l) => `- Idle ${l}.`),
+    ...errors.map((r) => `- **${r.server.name}, ${r.scenario.id}: ${r.runs.reduce((s, x) => s + x.errors, 0)} failed calls** (${r.runs.flatMap((x) => x.errorSamples).slice(0, 2).join('; ')}).`),
+  ];
+  const header = `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, grpc-js 1.14.7. Command: \`${invokedAs(argv)}\``;
+  process.stdout.write(`\n${header}\n\n${table}\n\n${notes.join('\n')}\n`);
+
+  const jsonFile = flags.optStr('out') ?? path.join(ROOT, 'bench/results/latest.json');
+  await mkdir(path.dirname(jsonFile), { recursive: true });
+  await writeFile(
+    jsonFile,
+    JSON.stringify({ started, argv, reps, durationMs, warmupMs, generators, types, rows: rows.map((r) => ({ scenario: r.scenario, server: r.server.name, runs: r.runs })) }, null, 1),
+  );
+  if (flags.bool('write-docs')) {
+    await writeDocs(path.join(ROOT, 'docs/performance.md'), `${header}\n\n${table}\n\n${notes.join('\n')}`);
+    log('bench: updated docs/performance.md');
+  }
+  await rm(work, { recursive: true, force: true });
+  return errors.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
