@@ -55,19 +55,19 @@ export function renderTable(rows: readonly Row[], types: number): string {
   return out.join('\n');
 }
 
-const BEGIN = '<!-- bench:begin -->';
-const END = '<!-- bench:end -->';
-
 const DOC_TEMPLATE = `# Performance
 
 How fast Verdict decides, and what it costs, measured by the benchmark harness under \`bench/\`.
-
-${BEGIN}
-${END}
 `;
 
-/** Replaces the text between the markers in docs/performance.md (creating the file if needed). */
-export async function writeDocs(file: string, block: string): Promise<void> {
+/**
+ * Replaces the text between \`<!-- NAME:begin -->\` and \`<!-- NAME:end -->\` in a markdown file
+ * (docs/performance.md), appending the markers if absent and creating the file if needed, so every
+ * other section of the file survives. \`make bench\` owns "bench", \`make bench-engine\` "bench-engine".
+ */
+export async function writeDocs(file: string, block: string, name = 'bench'): Promise<void> {
+  const BEGIN = `<!-- ${name}:begin -->`;
+  const END = `<!-- ${name}:end -->`;
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -82,4 +82,3 @@ export async function writeDocs(file: string, block: string): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${text.slice(0, start)}\n${block.trim()}\n${text.slice(end)}`);
 }
-

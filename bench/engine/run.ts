@@ -3,7 +3,8 @@
  * the example policy set and for a generated 1,000-type set, compile (load) time of the big set,
  * heap held by each set, and the per-check ratio big/small. Several runs, medians reported.
  *
- *   node dist/bench/engine/run.js [--runs 5] [--seconds 1] [--types 1000] [--policies policies] [--json]
+ *   node dist/bench/engine/run.js [--runs 5] [--seconds 1] [--types 1000] [--compile-runs 3] [--policies policies]
+ *                                 [--json] [--write-docs]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,6 +14,8 @@ import { runInNewContext } from 'node:vm';
 import { decide, type CheckRequest, type CompiledPolicySet } from '../../src/engine/index.js';
 import { compilePolicySet, loadPolicyDirectory } from '../../src/policy/index.js';
 import { generateLargePolicySet, writePolicyFiles, type PolicyFile } from '../generate/large-policy-set.js';
+import { writeDocs } from '../report.js';
+import { ROOT } from '../servers.js';
 import { median, parseFlags, fmtInt, fmtNum } from '../util.js';
 import { exampleRequests, largeRequests } from '../workloads.js';
 
@@ -234,6 +237,12 @@ async function main(): Promise<void> {
     `- per-check ratio ${types} types / example set: ${fmtNum(result.ratioBigOverExample, 2)} (target ≤ 1.5); ${types} types / 10 types of the same shape: ${fmtNum(result.ratioBigOverSameShape, 2)}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+  if (flags.bool('write-docs')) {
+    const command = `node dist/bench/engine/run.js ${process.argv.slice(2).filter((a) => a !== '--write-docs').join(' ')}`.trim();
+    const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
+    await writeDocs(path.join(ROOT, 'docs/performance.md'), `Measured ${when} UTC. Command: \`${command}\`\n\n${lines.join('\n')}`, 'bench-engine');
+    process.stderr.write('bench-engine: updated docs/performance.md\n');
+  }
   if (sink < 0) process.stdout.write('\n');
 }
 

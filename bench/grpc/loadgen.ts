@@ -126,8 +126,7 @@ class Generator {
 
   private issue(): void {
     if (!this.issuing) return;
-    const counted = this.countLimit !== Infinity;
-    if (counted && this.recording) {
+    if (this.countLimit !== Infinity && this.recording) {
       if (this.issuedInEpoch >= this.countLimit) return;
       this.issuedInEpoch++;
     }
@@ -140,6 +139,7 @@ class Generator {
       const micros = (performance.now() - t0) * 1000;
       this.outstanding--;
       // Duration mode records every completion inside the window; count mode records the calls it issued.
+      const counted = this.countLimit !== Infinity;
       if (this.recording && (!counted || epoch === this.epoch)) {
         if (err) {
           this.errors++;
