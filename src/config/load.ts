@@ -38,7 +38,7 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     spoolDir: 'var/spool',
     spoolMaxBytes: 1024 * 1024 * 1024,
     flushIntervalMs: 5,
-    checkpointIntervalMs: 5,
+    checkpointIntervalMs: 100,
     ackTimeoutMs: 3000,
     required: false,
     includeAttributes: 'none',

@@ -7,7 +7,7 @@ import { HashChain } from './chain.js';
 import { AttributeSelector, buildUnchainedEvent, CHECKPOINT_SCHEMA, type ChainCheckpoint } from './event.js';
 import { ensureStream } from './stream.js';
 import { checkpointSubject, decisionSubject } from './subjects.js';
-import { comparePositions, DecisionLog, WalError, type WalEntry, type WalPosition } from './wal.js';
+import { comparePositions, DecisionLog, payloadBytes, WalError, type WalEntry, type WalPosition } from './wal.js';
 
 /** Counters an operator reads in logs (and tests read directly). */
 export interface PublisherStats {
@@ -215,7 +215,7 @@ export class DecisionPublisher implements ClosableSink {
     const body = buildUnchainedEvent(record, this.config.instanceId, this.selector);
     const { event, payload } = this.chain.append(body);
     const entry: WalEntry = {
-      subject: decisionSubject(this.config.subjectPrefix, record.request.resource.type, record.decision.effect),
+      subject: this.subjectFor(record.request.resource.type, record.decision.effect),
       msgId: event.id,
       chain: event.chain.id,
       seq: event.chain.seq,
@@ -232,6 +232,19 @@ export class DecisionPublisher implements ClosableSink {
    * (a syscall per event would cost more than the decision). A caller waiting for durability
    * (required mode) or a replay in progress flushes on the next turn of the event loop instead.
    */
+  private readonly subjects = new Map<string, string>();
+
+  /** Subjects are memoised per (type, effect): a regex per event adds up. Bounded like any cache of input. */
+  private subjectFor(resourceType: string, effect: 'ALLOW' | 'DENY'): string {
+    const key = `${effect}\0${resourceType}`;
+    let subject = this.subjects.get(key);
+    if (subject === undefined) {
+      subject = decisionSubject(this.config.subjectPrefix, resourceType, effect);
+      if (this.subjects.size < 10_000) this.subjects.set(key, subject);
+    }
+    return subject;
+  }
+
   private scheduleTick(urgent = false): void {
     if (this.tickScheduled && !urgent) return;
     if (this.tickTimer) {
@@ -312,7 +325,7 @@ export class DecisionPublisher implements ClosableSink {
   private send(entry: WalEntry): void {
     const h = headers();
     h.set('Nats-Msg-Id', entry.msgId);
-    this.nc!.publish(entry.subject, entry.payload, { headers: h });
+    this.nc!.publish(entry.subject, payloadBytes(entry), { headers: h });
     this.lastSent = entry;
     this.stats.sent++;
   }
