@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
+import { validateGateway, validateTls, validateTokens } from './auth.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -13,6 +14,7 @@ export class ConfigError extends Error {
 }
 
 export const DEFAULT_CONFIG: VerdictConfig = {
+  workers: Math.max(1, os.availableParallelism()),
   listen: '127.0.0.1:50051',
   policies: 'policies',
   logLevel: 'info',
@@ -61,6 +63,9 @@ export interface ConfigOverrides {
   readonly required?: boolean;
   readonly spoolDir?: string;
   readonly instanceId?: string;
+  readonly workers?: string;
+  /** --routes: the ext_authz routes file (gateway.routesFile). */
+  readonly routes?: string;
 }
 
 function setPath(target: Json, dotted: string, value: unknown): void {
@@ -75,6 +80,7 @@ function setPath(target: Json, dotted: string, value: unknown): void {
 
 /** Environment variables understood by Verdict, and the setting each one sets. */
 export const ENVIRONMENT_VARIABLES: Record<string, string> = {
+  VERDICT_WORKERS: 'workers',
   VERDICT_LISTEN: 'listen',
   VERDICT_POLICIES: 'policies',
   VERDICT_LOG_LEVEL: 'logLevel',
@@ -86,6 +92,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_INSTANCE_ID: 'events.instanceId',
   VERDICT_EVENTS_STREAM: 'events.stream',
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
+  VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -132,6 +139,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   }
   const flags: Json = {};
   if (overrides.listen !== undefined) flags.listen = overrides.listen;
+  if (overrides.workers !== undefined) flags.workers = overrides.workers;
   if (overrides.policies !== undefined) flags.policies = overrides.policies;
   if (overrides.logLevel !== undefined) flags.logLevel = overrides.logLevel;
   if (overrides.natsUrl !== undefined) setPath(flags, 'events.natsUrl', overrides.natsUrl);
@@ -139,6 +147,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.required) setPath(flags, 'events.required', true);
   if (overrides.spoolDir !== undefined) setPath(flags, 'events.spoolDir', overrides.spoolDir);
   if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
+  if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
   return validateConfig(raw, configFile);
 }
@@ -147,7 +156,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -216,6 +225,7 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   if (!/^[A-Za-z0-9_\-]+$/.test(stream)) problems.push(`events.stream: "${stream}" must be letters, digits, _ and -`);
 
   const config: VerdictConfig = {
+    workers: int('workers', 1, 256),
     listen,
     policies: str('policies'),
     logLevel,
@@ -252,6 +262,9 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       maskAttributes: list('events.maskAttributes'),
       instanceId: str('events.instanceId'),
     },
+    tls: validateTls(raw, problems),
+    tokens: validateTokens(raw, problems),
+    gateway: validateGateway(raw, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

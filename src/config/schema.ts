@@ -45,6 +45,8 @@ export interface EventsConfig {
 }
 
 export interface VerdictConfig {
+  /** Processes serving the port (Node cluster); default: one per core. */
+  readonly workers: number;
   /** host:port for the gRPC server. */
   readonly listen: string;
   readonly policies: string;
@@ -55,4 +57,58 @@ export interface VerdictConfig {
   readonly reload: { readonly watch: boolean; readonly debounceMs: number; readonly pollIntervalMs: number };
   readonly shutdown: { readonly graceMs: number };
   readonly events: EventsConfig;
+  /** Optional sections (src/config/auth.ts): absent or empty = off. */
+  readonly tls?: TlsConfig | undefined;
+  readonly tokens?: TokensConfig | undefined;
+  readonly gateway?: GatewayConfig | undefined;
+}
+
+/** Transport security of the gRPC server (src/auth/tls.ts); absent = plaintext. */
+export interface TlsConfig {
+  /** PEM files of the server certificate (chain) and its key; reloaded when they change. */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** PEM bundle of CAs that sign client certificates; absent = clients are not asked for one. */
+  readonly clientCaFile: string | undefined;
+  /** Refuse connections without a valid client certificate (default true when clientCaFile is set). */
+  readonly requireClientCert: boolean;
+  /** How often the files are checked for changes. */
+  readonly reloadIntervalMs: number;
+  /** Caller ids (SPIFFE IDs or certificate CNs; a trailing "*" matches a prefix) allowed to ask; empty = any. */
+  readonly allowedCallers: readonly string[];
+}
+
+/** Where an issuer's verification keys come from. */
+export type KeySource =
+  | { readonly kind: 'jwks-url'; readonly url: string; readonly cacheMaxAgeMs: number; readonly cooldownMs: number; readonly timeoutMs: number }
+  | { readonly kind: 'jwks-file'; readonly file: string }
+  | { readonly kind: 'secret-file'; readonly file: string };
+
+/** One trusted token issuer (src/auth/tokens.ts). */
+export interface IssuerConfig {
+  /** Exact `iss` value. */
+  readonly issuer: string;
+  /** Accepted `aud` values: the token must name at least one. */
+  readonly audiences: readonly string[];
+  readonly keys: KeySource;
+  /** Accepted `alg` values; asymmetric only unless HS* is configured with a secret file. */
+  readonly algorithms: readonly string[];
+  readonly clockSkewSeconds: number;
+  /** Claim paths (a top-level claim name, or a dotted path) mapped to the subject. */
+  readonly claims: {
+    readonly subject: string;
+    readonly roles: string | undefined;
+    readonly attributes: Readonly<Record<string, string>>;
+  };
+  /** subject.type of verified subjects. */
+  readonly subjectType: string;
+}
+
+export interface TokensConfig {
+  readonly issuers: readonly IssuerConfig[];
+}
+
+/** Envoy ext_authz (src/gateway/): served when a routes file is configured. */
+export interface GatewayConfig {
+  readonly routesFile: string | undefined;
 }

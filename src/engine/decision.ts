@@ -8,6 +8,7 @@ export type DecisionReason =
   | 'NO_MATCHING_RULE' // the type has policies but no rule applied
   | 'NO_POLICY' // no policy governs the resource type and no "*" rule applied
   | 'UNAUTHENTICATED' // the subject token was missing or invalid (set by adapters)
+  | 'NO_ROUTE' // ext_authz: the HTTP request matched no configured route (set by adapters)
   | 'AUDIT_UNAVAILABLE' // the decision could not be recorded (set by adapters)
   | 'INTERNAL_ERROR'; // any unexpected failure: fail closed
 

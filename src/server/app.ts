@@ -20,6 +20,11 @@ export interface VerdictServerOptions {
   readonly logger: Logger;
   /** Decision stream; default: discard (events disabled). */
   readonly sink?: ClosableSink;
+  /**
+   * Policies are handed over by a supervisor (cluster worker) through `store.loadSources` instead
+   * of being read and watched here.
+   */
+  readonly managedPolicies?: boolean;
 }
 
 /**
@@ -74,16 +79,24 @@ export class VerdictServer {
   /** Loads policies, starts the sink, binds the port. Fails if the initial policy set is invalid. */
   async start(): Promise<number> {
     const { config, logger } = this.options;
-    const first = await this.store.reload();
-    if (first.status === 'rejected') {
-      throw new Error(`cannot start: ${first.failure.message}`);
+    if (this.options.managedPolicies) {
+      if (!this.store.current()) throw new Error('cannot start: no policy set was handed over');
+    } else {
+      const first = await this.store.reload();
+      if (first.status === 'rejected') {
+        throw new Error(`cannot start: ${first.failure.message}`);
+      }
     }
     await this.sink.start?.();
-    if (config.reload.watch) this.store.watch(config.reload.debounceMs, config.reload.pollIntervalMs);
+    if (config.reload.watch && !this.options.managedPolicies) this.store.watch(config.reload.debounceMs, config.reload.pollIntervalMs);
     this.port = await this.host.bind(config.listen);
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
     logger.info({ listen: `${host}:${this.port}`, policies: config.policies, revision: this.store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
     return this.port;
+  }
+
+  setServing(serving: boolean): void {
+    this.host.setServing(serving);
   }
 
   /** SIGHUP: reload now. */

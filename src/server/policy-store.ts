@@ -1,11 +1,13 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { CompiledPolicySet } from '../engine/model.js';
-import { listFiles, loadPolicyDirectory, PolicyLoadError, type PolicyIssue } from '../policy/index.js';
+import { compilePolicySet, listFiles, PolicyLoadError, readPolicySources, type PolicyIssue, type PolicySourceFile } from '../policy/index.js';
 
 export interface LoadedPolicySet {
   readonly set: CompiledPolicySet;
   readonly loadedAt: Date;
+  /** The exact files the set was compiled from (sent to cluster workers so all load the same bytes). */
+  readonly sources: readonly PolicySourceFile[];
 }
 
 export interface LoadFailure {
@@ -71,15 +73,8 @@ export class PolicyStore {
     let result: ReloadResult;
     try {
       this.fingerprint = await this.computeFingerprint();
-      const set = await loadPolicyDirectory(this.directory);
-      const previous = this.live?.set.revision;
-      if (previous === set.revision) {
-        result = { status: 'unchanged', revision: set.revision };
-      } else {
-        this.live = { set, loadedAt: new Date() };
-        this.failure = undefined;
-        result = { status: 'loaded', revision: set.revision, previous };
-      }
+      const sources = await readPolicySources(this.directory);
+      result = this.install(sources, compilePolicySet(sources), new Date());
     } catch (err) {
       const issues = err instanceof PolicyLoadError ? err.issues : [];
       this.failure = { at: new Date(), message: (err as Error).message, issues };
@@ -87,6 +82,36 @@ export class PolicyStore {
     }
     this.events.onReload?.(result);
     return result;
+  }
+
+  private install(sources: readonly PolicySourceFile[], set: CompiledPolicySet, loadedAt: Date): ReloadResult {
+    const previous = this.live?.set.revision;
+    if (previous === set.revision) return { status: 'unchanged', revision: set.revision };
+    this.live = { set, loadedAt, sources };
+    this.failure = undefined;
+    return { status: 'loaded', revision: set.revision, previous };
+  }
+
+  /**
+   * Installs a set from files handed over by a supervisor (cluster workers): the primary has read
+   * and validated them, so every worker compiles the same bytes and serves the same revision.
+   */
+  loadSources(sources: readonly PolicySourceFile[], loadedAt: Date): ReloadResult {
+    let result: ReloadResult;
+    try {
+      result = this.install(sources, compilePolicySet(sources), loadedAt);
+    } catch (err) {
+      const issues = err instanceof PolicyLoadError ? err.issues : [];
+      this.failure = { at: new Date(), message: (err as Error).message, issues };
+      result = { status: 'rejected', failure: this.failure };
+    }
+    this.events.onReload?.(result);
+    return result;
+  }
+
+  /** Records a reload the supervisor rejected, so GetPolicySet reports it here too. */
+  recordFailure(failure: LoadFailure): void {
+    this.failure = failure;
   }
 
   /** Cheap summary of the directory (paths, sizes, mtimes) so polling does not recompile needlessly. */

@@ -58,6 +58,21 @@ export class DecisionService {
   async check(request: CheckRequest, options: CheckOptions): Promise<CheckOutcome> {
     return (await this.checkMany([request], options))[0]!;
   }
+
+  /**
+   * A DENY that adapters decide without the engine (a missing or invalid subject token, an unmapped
+   * gateway route), recorded like any other decision with the live revision.
+   */
+  async refuse(request: CheckRequest, reason: Decision['reason'], options: CheckOptions): Promise<CheckOutcome> {
+    const live = this.store.current();
+    if (!live) throw new NotReadyError('no policy set is loaded yet');
+    const now = new Date();
+    const decision: Decision = { effect: 'DENY', reason, policy: '', rule: '', revision: live.set.revision, errors: [] };
+    const record: DecisionRecord = { decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs: 0 };
+    if (this.sink.requiresDurability) await this.sink.recordDurably(record);
+    else this.sink.record(record);
+    return { decisionId: record.decisionId, decision };
+  }
 }
 
 function auditUnavailable(decision: Decision): Decision {

@@ -1,11 +1,12 @@
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { createLogger } from '../../server/logger.js';
 import { VerdictServer, type ClosableSink } from '../../server/app.js';
+import { isClusterWorker, runClusterPrimary, runClusterWorker } from '../../server/cluster.js';
 import { parseArgs, stringFlag } from '../args.js';
 import type { CliOutput } from '../output.js';
 
 export const serveUsage =
-  'verdict serve [--config FILE] [--policies DIR] [--listen HOST:PORT] [--nats URL] [--no-events] [--audit-required] [--log-level LEVEL]   run the gRPC decision service';
+  'verdict serve [--config FILE] [--policies DIR] [--listen HOST:PORT] [--workers N] [--nats URL] [--no-events] [--audit-required] [--log-level LEVEL]   run the gRPC decision service';
 
 /** Builds the decision sink from config; the NATS publisher is loaded only when events are on. */
 export type SinkFactory = (config: import('../../config/schema.js').VerdictConfig, logger: import('pino').Logger) => Promise<ClosableSink | undefined>;
@@ -16,7 +17,7 @@ export function setSinkFactory(factory: SinkFactory): void {
 }
 
 export async function serveCommand(argv: readonly string[], io: CliOutput): Promise<number> {
-  const args = parseArgs(argv, ['no-events', 'audit-required', 'help'], ['config', 'policies', 'listen', 'nats', 'log-level', 'spool-dir', 'instance-id']);
+  const args = parseArgs(argv, ['no-events', 'audit-required', 'help'], ['config', 'policies', 'listen', 'nats', 'log-level', 'spool-dir', 'instance-id', 'workers']);
   if (args.flags.has('help')) {
     io.out(serveUsage);
     return 0;
@@ -33,6 +34,7 @@ export async function serveCommand(argv: readonly string[], io: CliOutput): Prom
       logLevel: stringFlag(args, 'log-level'),
       spoolDir: stringFlag(args, 'spool-dir'),
       instanceId: stringFlag(args, 'instance-id'),
+      workers: stringFlag(args, 'workers'),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -42,6 +44,8 @@ export async function serveCommand(argv: readonly string[], io: CliOutput): Prom
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  if (isClusterWorker()) return runClusterWorker(config, logger, sinkFactory);
+  if (config.workers > 1) return runClusterPrimary(config, logger);
   const sink = config.events.enabled ? await sinkFactory(config, logger) : undefined;
   const server = new VerdictServer({ config, logger, sink });
   try {

@@ -1,0 +1,181 @@
+import cluster, { type Worker } from 'node:cluster';
+import path from 'node:path';
+import type { VerdictConfig } from '../config/schema.js';
+import { formatIssue, type PolicySourceFile } from '../policy/index.js';
+import { VerdictServer, type ClosableSink } from './app.js';
+import type { Logger } from './logger.js';
+import { PolicyStore, type LoadFailure, type ReloadResult } from './policy-store.js';
+
+/** Messages between the primary and its workers (IPC, structured clone). */
+type ToWorker =
+  | { type: 'policies'; files: PolicySourceFile[]; loadedAt: string }
+  | { type: 'policy-failure'; failure: { at: string; message: string; issues: LoadFailure['issues'] } }
+  | { type: 'shutdown'; reason: string };
+type ToPrimary = { type: 'listening' } | { type: 'ready'; port: number } | { type: 'failed'; message: string };
+
+const WORKER_INDEX = 'VERDICT_CLUSTER_WORKER_INDEX';
+const WORKER_INSTANCE = 'VERDICT_CLUSTER_INSTANCE_ID';
+const WORKER_SPOOL = 'VERDICT_CLUSTER_SPOOL_DIR';
+
+export function isClusterWorker(): boolean {
+  return cluster.isWorker && process.env[WORKER_INDEX] !== undefined;
+}
+
+/**
+ * The primary of a multi-process Verdict: it owns the policy directory (reads, validates and
+ * watches it) and hands the exact files to every worker, so all serve one revision and a broken
+ * change reaches none. Workers share the listening port (Node cluster) and each publishes its own
+ * hash chain (instance id suffixed -wN) from its own spool directory. A worker that dies is
+ * replaced under the same index, so it replays its own spool.
+ */
+export async function runClusterPrimary(config: VerdictConfig, logger: Logger): Promise<number> {
+  const store = new PolicyStore(config.policies, {
+    onReload: (r) => onPrimaryReload(r, store, logger, broadcast),
+  });
+  const first = await store.reload();
+  if (first.status === 'rejected') {
+    logger.fatal({ err: first.failure.message }, 'verdict failed to start');
+    return 1;
+  }
+  const workers = new Map<number, Worker>();
+  const ready = new Set<number>();
+  let announced = false;
+  let stopping = false;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (resolveDone = r));
+
+  function broadcast(message: ToWorker): void {
+    for (const w of workers.values()) if (w.isConnected()) w.send(message);
+  }
+  const policiesMessage = (): ToWorker => {
+    const live = store.current()!;
+    return { type: 'policies', files: [...live.sources], loadedAt: live.loadedAt.toISOString() };
+  };
+
+  const fork = (index: number): void => {
+    const worker = cluster.fork({
+      [WORKER_INDEX]: String(index),
+      [WORKER_INSTANCE]: `${config.events.instanceId}-w${index}`,
+      [WORKER_SPOOL]: path.join(config.events.spoolDir, `w${index}`),
+    });
+    workers.set(index, worker);
+    worker.on('message', (msg: ToPrimary) => {
+      // The worker asks once its IPC listener is set up (a message sent on 'online' could be lost).
+      if (msg.type === 'listening') worker.send(policiesMessage());
+      else if (msg.type === 'ready') {
+        ready.add(index);
+        if (!announced && ready.size === config.workers) {
+          announced = true;
+          const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+          logger.info({ listen: `${host}:${msg.port}`, workers: config.workers, policies: config.policies, revision: store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
+        }
+      } else if (msg.type === 'failed') {
+        logger.error({ worker: index, err: msg.message }, 'worker failed to start');
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      ready.delete(index);
+      workers.delete(index);
+      if (stopping) {
+        if (workers.size === 0) resolveDone(0);
+        return;
+      }
+      logger.error({ worker: index, code, signal }, 'worker exited unexpectedly; starting a replacement');
+      setTimeout(() => fork(index), 500).unref();
+    });
+  };
+  for (let i = 0; i < config.workers; i++) fork(i);
+  if (config.reload.watch) store.watch(config.reload.debounceMs, config.reload.pollIntervalMs);
+
+  const stop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    store.close();
+    logger.info({ reason }, 'verdict stopping');
+    broadcast({ type: 'shutdown', reason });
+    if (workers.size === 0) resolveDone(0);
+    // Workers get the grace period plus time to flush events; then they are killed.
+    setTimeout(() => {
+      for (const w of workers.values()) w.process.kill('SIGKILL');
+    }, config.shutdown.graceMs + 10_000).unref();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading policies');
+    void store.reload();
+  });
+  const code = await done;
+  logger.info({ shutdown: 'graceful' }, 'verdict stopped');
+  return code;
+}
+
+function onPrimaryReload(result: ReloadResult, store: PolicyStore, logger: Logger, broadcast: (m: ToWorker) => void): void {
+  if (result.status === 'loaded') {
+    const live = store.current()!;
+    logger.info({ revision: result.revision, previous: result.previous, policies: live.set.policies.length, rules: live.set.ruleCount }, result.previous ? 'policy set reloaded' : 'policy set loaded');
+    if (result.previous) broadcast({ type: 'policies', files: [...live.sources], loadedAt: live.loadedAt.toISOString() });
+  } else if (result.status === 'rejected') {
+    const f = result.failure;
+    logger.error({ errors: f.issues.map(formatIssue), keptRevision: store.current()?.set.revision ?? null }, store.current() ? 'policy change rejected; the last good policy set keeps serving' : 'policy set rejected; not serving');
+    broadcast({ type: 'policy-failure', failure: { at: f.at.toISOString(), message: f.message, issues: f.issues } });
+  }
+}
+
+/** A cluster worker: serves with policies handed over by the primary. */
+export async function runClusterWorker(
+  baseConfig: VerdictConfig,
+  baseLogger: Logger,
+  makeSink: (config: VerdictConfig, logger: Logger) => Promise<ClosableSink | undefined>,
+): Promise<number> {
+  const index = Number(process.env[WORKER_INDEX]);
+  // Per-worker chain and spool: set by the primary, and they win over flags (a shared spool would corrupt).
+  const config: VerdictConfig = {
+    ...baseConfig,
+    events: { ...baseConfig.events, instanceId: process.env[WORKER_INSTANCE]!, spoolDir: process.env[WORKER_SPOOL]! },
+  };
+  const logger = baseLogger.child({ worker: index });
+  const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
+  const server = new VerdictServer({ config, logger, sink, managedPolicies: true });
+  const send = (m: ToPrimary) => process.send?.(m);
+  let started = false;
+  return new Promise<number>((resolve) => {
+    const stop = (reason: string) => {
+      const leave = (code: number) => {
+        // The IPC channel would keep this process alive after the server stopped.
+        if (process.connected) process.disconnect();
+        resolve(code);
+      };
+      server.stop(reason).then(
+        () => leave(0),
+        () => leave(1),
+      );
+    };
+    process.on('message', (msg: ToWorker) => {
+      if (msg.type === 'policies') {
+        server.store.loadSources(msg.files, new Date(msg.loadedAt));
+        if (!started) {
+          started = true;
+          server.start().then(
+            (port) => send({ type: 'ready', port }),
+            (err: unknown) => {
+              send({ type: 'failed', message: (err as Error).message });
+              stop('start failed');
+            },
+          );
+        }
+      } else if (msg.type === 'policy-failure') {
+        server.store.recordFailure({ at: new Date(msg.failure.at), message: msg.failure.message, issues: msg.failure.issues });
+      } else if (msg.type === 'shutdown') {
+        stop(msg.reason);
+      }
+    });
+    // The primary is gone (killed): finish what is in flight and leave.
+    process.on('disconnect', () => stop('primary exited'));
+    // A terminal's Ctrl-C reaches every process of the group: the primary coordinates the stop.
+    process.on('SIGINT', () => undefined);
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGHUP', () => undefined);
+    send({ type: 'listening' });
+  });
+}
