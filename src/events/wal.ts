@@ -56,6 +56,7 @@ export class DecisionLog {
   private cursorFd: number | undefined;
   private oldestSegment = 1;
   private readonly cursorFile: string;
+  private lockFile: string | undefined;
 
   constructor(
     readonly dir: string,
@@ -68,6 +69,7 @@ export class DecisionLog {
   open(): void {
     try {
       mkdirSync(this.dir, { recursive: true });
+      this.lock();
       const segments = this.segments();
       this.segment = segments.length > 0 ? segments[segments.length - 1]! : 1;
       this.fd = openSync(path.join(this.dir, segmentName(this.segment)), 'a+');
@@ -109,6 +111,30 @@ export class DecisionLog {
       ftruncateSync(this.fd!, end);
       fsyncSync(this.fd!);
       this.size = end;
+    }
+  }
+
+  /**
+   * One process per spool directory: two writers would interleave lines and break both chains.
+   * The lock file holds the owner's pid; a lock left by a dead process is taken over.
+   */
+  private lock(): void {
+    const lockFile = path.join(this.dir, 'spool.lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(lockFile, 'wx');
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        this.lockFile = lockFile;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const owner = Number(readFileSync(lockFile, 'utf8').trim());
+        if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+          throw new Error(`it is in use by process ${owner}; every instance needs its own events.spoolDir`);
+        }
+        unlinkSync(lockFile); // stale: its owner is gone
+      }
     }
   }
 
@@ -272,6 +298,23 @@ export class DecisionLog {
       this.fd = undefined;
       if (this.cursorFd !== undefined) closeSync(this.cursorFd);
       this.cursorFd = undefined;
+      if (this.lockFile) {
+        try {
+          unlinkSync(this.lockFile);
+        } catch {
+          // already gone
+        }
+        this.lockFile = undefined;
+      }
     }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -6,6 +6,7 @@ import { formatIssue } from '../policy/index.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
 import { DecisionService } from '../service/decision-service.js';
+import { withDecisionLogging } from './decision-log-sink.js';
 import type { Logger } from './logger.js';
 import { PolicyStore, type ReloadResult } from './policy-store.js';
 
@@ -41,7 +42,8 @@ export class VerdictServer {
 
   constructor(private readonly options: VerdictServerOptions) {
     const { config, logger } = options;
-    this.sink = options.sink ?? { ...DISCARDING_SINK, close: async () => undefined };
+    const sink = options.sink ?? { ...DISCARDING_SINK, close: async () => undefined };
+    this.sink = config.logDecisions ? withDecisionLogging(sink, logger) : sink;
     this.store = new PolicyStore(config.policies, { onReload: (r) => this.onReload(r) });
     this.decisions = new DecisionService(this.store, this.sink);
     const pkg = loadProtoDefinition();
