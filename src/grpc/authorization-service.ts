@@ -1,7 +1,9 @@
 import { status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { decideWithToken, tokenBatchRequests, tokenCheckRequest } from '../auth/request-token.js';
+import type { TokenVerifier } from '../auth/tokens.js';
 import type { ServiceLimits } from '../config/schema.js';
 import { InvalidRequestError } from '../engine/input.js';
-import type { CheckRequest } from '../engine/request.js';
+import type { Caller, CheckRequest } from '../engine/request.js';
 import type { DecisionService } from '../service/decision-service.js';
 import { NotReadyError } from '../service/decision-service.js';
 import type { PolicyStore } from '../server/policy-store.js';
@@ -14,7 +16,10 @@ export interface AuthorizationDeps {
   readonly decisions: DecisionService;
   readonly store: PolicyStore;
   readonly limits: ServiceLimits;
-  /** Resolves a verified subject from a token; absent = tokens are not configured. */
+  /** Verifies subject tokens (`token`); absent = tokens are not configured and are refused. */
+  readonly tokens?: TokenVerifier | undefined;
+  /** The caller proven by the transport (mTLS), recorded in events and visible to conditions. */
+  readonly callerOf?: (call: object) => Caller | undefined;
   readonly onUnexpectedError: (err: unknown, method: string) => void;
 }
 
@@ -29,8 +34,8 @@ function handleError(err: unknown, callback: Callback, deps: AuthorizationDeps, 
   fail(callback, status.INTERNAL, 'internal error while deciding; the request was not allowed');
 }
 
-function checkToken(token: string | undefined, field: string): void {
-  if (token) throw new InvalidRequestError(field, 'subject tokens are not accepted: no token issuers are configured');
+function withCaller(requests: CheckRequest[], caller: Caller | undefined): CheckRequest[] {
+  return caller ? requests.map((r) => ({ ...r, caller })) : requests;
 }
 
 /** verdict.v1.Authorization: a thin adapter from protobuf messages to the DecisionService. */
@@ -42,12 +47,15 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
       let request: CheckRequest;
       try {
-        checkToken(msg.token, 'token');
-        request = toCheckRequest(msg, deps.limits);
+        request = msg.token ? tokenCheckRequest(msg, deps.limits, deps.tokens) : toCheckRequest(msg, deps.limits);
       } catch (err) {
         return handleError(err, callback, deps, 'Check');
       }
-      deps.decisions.check(request, { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check' }).then(
+      const caller = deps.callerOf?.(call);
+      if (caller) request = { ...request, caller };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check' };
+      const decided = msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, [request], options).then((o) => o[0]!) : deps.decisions.check(request, options);
+      decided.then(
         (outcome) => callback(null, toCheckResponse(outcome.decisionId, outcome.decision)),
         (err: unknown) => handleError(err, callback, deps, 'Check'),
       );
@@ -59,12 +67,13 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
       let requests: CheckRequest[];
       try {
-        checkToken(msg.token, 'token');
-        requests = toBatchRequests(msg, deps.limits);
+        requests = msg.token ? tokenBatchRequests(msg, deps.limits, deps.tokens) : toBatchRequests(msg, deps.limits);
       } catch (err) {
         return handleError(err, callback, deps, 'CheckBatch');
       }
-      deps.decisions.checkMany(requests, { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch' }).then(
+      requests = withCaller(requests, deps.callerOf?.(call));
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch' };
+      (msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, requests, options) : deps.decisions.checkMany(requests, options)).then(
         (outcomes) =>
           callback(null, {
             results: outcomes.map((o) => toCheckResponse(o.decisionId, o.decision)),

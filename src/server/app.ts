@@ -7,6 +7,7 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
 import { DecisionService } from '../service/decision-service.js';
 import { withDecisionLogging } from './decision-log-sink.js';
+import { Edge } from './edge.js';
 import type { Logger } from './logger.js';
 import { PolicyStore, type ReloadResult } from './policy-store.js';
 
@@ -37,6 +38,9 @@ export class VerdictServer {
   readonly decisions: DecisionService;
   private readonly host: GrpcHost;
   private readonly sink: ClosableSink;
+  /** tls, tokens and the ext_authz gateway; a setup error is kept and thrown by start(). */
+  private readonly edge: Edge | undefined;
+  private readonly edgeError: Error | undefined;
   private stopping: Promise<void> | undefined;
   port = 0;
 
@@ -46,20 +50,34 @@ export class VerdictServer {
     this.sink = config.logDecisions ? withDecisionLogging(sink, logger) : sink;
     this.store = new PolicyStore(config.policies, { onReload: (r) => this.onReload(r) });
     this.decisions = new DecisionService(this.store, this.sink);
+    try {
+      this.edge = new Edge(config, logger, this.decisions);
+    } catch (err) {
+      this.edgeError = err as Error;
+    }
     const pkg = loadProtoDefinition();
     const services: HostedService[] = [
       {
         name: AUTHORIZATION_SERVICE,
         definition: pkg[AUTHORIZATION_SERVICE] as ServiceDefinition,
-        implementation: authorizationService({
-          decisions: this.decisions,
-          store: this.store,
-          limits: config.limits,
-          onUnexpectedError: (err, method) => logger.error({ err, method }, 'unexpected error while deciding'),
-        }),
+        implementation: this.guard(
+          authorizationService({
+            decisions: this.decisions,
+            store: this.store,
+            limits: config.limits,
+            tokens: this.edge?.tokens,
+            callerOf: this.edge?.callerOf,
+            onUnexpectedError: (err, method) => logger.error({ err, method }, 'unexpected error while deciding'),
+          }),
+        ),
       },
+      ...(this.edge?.services ?? []),
     ];
-    this.host = new GrpcHost(services, config.limits);
+    this.host = new GrpcHost(services, config.limits, this.edge?.extraProtoFiles);
+  }
+
+  private guard(implementation: Record<string, unknown>): Record<string, unknown> {
+    return this.edge ? this.edge.guard(implementation, AUTHORIZATION_SERVICE) : implementation;
   }
 
   private onReload(result: ReloadResult): void {
@@ -81,6 +99,7 @@ export class VerdictServer {
   /** Loads policies, starts the sink, binds the port. Fails if the initial policy set is invalid. */
   async start(): Promise<number> {
     const { config, logger } = this.options;
+    if (this.edgeError) throw this.edgeError;
     if (this.options.managedPolicies) {
       if (!this.store.current()) throw new Error('cannot start: no policy set was handed over');
     } else {
@@ -91,7 +110,7 @@ export class VerdictServer {
     }
     await this.sink.start?.();
     if (config.reload.watch && !this.options.managedPolicies) this.store.watch(config.reload.debounceMs, config.reload.pollIntervalMs);
-    this.port = await this.host.bind(config.listen);
+    this.port = await this.host.bind(config.listen, this.edge?.credentials);
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
     logger.info({ listen: `${host}:${this.port}`, policies: config.policies, revision: this.store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
     return this.port;
@@ -115,6 +134,7 @@ export class VerdictServer {
       this.store.close();
       const how = await this.host.shutdown(config.shutdown.graceMs);
       await this.sink.close();
+      this.edge?.close();
       logger.info({ reason, shutdown: how }, 'verdict stopped');
     })();
     return this.stopping;

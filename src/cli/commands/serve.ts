@@ -6,7 +6,7 @@ import { parseArgs, stringFlag } from '../args.js';
 import type { CliOutput } from '../output.js';
 
 export const serveUsage =
-  'verdict serve [--config FILE] [--policies DIR] [--listen HOST:PORT] [--workers N] [--nats URL] [--no-events] [--audit-required] [--log-level LEVEL]   run the gRPC decision service';
+  'verdict serve [--config FILE] [--policies DIR] [--listen HOST:PORT] [--workers N] [--routes FILE] [--nats URL] [--no-events] [--audit-required] [--log-level LEVEL]   run the gRPC decision service';
 
 /** Builds the decision sink from config; the NATS publisher is loaded only when events are on. */
 export type SinkFactory = (config: import('../../config/schema.js').VerdictConfig, logger: import('pino').Logger) => Promise<ClosableSink | undefined>;
@@ -17,7 +17,7 @@ export function setSinkFactory(factory: SinkFactory): void {
 }
 
 export async function serveCommand(argv: readonly string[], io: CliOutput): Promise<number> {
-  const args = parseArgs(argv, ['no-events', 'audit-required', 'help'], ['config', 'policies', 'listen', 'nats', 'log-level', 'spool-dir', 'instance-id', 'workers']);
+  const args = parseArgs(argv, ['no-events', 'audit-required', 'help'], ['config', 'policies', 'listen', 'nats', 'log-level', 'spool-dir', 'instance-id', 'workers', 'routes']);
   if (args.flags.has('help')) {
     io.out(serveUsage);
     return 0;
@@ -35,6 +35,7 @@ export async function serveCommand(argv: readonly string[], io: CliOutput): Prom
       spoolDir: stringFlag(args, 'spool-dir'),
       instanceId: stringFlag(args, 'instance-id'),
       workers: stringFlag(args, 'workers'),
+      routes: stringFlag(args, 'routes'),
     });
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -1,0 +1,36 @@
+import type { ServiceLimits } from '../config/schema.js';
+import { InvalidRequestError } from '../engine/input.js';
+import type { CheckRequest, Subject } from '../engine/request.js';
+import { toBatchRequests, toCheckRequest, type ProtoCheckBatchRequest, type ProtoCheckRequest } from '../grpc/translate.js';
+import type { CheckOptions, CheckOutcome, DecisionService } from '../service/decision-service.js';
+import type { TokenVerifier } from './tokens.js';
+
+/** The subject of a request whose token was missing or invalid: nobody. */
+export const ANONYMOUS_SUBJECT: Subject = { type: 'anonymous', id: '', roles: [], attributes: {} };
+const PLACEHOLDER = { id: '-' };
+
+function refuseBoth(subject: unknown, tokens: TokenVerifier | undefined): void {
+  if (!tokens) throw new InvalidRequestError('token', 'subject tokens are not accepted: no token issuers are configured (tokens.issuers)');
+  if (subject) throw new InvalidRequestError('subject', 'must be empty when token is set: the subject comes from the verified token');
+}
+
+/** Verdict's Check with `token`: the request's target, with the subject left to the token. */
+export function tokenCheckRequest(msg: ProtoCheckRequest, limits: ServiceLimits, tokens: TokenVerifier | undefined): CheckRequest {
+  refuseBoth(msg.subject, tokens);
+  return { ...toCheckRequest({ ...msg, subject: PLACEHOLDER }, limits), subject: ANONYMOUS_SUBJECT };
+}
+
+export function tokenBatchRequests(msg: ProtoCheckBatchRequest, limits: ServiceLimits, tokens: TokenVerifier | undefined): CheckRequest[] {
+  refuseBoth(msg.subject, tokens);
+  return toBatchRequests({ ...msg, subject: PLACEHOLDER }, limits).map((r) => ({ ...r, subject: ANONYMOUS_SUBJECT }));
+}
+
+/**
+ * Verifies the token, then decides every request for its subject; an invalid token decides nothing:
+ * each request is a DENY with reason UNAUTHENTICATED, recorded like any other decision.
+ */
+export async function decideWithToken(decisions: DecisionService, tokens: TokenVerifier, token: string, requests: readonly CheckRequest[], options: CheckOptions): Promise<CheckOutcome[]> {
+  const verified = await tokens.verify(token);
+  if (!verified.ok) return Promise.all(requests.map((r) => decisions.refuse(r, 'UNAUTHENTICATED', options)));
+  return decisions.checkMany(requests.map((r) => ({ ...r, subject: verified.subject })), options);
+}

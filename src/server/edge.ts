@@ -1,0 +1,76 @@
+import type { ServerCredentials, ServiceDefinition } from '@grpc/grpc-js';
+import { CallerAllowlist, CallerIdentity } from '../auth/callers.js';
+import { ReloadingCertificateProvider, serverCredentials } from '../auth/tls.js';
+import { TokenVerifier } from '../auth/tokens.js';
+import type { VerdictConfig } from '../config/schema.js';
+import type { Caller } from '../engine/request.js';
+import { EXT_AUTHZ_PROTO, EXT_AUTHZ_SERVICE, extAuthzService } from '../gateway/ext-authz-service.js';
+import { loadGatewayRoutes } from '../gateway/routes-file.js';
+import { loadProtoDefinition } from '../grpc/proto.js';
+import type { HostedService } from '../grpc/server.js';
+import type { DecisionService } from '../service/decision-service.js';
+import type { Logger } from './logger.js';
+
+/**
+ * What sits at Verdict's edge, built from the tls, tokens and gateway settings: server credentials
+ * (mTLS, reloaded on change), the caller allowlist, the subject token verifier and the Envoy
+ * ext_authz service. Every file is read and checked here, so a bad one stops the start with a
+ * message naming it.
+ */
+export class Edge {
+  readonly tokens: TokenVerifier | undefined;
+  readonly credentials: ServerCredentials | undefined;
+  readonly services: HostedService[] = [];
+  readonly extraProtoFiles: string[] = [];
+  private readonly callers: CallerIdentity | undefined;
+  private readonly certificates: ReloadingCertificateProvider | undefined;
+
+  constructor(config: VerdictConfig, logger: Logger, decisions: DecisionService) {
+    if (config.tokens) {
+      const problems = TokenVerifier.validateSources(config.tokens);
+      if (problems.length > 0) throw new Error(`invalid token issuer keys:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+      this.tokens = new TokenVerifier(config.tokens, config.limits, (message) => logger.error({ component: 'tokens' }, message));
+      logger.info({ issuers: config.tokens.issuers.map((i) => i.issuer) }, 'subject tokens accepted');
+    }
+    const tls = config.tls;
+    if (tls) {
+      this.certificates = new ReloadingCertificateProvider(tls, {
+        reloaded: (info) => logger.info({ certFile: tls.certFile, validTo: info.validTo }, 'tls certificates reloaded'),
+        rejected: (message) => logger.error({ certFile: tls.certFile }, message),
+      });
+      this.credentials = serverCredentials(tls, this.certificates);
+      if (tls.clientCaFile) this.callers = new CallerIdentity(new CallerAllowlist(tls.allowedCallers));
+    }
+    if (config.gateway?.routesFile) {
+      const settings = loadGatewayRoutes(config.gateway.routesFile);
+      const implementation = extAuthzService({
+        decisions,
+        limits: config.limits,
+        settings,
+        tokens: this.tokens,
+        callerOf: this.callerOf,
+        onUnexpectedError: (err, method) => logger.error({ err, method }, 'unexpected error while deciding'),
+      });
+      this.services.push({
+        name: EXT_AUTHZ_SERVICE,
+        definition: loadProtoDefinition([EXT_AUTHZ_PROTO])[EXT_AUTHZ_SERVICE] as ServiceDefinition,
+        implementation: this.guard(implementation, EXT_AUTHZ_SERVICE),
+      });
+      this.extraProtoFiles.push(EXT_AUTHZ_PROTO);
+      logger.info({ routes: settings.table.size, file: settings.file, unmapped: settings.unmapped }, 'envoy ext_authz routes loaded');
+    }
+  }
+
+  /** The mTLS caller of a call (set by guard); undefined without client certificates. */
+  readonly callerOf = (call: object): Caller | undefined => this.callers?.callerOf(call);
+
+  /** Identifies callers and applies the allowlist to every method of a service (identity when mTLS is off). */
+  guard<T extends Record<string, unknown>>(implementation: T, service: string): T {
+    return this.callers ? this.callers.guard(implementation, service) : implementation;
+  }
+
+  close(): void {
+    this.tokens?.close();
+    this.certificates?.close();
+  }
+}
