@@ -149,7 +149,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
     `- ${reps} repetition${reps === 1 ? '' : 's'} of ${count !== undefined ? `${fmtInt(count)} calls` : `${durationMs / 1000} s`} per scenario and server (after ${warmupMs / 1000} s warm-up), servers interleaved; medians shown.`,
     `- Load: ${generators} generator process${generators === 1 ? '' : 'es'} (fewer when fewer calls are in flight), each with its own grpc-js channel, sending pre-encoded requests; one CheckBatch = ${30} checks (10 resources × 3 actions).`,
     '- Server CPU and RSS come from /proc/<pid>/stat (utime + stime over the measured window) and VmHWM (peak, reset before each scenario); "load-gen cores" is the generators\' CPU over the same window, "other procs cores" what the rest of the machine used meanwhile (from /proc/stat: other tenants, the harness).',
-    `- The machine has ${os.cpus().length} CPUs shared by the server and the load generators: when server cores + load-gen cores approach ${os.cpus().length}, the figure is machine-bound and server CPU µs/check is the comparable number.`,
+    `- The machine has ${os.cpus().length} CPUs shared by the server and the load generators: when server cores + load-gen cores approach ${os.cpus().length}, the figure is machine-bound and server CPU µs/check is the comparable number. Server figures include the server's child processes (cluster workers); RSS is then their sum.`,
     ...idle.map((l) => `- Idle ${l}.`),
     ...errors.map((r) => `- **${r.server.name}, ${r.scenario.id}: ${r.runs.reduce((s, x) => s + x.errors, 0)} failed calls** (${r.runs.flatMap((x) => x.errorSamples).slice(0, 2).join('; ')}).`),
   ];

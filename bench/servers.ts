@@ -145,19 +145,33 @@ export const emptyServer: ServerDefinition = {
     }),
 };
 
-export const verdictServer: ServerDefinition = {
-  name: 'verdict',
-  description: 'verdict serve --no-events (decision stream off)',
-  protocol: 'verdict.v1',
-  start: (ctx) =>
-    startProcessServer({
-      name: 'verdict',
-      protocol: 'verdict.v1',
-      command: process.execPath,
-      args: (port) => [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--no-events'],
-      ctx,
-    }),
-};
+/** The environment without VERDICT_* settings, so a server runs with the product defaults plus its flags. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VERDICT_')));
+}
+
+function verdict(name: string, description: string, extraArgs: readonly string[]): ServerDefinition {
+  return {
+    name,
+    description,
+    protocol: 'verdict.v1',
+    start: (ctx) =>
+      startProcessServer({
+        name,
+        protocol: 'verdict.v1',
+        command: process.execPath,
+        args: (port) => [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--no-events', ...extraArgs],
+        env: cleanEnv(),
+        ctx,
+      }),
+  };
+}
+
+/** `verdict serve` as operators run it: decision stream off, default worker count (one per CPU). */
+export const verdictServer = verdict('verdict', 'verdict serve --no-events (default workers: one per CPU)', []);
+
+/** One process, like the empty server: the per-process comparison. */
+export const verdictSingleServer = verdict('verdict-1w', 'verdict serve --no-events --workers 1', ['--workers', '1']);
 
 /** Every server the harness knows, in table order. */
-export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer];
+export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer];

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LatencyHistogram } from './histogram.js';
 import type { FromGenerator, GeneratorConfig, GeneratorResult, ToGenerator } from './loadgen.js';
-import { cpuSnapshot, peakRssBytes, resetPeakRss } from './proc.js';
+import { cpuSnapshot, processTree, resetTreePeakRss, treePeakRssBytes } from './proc.js';
 import { protocol, type MethodName } from './protocols.js';
 import type { WorkloadName } from '../workloads.js';
 
@@ -46,7 +46,8 @@ export interface LoadResult {
   readonly checksPerSecond: number;
   readonly requestBytes: number;
   readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number; readonly mean: number };
-  readonly server?: { readonly cores: number; readonly cpuMicrosPerCall: number; readonly cpuMicrosPerCheck: number; readonly peakRssMB: number };
+  /** Server figures cover the server process and its descendants (a cluster's workers). */
+  readonly server?: { readonly processes: number; readonly cores: number; readonly cpuMicrosPerCall: number; readonly cpuMicrosPerCheck: number; readonly peakRssMB: number };
   /** CPU of each generator over the window, in cores (1.0 = one core fully busy). */
   readonly generatorCores: number[];
   readonly generatorCpuMicrosPerCall: number;
@@ -130,7 +131,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     );
     const pids = [...(spec.serverPid ? [spec.serverPid] : []), ...ready.map((r) => r.pid)];
 
-    if (spec.serverPid) resetPeakRss(spec.serverPid);
+    if (spec.serverPid) resetTreePeakRss(spec.serverPid);
     for (const p of procs) p.send({ type: 'start' });
     await sleep(spec.warmupMs);
 
@@ -152,7 +153,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       for (const p of procs) p.send({ type: 'stop' });
       collected = await Promise.all(results.map((r) => r.then((m) => m.result)));
     }
-    const peakRss = spec.serverPid ? peakRssBytes(spec.serverPid) : Number.NaN;
+    const peakRss = spec.serverPid ? treePeakRssBytes(spec.serverPid) : Number.NaN;
+    const serverProcesses = spec.serverPid ? processTree(spec.serverPid).length : 0;
 
     const windowMs = after.at - before.at;
     const histogram = new LatencyHistogram();
@@ -190,6 +192,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         serverCpu === undefined
           ? undefined
           : {
+              processes: serverProcesses,
               cores: serverCpu / (windowMs * 1000),
               cpuMicrosPerCall: calls > 0 ? serverCpu / calls : Number.NaN,
               cpuMicrosPerCheck: checks > 0 ? serverCpu / checks : Number.NaN,

@@ -3,7 +3,7 @@
  * set size (VmHWM), which can be reset between scenarios through /proc/<pid>/clear_refs.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 let ticksPerSecond: number | undefined;
 
@@ -53,9 +53,9 @@ export function resetPeakRss(pid: number): boolean {
   }
 }
 
-/** CPU snapshots of several processes, and the difference between two of them. */
+/** CPU of several processes, each counted with its descendants, and of the whole machine. */
 export function cpuSnapshot(pids: readonly number[]): { at: number; micros: number[]; machine: { busy: number; idle: number } } {
-  return { at: performance.now(), micros: pids.map((p) => safeCpu(p)), machine: machineCpuMicros() };
+  return { at: performance.now(), micros: pids.map((p) => treeCpuMicros(p)), machine: machineCpuMicros() };
 }
 
 function safeCpu(pid: number): number {
@@ -75,4 +75,46 @@ export function machineCpuMicros(): { busy: number; idle: number } {
   const busy = (v[0] ?? 0) + (v[1] ?? 0) + (v[2] ?? 0) + (v[5] ?? 0) + (v[6] ?? 0) + (v[7] ?? 0);
   const k = 1e6 / clockTicks();
   return { busy: busy * k, idle: idle * k };
+}
+
+/** `pid` and every process below it (a clustered server's workers), from the ppid fields in /proc. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid);
+      if (list) list.push(Number(entry));
+      else children.set(ppid, [Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** CPU time of a process and all its descendants, in microseconds. */
+export function treeCpuMicros(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + safeCpu(p), 0);
+}
+
+/** Sum of the peak RSS of a process and its descendants (an upper bound of the tree's peak). */
+export function treePeakRssBytes(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    const v = peakRssBytes(p);
+    return Number.isFinite(v) ? sum + v : sum;
+  }, 0);
+}
+
+export function resetTreePeakRss(pid: number): void {
+  for (const p of processTree(pid)) resetPeakRss(p);
 }
