@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { credentials as grpcCredentials, loadPackageDefinition, type ChannelCredentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, loadPackageDefinition, type ChannelCredentials, type ChannelOptions, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -27,12 +27,12 @@ const loaded = loadPackageDefinition(definition) as unknown as {
 
 export type AnyClient = Client & Record<string, Function>;
 
-export function extAuthzClient(address: string, creds: ChannelCredentials = grpcCredentials.createInsecure()): AnyClient {
-  return new loaded.envoy.service.auth.v3.Authorization(address, creds) as AnyClient;
+export function extAuthzClient(address: string, creds: ChannelCredentials = grpcCredentials.createInsecure(), options: ChannelOptions = {}): AnyClient {
+  return new loaded.envoy.service.auth.v3.Authorization(address, creds, options) as AnyClient;
 }
 
-export function verdictClient(address: string, creds: ChannelCredentials = grpcCredentials.createInsecure()): AnyClient {
-  return new loaded.verdict.v1.Authorization(address, creds) as AnyClient;
+export function verdictClient(address: string, creds: ChannelCredentials = grpcCredentials.createInsecure(), options: ChannelOptions = {}): AnyClient {
+  return new loaded.verdict.v1.Authorization(address, creds, options) as AnyClient;
 }
 
 export function call<T = Record<string, any>>(client: AnyClient, method: string, request: unknown): Promise<T> {
