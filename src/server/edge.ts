@@ -1,15 +1,42 @@
 import type { ServerCredentials, ServiceDefinition } from '@grpc/grpc-js';
 import { CallerAllowlist, CallerIdentity } from '../auth/callers.js';
-import { ReloadingCertificateProvider, serverCredentials } from '../auth/tls.js';
+import { readTlsMaterial, ReloadingCertificateProvider, serverCredentials } from '../auth/tls.js';
 import { TokenVerifier } from '../auth/tokens.js';
 import type { VerdictConfig } from '../config/schema.js';
 import type { Caller } from '../engine/request.js';
 import { EXT_AUTHZ_PROTO, EXT_AUTHZ_SERVICE, extAuthzService } from '../gateway/ext-authz-service.js';
+import { RoutesError } from '../gateway/route-table.js';
 import { loadGatewayRoutes } from '../gateway/routes-file.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import type { HostedService } from '../grpc/server.js';
 import type { DecisionService } from '../service/decision-service.js';
 import type { Logger } from './logger.js';
+
+/**
+ * Reads and checks every file the tls, tokens and gateway settings name (certificates and key,
+ * token keys, the routes file) and returns every problem; `verdict serve` runs it before starting
+ * (in a cluster, before any worker), so a bad file stops the start with a message naming it.
+ */
+export function checkEdgeFiles(config: VerdictConfig): string[] {
+  const problems: string[] = [];
+  if (config.tls) {
+    try {
+      readTlsMaterial(config.tls);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  if (config.tokens) problems.push(...TokenVerifier.validateSources(config.tokens));
+  if (config.gateway?.routesFile) {
+    try {
+      loadGatewayRoutes(config.gateway.routesFile);
+    } catch (err) {
+      if (!(err instanceof RoutesError)) throw err;
+      problems.push(...err.problems.map((p) => `gateway.routesFile: ${p}`));
+    }
+  }
+  return problems;
+}
 
 /**
  * What sits at Verdict's edge, built from the tls, tokens and gateway settings: server credentials

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { createLogger } from '../../server/logger.js';
 import { VerdictServer, type ClosableSink } from '../../server/app.js';
+import { checkEdgeFiles } from '../../server/edge.js';
 import { isClusterWorker, runClusterPrimary, runClusterWorker } from '../../server/cluster.js';
 import { parseArgs, stringFlag } from '../args.js';
 import type { CliOutput } from '../output.js';
@@ -43,6 +44,11 @@ export async function serveCommand(argv: readonly string[], io: CliOutput): Prom
       return 2;
     }
     throw err;
+  }
+  const edgeProblems = checkEdgeFiles(config);
+  if (edgeProblems.length > 0) {
+    io.err(new ConfigError(edgeProblems).message);
+    return 2;
   }
   const logger = createLogger(config.logLevel);
   if (isClusterWorker()) return runClusterWorker(config, logger, sinkFactory);
