@@ -106,6 +106,30 @@ routes:
   });
 });
 
+describe('gateway: the documented examples', () => {
+  it('examples/gateway/verdict.yaml is a valid configuration', async () => {
+    const { REPO_ROOT } = await import('./helpers/envoy.js');
+    const config = loadConfig({ configFile: path.join(REPO_ROOT, 'examples/gateway/verdict.yaml') }, {});
+    expect(config.tls?.allowedCallers).to.include('spiffe://example.org/ns/edge/sa/envoy');
+    expect(config.tokens?.issuers[0]?.algorithms).to.deep.equal(['RS256', 'ES256']);
+    expect(config.gateway?.routesFile).to.equal('examples/gateway/routes.yaml');
+  });
+
+  it('examples/gateway/envoy.yaml asks Verdict over gRPC with V3, failing closed, without the body', async () => {
+    const { REPO_ROOT } = await import('./helpers/envoy.js');
+    const { parse } = await import('yaml');
+    const { readFileSync } = await import('node:fs');
+    const envoy = parse(readFileSync(path.join(REPO_ROOT, 'examples/gateway/envoy.yaml'), 'utf8'));
+    const hcm = envoy.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    const extAuthz = hcm.http_filters.find((f: { name: string }) => f.name === 'envoy.filters.http.ext_authz').typed_config;
+    expect(extAuthz).to.deep.include({ transport_api_version: 'V3', failure_mode_allow: false });
+    expect(extAuthz).to.not.have.property('with_request_body');
+    expect(extAuthz.grpc_service.envoy_grpc.cluster_name).to.equal('verdict');
+    const cluster = envoy.static_resources.clusters.find((c: { name: string }) => c.name === 'verdict');
+    expect(cluster.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config).to.have.property('http2_protocol_options');
+  });
+});
+
 describe('gateway: tls, tokens and gateway settings', () => {
   const validate = (extra: Record<string, unknown>) => problemsOf(() => validateConfig({ ...(DEFAULT_CONFIG as unknown as Record<string, unknown>), ...extra })).join('\n');
 
