@@ -104,7 +104,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
           // Background cost of an idle server (timers, policy-directory polling).
           const pids = running.map((r) => r.server.pid);
           const a = cpuSnapshot(pids);
-          await new Promise((r) => setTimeout(r, 3000));
+          await new Promise((r) => setTimeout(r, 4000));
           const b = cpuSnapshot(pids);
           running.forEach((r, i) => idle.push(`${r.def.name} (${workload} policies): ${fmtNum((b.micros[i]! - a.micros[i]!) / (b.at - a.at), 1)} ms CPU per s while idle`));
         }
@@ -150,6 +150,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
     `- Load: ${generators} generator process${generators === 1 ? '' : 'es'} (fewer when fewer calls are in flight), each with its own grpc-js channel, sending pre-encoded requests; one CheckBatch = ${30} checks (10 resources × 3 actions).`,
     '- Server CPU and RSS come from /proc/<pid>/stat (utime + stime over the measured window) and VmHWM (peak, reset before each scenario); "load-gen cores" is the generators\' CPU over the same window, "other procs cores" what the rest of the machine used meanwhile (from /proc/stat: other tenants, the harness).',
     `- The machine has ${os.cpus().length} CPUs shared by the server and the load generators: when server cores + load-gen cores approach ${os.cpus().length}, the figure is machine-bound and server CPU µs/check is the comparable number. Server figures include the server's child processes (cluster workers); RSS is then their sum.`,
+    ...servers.map((s) => `- \`${s.name}\`: ${s.description}.`),
     ...idle.map((l) => `- Idle ${l}.`),
     ...errors.map((r) => `- **${r.server.name}, ${r.scenario.id}: ${r.runs.reduce((s, x) => s + x.errors, 0)} failed calls** (${r.runs.flatMap((x) => x.errorSamples).slice(0, 2).join('; ')}).`),
   ];

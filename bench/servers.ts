@@ -8,13 +8,12 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { protocol as protocolNamed } from './grpc/protocols.js';
+import { ROOT } from './util.js';
 import type { WorkloadName } from './workloads.js';
 
-/** The repository root (this file runs from dist/bench/). */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export { ROOT };
 
 export interface ServerContext {
   readonly workload: WorkloadName;

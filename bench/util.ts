@@ -1,4 +1,9 @@
 /** Small helpers shared by the benchmark scripts. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file runs from dist/bench/). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export function median(values: readonly number[]): number {
   if (values.length === 0) return Number.NaN;

@@ -1,22 +1,23 @@
 /**
  * In-process engine benchmark (`make bench-engine`): decisions per second and ns per decision for
- * the example policy set and for a generated 1,000-type set, compile (load) time of the big set,
- * heap held by each set, and the per-check ratio big/small. Several runs, medians reported.
+ * the example policy set, a generated 10-type set and a generated 1,000-type set of the same shape;
+ * load (compile) time, heap held by each set, and the per-check ratio big/small. Each set is
+ * measured alone in a fresh child process, as a server holds one set; several runs, medians.
  *
- *   node dist/bench/engine/run.js [--runs 5] [--seconds 1] [--types 1000] [--compile-runs 3] [--policies policies]
- *                                 [--json] [--write-docs]
+ *   node dist/bench/engine/run.js [--runs 5] [--seconds 1] [--types 1000] [--policies policies] [--json] [--write-docs]
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
+import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
 import { decide, type CheckRequest, type CompiledPolicySet } from '../../src/engine/index.js';
 import { compilePolicySet, loadPolicyDirectory } from '../../src/policy/index.js';
 import { generateLargePolicySet, writePolicyFiles, type PolicyFile } from '../generate/large-policy-set.js';
 import { writeDocs } from '../report.js';
-import { ROOT } from '../servers.js';
-import { median, parseFlags, fmtInt, fmtNum } from '../util.js';
+import { ROOT, median, parseFlags, fmtInt, fmtNum } from '../util.js';
 import { exampleRequests, largeRequests } from '../workloads.js';
 
 v8.setFlagsFromString('--expose-gc');
@@ -79,20 +80,30 @@ rules:
 `,
 };
 
-async function loadExampleSet(dir: string): Promise<{ set: CompiledPolicySet; source: string }> {
-  try {
-    const set = await loadPolicyDirectory(dir);
-    return { set, source: dir };
-  } catch (err) {
-    process.stderr.write(`note: cannot load ${dir} (${(err as Error).message.split('\n')[0]}); using the inline fallback document policy\n`);
-    return { set: compilePolicySet([FALLBACK_DOCUMENT_POLICY]), source: 'inline fallback' };
-  }
-}
+
+type CaseName = 'example' | 'shape' | 'big';
 
 interface Case {
-  readonly name: string;
   readonly set: CompiledPolicySet;
   readonly requests: readonly CheckRequest[];
+}
+
+/** What one child process measures for one policy set. */
+interface CaseResult {
+  readonly name: string;
+  readonly source: string;
+  readonly resourceTypes: number;
+  readonly ruleCount: number;
+  readonly requests: number;
+  /** The first load in a fresh process (read + parse + compile), as at server start. */
+  readonly coldLoadMs: number;
+  /** The same again in the same process, as on a hot reload. */
+  readonly warmLoadMs: number;
+  /** Heap retained by the compiled set (after GC). */
+  readonly heapMB: number;
+  readonly heapUsedMB: number;
+  readonly nsPerDecision: number;
+  readonly outcomes: string;
 }
 
 const NOW = new Date('2026-11-28T12:00:00Z');
@@ -119,7 +130,7 @@ function calibrate(c: Case, seconds: number): number {
   let iterations = 1000;
   for (;;) {
     const ns = timeDecisions(c, iterations);
-    if (ns > 200e6) return Math.max(1000, Math.round((iterations * seconds * 1e9) / ns));
+    if (ns > 300e6) return Math.max(1000, Math.round((iterations * seconds * 1e9) / ns));
     iterations *= 4;
   }
 }
@@ -136,105 +147,139 @@ function outcomeMix(c: Case): string {
     .join(', ');
 }
 
+const msSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;
+
+/**
+ * Child process: one policy set alone in a fresh V8, as in a server (so one set's JIT feedback and
+ * cache footprint do not colour another's). Loads it from disk (timed cold, then warm), measures
+ * the heap it holds, then decisions.
+ */
+async function child(name: CaseName, seconds: number, types: number, policiesDir: string): Promise<CaseResult> {
+  let dir = policiesDir;
+  let tmp: string | undefined;
+  if (name !== 'example') {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'verdict-bench-engine-'));
+    dir = await writePolicyFiles(tmp, generateLargePolicySet({ types: name === 'big' ? types : 10 }).files);
+  }
+  try {
+    const heap0 = heapUsed();
+    let t = process.hrtime.bigint();
+    let set: CompiledPolicySet;
+    let source = dir;
+    try {
+      set = await loadPolicyDirectory(dir);
+    } catch (err) {
+      if (name !== 'example') throw err;
+      process.stderr.write(`note: cannot load ${dir} (${(err as Error).message.split('\n')[0]}); using the inline fallback document policy\n`);
+      set = compilePolicySet([FALLBACK_DOCUMENT_POLICY]);
+      source = 'inline fallback';
+    }
+    const coldLoadMs = msSince(t);
+    const heapMB = (heapUsed() - heap0) / 2 ** 20;
+    const requests = name === 'example' ? exampleRequests() : largeRequests(4096, { types: name === 'big' ? types : 10 });
+    const c: Case = { set, requests };
+    const iterations = calibrate(c, seconds);
+    const nsPerDecision = timeDecisions(c, iterations) / iterations;
+    t = process.hrtime.bigint();
+    if (source === dir) await loadPolicyDirectory(dir);
+    const warmLoadMs = source === dir ? msSince(t) : Number.NaN;
+    return {
+      name: name === 'example' ? `example set (${source === dir ? path.relative(process.cwd(), dir) || dir : source})` : name === 'shape' ? 'generated, 10 types (same shape)' : `generated, ${fmtInt(types)} types`,
+      source,
+      resourceTypes: set.resourceTypes.length,
+      ruleCount: set.ruleCount,
+      requests: requests.length,
+      coldLoadMs,
+      warmLoadMs,
+      heapMB,
+      heapUsedMB: heapUsed() / 2 ** 20,
+      nsPerDecision,
+      outcomes: outcomeMix(c),
+    };
+  } finally {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+function runChild(name: CaseName, seconds: number, types: number, policiesDir: string): Promise<CaseResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--child', name, '--seconds', String(seconds), '--types', String(types), '--policies', policiesDir],
+      { maxBuffer: 16 * 2 ** 20 },
+      (err, stdout, stderr) => {
+        if (stderr) process.stderr.write(stderr);
+        if (err) return reject(new Error(`engine bench child "${name}" failed: ${err.message}`));
+        resolve(JSON.parse(stdout) as CaseResult);
+      },
+    );
+  });
+}
+
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
   const runs = flags.int('runs', 5);
   const seconds = flags.num('seconds', 1);
   const types = flags.int('types', 1000);
-  const compileRuns = flags.int('compile-runs', 3);
   const policiesDir = flags.str('policies', 'policies');
-
-  const heap0 = heapUsed();
-  const example = await loadExampleSet(policiesDir);
-  const heapExample = heapUsed() - heap0;
-
-  const big = generateLargePolicySet({ types });
-  const shape = generateLargePolicySet({ types: 10 });
-  const compileMs: number[] = [];
-  for (let i = 0; i < compileRuns; i++) {
-    const t = process.hrtime.bigint();
-    compilePolicySet(big.files);
-    compileMs.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  // The same from disk (read + compile), as a server does at start and on reload.
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'verdict-bench-'));
-  const diskMs: number[] = [];
-  try {
-    await writePolicyFiles(tmp, big.files);
-    for (let i = 0; i < compileRuns; i++) {
-      const t = process.hrtime.bigint();
-      await loadPolicyDirectory(tmp);
-      diskMs.push(Number(process.hrtime.bigint() - t) / 1e6);
-    }
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
+  const childCase = flags.optStr('child') as CaseName | undefined;
+  if (childCase) {
+    process.stdout.write(JSON.stringify(await child(childCase, seconds, types, policiesDir)));
+    if (sink < 0) process.stdout.write(' ');
+    return;
   }
 
-  const heap1 = heapUsed();
-  const bigSet = compilePolicySet(big.files);
-  const heapBig = heapUsed() - heap1;
-  const shapeSet = compilePolicySet(shape.files);
-
-  const cases: Case[] = [
-    { name: `example set (${example.source})`, set: example.set, requests: exampleRequests() },
-    { name: 'generated, 10 types (same shape)', set: shapeSet, requests: largeRequests(4096, { types: 10 }) },
-    { name: `generated, ${types} types`, set: bigSet, requests: largeRequests(4096, { types }) },
-  ];
-  const ns: number[][] = cases.map(() => []);
-  const iterations = cases.map((c) => calibrate(c, seconds));
+  const names: CaseName[] = ['example', 'shape', 'big'];
+  const byCase = new Map<CaseName, CaseResult[]>(names.map((n) => [n, []]));
   for (let r = 0; r < runs; r++) {
     // Rotate the order so a noisy neighbour hurts every case alike.
-    for (let j = 0; j < cases.length; j++) {
-      const i = (j + r) % cases.length;
-      ns[i]!.push(timeDecisions(cases[i]!, iterations[i]!) / iterations[i]!);
+    for (let j = 0; j < names.length; j++) {
+      const name = names[(j + r) % names.length]!;
+      const result = await runChild(name, seconds, types, policiesDir);
+      byCase.get(name)!.push(result);
+      process.stderr.write(`bench-engine: run ${r + 1}/${runs} ${result.name}: ${fmtInt(result.nsPerDecision)} ns/decision, load ${fmtInt(result.coldLoadMs)} ms cold\n`);
     }
   }
-  const med = ns.map(median);
-  const heapTotal = heapUsed();
-
+  const summary = names.map((n) => {
+    const rs = byCase.get(n)!;
+    const m = (f: (r: CaseResult) => number) => median(rs.map(f));
+    return {
+      ...rs[0]!,
+      nsPerDecision: m((r) => r.nsPerDecision),
+      minNs: Math.min(...rs.map((r) => r.nsPerDecision)),
+      maxNs: Math.max(...rs.map((r) => r.nsPerDecision)),
+      coldLoadMs: m((r) => r.coldLoadMs),
+      warmLoadMs: m((r) => r.warmLoadMs),
+      heapMB: m((r) => r.heapMB),
+      heapUsedMB: m((r) => r.heapUsedMB),
+    };
+  });
+  const [ex, shape, big] = summary as [(typeof summary)[number], (typeof summary)[number], (typeof summary)[number]];
   const result = {
     runs,
     secondsPerRun: seconds,
     node: process.version,
-    cases: cases.map((c, i) => ({
-      name: c.name,
-      ruleCount: c.set.ruleCount,
-      resourceTypes: c.set.resourceTypes.length,
-      requests: c.requests.length,
-      nsPerDecision: med[i]!,
-      decisionsPerSecond: 1e9 / med[i]!,
-      minNs: Math.min(...ns[i]!),
-      maxNs: Math.max(...ns[i]!),
-      outcomes: outcomeMix(c),
-    })),
-    bigSet: {
-      types,
-      rules: bigSet.ruleCount,
-      compileMs: median(compileMs),
-      loadFromDiskMs: median(diskMs),
-      heapMB: heapBig / 2 ** 20,
-    },
-    exampleHeapMB: heapExample / 2 ** 20,
-    heapUsedMB: heapTotal / 2 ** 20,
-    ratioBigOverExample: med[2]! / med[0]!,
-    ratioBigOverSameShape: med[2]! / med[1]!,
+    cases: summary,
+    ratioBigOverExample: big.nsPerDecision / ex.nsPerDecision,
+    ratioBigOverSameShape: big.nsPerDecision / shape.nsPerDecision,
   };
   if (flags.bool('json')) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return;
   }
   const lines = [
-    `Engine benchmark: ${runs} runs of ~${seconds} s per case, medians (Node ${process.version}, ${os.cpus().length} CPUs)`,
+    `${runs} runs; each run measures every set in its own fresh process for ~${seconds} s after a warm-up. Medians; Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}.`,
     '',
-    '| policy set | types | rules | ns/decision | decisions/s | spread (min–max ns) |',
-    '|---|---:|---:|---:|---:|---|',
-    ...result.cases.map((c) => `| ${c.name} | ${c.resourceTypes} | ${c.ruleCount} | ${fmtInt(c.nsPerDecision)} | ${fmtInt(c.decisionsPerSecond)} | ${fmtInt(c.minNs)}–${fmtInt(c.maxNs)} |`),
+    '| policy set | types | rules | ns/decision | decisions/s | spread (min–max ns) | load, cold / warm | heap held by the set |',
+    '|---|---:|---:|---:|---:|---|---:|---:|',
+    ...summary.map(
+      (c) =>
+        `| ${c.name} | ${fmtInt(c.resourceTypes)} | ${fmtInt(c.ruleCount)} | ${fmtInt(c.nsPerDecision)} | ${fmtInt(1e9 / c.nsPerDecision)} | ${fmtInt(c.minNs)}–${fmtInt(c.maxNs)} | ${fmtInt(c.coldLoadMs)} / ${fmtInt(c.warmLoadMs)} ms | ${fmtNum(c.heapMB, 1)} MB |`,
+    ),
     '',
-    ...result.cases.map((c) => `- ${c.name}: ${c.requests} requests; outcomes ${c.outcomes}`),
-    '',
-    `- ${types}-type set (${fmtInt(bigSet.ruleCount)} rules): compile ${fmtNum(result.bigSet.compileMs, 0)} ms, read + compile from disk ${fmtNum(result.bigSet.loadFromDiskMs, 0)} ms (medians of ${compileRuns}); heap held by the compiled set ${fmtNum(result.bigSet.heapMB, 1)} MB`,
-    `- example set heap ${fmtNum(result.exampleHeapMB, 2)} MB; heap used now (all sets live, after GC) ${fmtNum(result.heapUsedMB, 1)} MB`,
-    `- per-check ratio ${types} types / example set: ${fmtNum(result.ratioBigOverExample, 2)} (target ≤ 1.5); ${types} types / 10 types of the same shape: ${fmtNum(result.ratioBigOverSameShape, 2)}`,
+    ...summary.map((c) => `- ${c.name}: ${c.requests} requests; outcomes ${c.outcomes}.`),
+    `- Per-check ratio, ${fmtInt(types)} types / example set: **${fmtNum(result.ratioBigOverExample, 2)}** (target ≤ 1.5); ${fmtInt(types)} types / 10 types of the same shape: **${fmtNum(result.ratioBigOverSameShape, 2)}**.`,
+    `- Load = read the directory, parse, type-check and compile every expression, index (\`loadPolicyDirectory\`): cold is the first load in a fresh process (server start), warm the second (a hot reload). Heap used by the whole ${fmtInt(types)}-type process after GC: ${fmtNum(big.heapUsedMB, 0)} MB.`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   if (flags.bool('write-docs')) {
@@ -243,7 +288,6 @@ async function main(): Promise<void> {
     await writeDocs(path.join(ROOT, 'docs/performance.md'), `Measured ${when} UTC. Command: \`${command}\`\n\n${lines.join('\n')}`, 'bench-engine');
     process.stderr.write('bench-engine: updated docs/performance.md\n');
   }
-  if (sink < 0) process.stdout.write('\n');
 }
 
 main().catch((err: unknown) => {
