@@ -29,6 +29,15 @@ export function isClusterWorker(): boolean {
  * replaced under the same index, so it replays its own spool.
  */
 export async function runClusterPrimary(config: VerdictConfig, logger: Logger): Promise<number> {
+  const workers = new Map<number, Worker>();
+  const ready = new Set<number>();
+  let announced = false;
+  let stopping = false;
+  let exitCode = 0;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  const restarts = new Map<number, number>();
+
   const store = new PolicyStore(config.policies, {
     onReload: (r) => onPrimaryReload(r, store, logger, broadcast),
   });
@@ -37,12 +46,6 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     logger.fatal({ err: first.failure.message }, 'verdict failed to start');
     return 1;
   }
-  const workers = new Map<number, Worker>();
-  const ready = new Set<number>();
-  let announced = false;
-  let stopping = false;
-  let resolveDone: (code: number) => void = () => undefined;
-  const done = new Promise<number>((r) => (resolveDone = r));
 
   function broadcast(message: ToWorker): void {
     for (const w of workers.values()) if (w.isConnected()) w.send(message);
@@ -64,6 +67,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
       if (msg.type === 'listening') worker.send(policiesMessage());
       else if (msg.type === 'ready') {
         ready.add(index);
+        restarts.set(index, 0);
         if (!announced && ready.size === config.workers) {
           announced = true;
           const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
@@ -74,14 +78,27 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
       }
     });
     worker.on('exit', (code, signal) => {
-      ready.delete(index);
+      const wasReady = ready.delete(index);
       workers.delete(index);
       if (stopping) {
-        if (workers.size === 0) resolveDone(0);
+        if (workers.size === 0) resolveDone(exitCode);
         return;
       }
-      logger.error({ worker: index, code, signal }, 'worker exited unexpectedly; starting a replacement');
-      setTimeout(() => fork(index), 500).unref();
+      if (!announced && !wasReady) {
+        // A worker that cannot start now will not start on retry either (bad spool dir, port in use).
+        logger.fatal({ worker: index, code, signal }, 'verdict failed to start: a worker could not start');
+        exitCode = 1;
+        stop('start failed');
+        return;
+      }
+      // Back off when a worker keeps dying, so a crash loop does not eat the machine.
+      const n = (restarts.get(index) ?? 0) + 1;
+      restarts.set(index, n);
+      const delay = Math.min(10_000, 250 * 2 ** Math.min(n, 6));
+      logger.error({ worker: index, code, signal, restartInMs: delay }, 'worker exited unexpectedly; starting a replacement');
+      setTimeout(() => {
+        if (!stopping) fork(index);
+      }, delay).unref();
     });
   };
   for (let i = 0; i < config.workers; i++) fork(i);
@@ -93,7 +110,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     store.close();
     logger.info({ reason }, 'verdict stopping');
     broadcast({ type: 'shutdown', reason });
-    if (workers.size === 0) resolveDone(0);
+    if (workers.size === 0) resolveDone(exitCode);
     // Workers get the grace period plus time to flush events; then they are killed.
     setTimeout(() => {
       for (const w of workers.values()) w.process.kill('SIGKILL');
@@ -106,7 +123,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     void store.reload();
   });
   const code = await done;
-  logger.info({ shutdown: 'graceful' }, 'verdict stopped');
+  if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
   return code;
 }
 
