@@ -6,6 +6,7 @@ import { processOutput, type CliOutput } from './output.js';
 import { serveCommand, serveUsage, setSinkFactory } from './commands/serve.js';
 import { auditCommand, auditUsage } from './commands/audit.js';
 import { DecisionPublisher } from '../events/publisher.js';
+import { ThreadedPublisher } from '../events/threaded-publisher.js';
 
 type Command = (argv: readonly string[], io: CliOutput) => Promise<number>;
 
@@ -17,7 +18,12 @@ const commands: Record<string, { run: Command; usage: string }> = {
   audit: { run: auditCommand, usage: auditUsage },
 };
 
-setSinkFactory(async (config, logger) => new DecisionPublisher(config.events, logger));
+setSinkFactory(async (config, logger) => {
+  if (!config.events.publisherThread) return new DecisionPublisher(config.events, logger);
+  // The thread makes its own logger; carry over bindings such as the cluster worker index.
+  const { service: _service, pid: _pid, ...bindings } = logger.bindings();
+  return new ThreadedPublisher(config.events, logger, config.logLevel, bindings);
+});
 
 function usage(): string {
   return ['usage: verdict <command> [options]', '', ...Object.values(commands).map((c) => `  ${c.usage}`)].join('\n');

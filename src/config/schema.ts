@@ -28,6 +28,8 @@ export interface EventsConfig {
   readonly spoolDir: string;
   /** Most unconfirmed bytes the spool may hold; beyond it events are dropped (or denied when required). */
   readonly spoolMaxBytes: number;
+  /** Chain, spool and publish on a separate thread, off the thread that answers calls. */
+  readonly publisherThread: boolean;
   /** Events are spooled and sent in groups this often (0 = every event-loop turn). */
   readonly flushIntervalMs: number;
   /** How often a chain checkpoint (one JetStream ack covering every event before it) is sent. */

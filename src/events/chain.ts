@@ -34,6 +34,13 @@ export class HashChain {
     this.id = `${instance}/${bootId}`;
   }
 
+  /** Takes back the last append (only the publisher does, to rebuild an oversized event). */
+  rewind(seq: number, prev: string): void {
+    if (seq !== this.seq) throw new Error('can only rewind the last event');
+    this.seq = seq - 1;
+    this.prev = prev;
+  }
+
   get lastSeq(): number {
     return this.seq;
   }
@@ -54,7 +61,9 @@ export class HashChain {
     const before: Record<string, unknown> = {};
     const after: Record<string, unknown> = {};
     for (const key of Object.keys(body)) ((key < 'chain' ? before : after) as Record<string, unknown>)[key] = (body as unknown as Record<string, unknown>)[key];
-    const headJson = JSON.stringify(before);
+    // canonicalJson, not JSON.stringify, for the part holding caller-supplied attribute maps: JS
+    // orders integer-like keys ("9" before "10") numerically, RFC 8785 sorts them as strings.
+    const headJson = canonicalJson(before);
     const tailJson = JSON.stringify(after);
     const head = headJson.length > 2 ? `${headJson.slice(0, -1)},` : '{';
     const tail = tailJson.length > 2 ? `,${tailJson.slice(1)}` : '}';

@@ -38,6 +38,8 @@ export interface DecisionEvent {
   readonly source: string;
   readonly subject: { readonly id: string; readonly roles: readonly string[]; readonly type: string };
   readonly time: string;
+  /** Present when part of the event was left out to fit a NATS message ("attributes"). */
+  readonly truncated?: 'attributes';
 }
 
 export type UnchainedEvent = Omit<DecisionEvent, 'chain'>;

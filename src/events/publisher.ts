@@ -4,7 +4,7 @@ import type { DecisionRecord } from '../service/decision-record.js';
 import type { ClosableSink } from '../server/app.js';
 import type { Logger } from '../server/logger.js';
 import { HashChain } from './chain.js';
-import { AttributeSelector, buildUnchainedEvent, CHECKPOINT_SCHEMA, type ChainCheckpoint } from './event.js';
+import { AttributeSelector, buildUnchainedEvent, CHECKPOINT_SCHEMA, type ChainCheckpoint, type UnchainedEvent } from './event.js';
 import { ensureStream } from './stream.js';
 import { checkpointSubject, decisionSubject } from './subjects.js';
 import { comparePositions, DecisionLog, payloadBytes, WalError, type WalEntry, type WalPosition } from './wal.js';
@@ -36,6 +36,8 @@ interface Pending {
 }
 
 const SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Events above this size lose their attributes (NATS's default max_payload is 1 MiB). */
+const MAX_EVENT_CHARS = 900 * 1024;
 const REPLAY_BATCH = 1024;
 
 /**
@@ -200,22 +202,33 @@ export class DecisionPublisher implements ClosableSink {
   }
 
   record(record: DecisionRecord): void {
-    this.enqueue(record, undefined);
+    this.enqueue(buildUnchainedEvent(record, this.config.instanceId, this.selector), undefined);
   }
 
   recordDurably(record: DecisionRecord): Promise<boolean> {
-    return new Promise((resolve) => this.enqueue(record, resolve));
+    return new Promise((resolve) => this.enqueue(buildUnchainedEvent(record, this.config.instanceId, this.selector), resolve));
   }
 
-  private enqueue(record: DecisionRecord, waiter: ((durable: boolean) => void) | undefined): void {
+  /** An event body already built (by the publisher thread's proxy on the serving thread). */
+  recordBody(body: UnchainedEvent, waiter?: (durable: boolean) => void): void {
+    this.enqueue(body, waiter);
+  }
+
+  private enqueue(body: UnchainedEvent, waiter: ((durable: boolean) => void) | undefined): void {
     if (this.closing) {
       waiter?.(false);
       return;
     }
-    const body = buildUnchainedEvent(record, this.config.instanceId, this.selector);
-    const { event, payload } = this.chain.append(body);
+    let { event, payload } = this.chain.append(body);
+    if (payload.length > MAX_EVENT_CHARS && body.attributes) {
+      // Too big for a NATS message (default max_payload 1 MiB): keep the decision, drop the
+      // attributes, and say so in the event. Built before the chain moves on, so no seq is lost.
+      this.chain.rewind(event.chain.seq, event.chain.prev);
+      const { attributes: _dropped, ...rest } = body;
+      ({ event, payload } = this.chain.append({ ...rest, truncated: 'attributes' } as UnchainedEvent));
+    }
     const entry: WalEntry = {
-      subject: this.subjectFor(record.request.resource.type, record.decision.effect),
+      subject: this.subjectFor(body.resource.type, body.decision),
       msgId: event.id,
       chain: event.chain.id,
       seq: event.chain.seq,
@@ -325,9 +338,30 @@ export class DecisionPublisher implements ClosableSink {
   private send(entry: WalEntry): void {
     const h = headers();
     h.set('Nats-Msg-Id', entry.msgId);
-    this.nc!.publish(entry.subject, payloadBytes(entry), { headers: h });
+    try {
+      this.nc!.publish(this.currentSubject(entry), payloadBytes(entry), { headers: h });
+    } catch (err) {
+      // Only a message NATS can never take throws here (e.g. larger than max_payload): retrying
+      // would stall the stream forever. Skip it loudly; the chain shows the gap to the auditor.
+      this.stats.failed++;
+      this.logger.error({ err: (err as Error).message, chain: entry.chain, seq: entry.seq, eventId: entry.msgId, bytes: payloadBytes(entry).length }, 'decision event cannot be published; skipped');
+    }
     this.lastSent = entry;
     this.stats.sent++;
+  }
+
+  /**
+   * A spooled event keeps the subject it was built with; if events.subjectPrefix changed since,
+   * it is re-addressed under the current prefix, which the stream captures (the old one may not).
+   */
+  private currentSubject(entry: WalEntry): string {
+    if (entry.subject.startsWith(`${this.config.subjectPrefix}.`)) return entry.subject;
+    try {
+      const event = JSON.parse(entry.payload) as { resource?: { type?: string }; decision?: 'ALLOW' | 'DENY' };
+      return this.subjectFor(event.resource?.type ?? 'unknown', event.decision === 'ALLOW' ? 'ALLOW' : 'DENY');
+    } catch {
+      return `${this.config.subjectPrefix}._unknown.deny`;
+    }
   }
 
   private armCheckpoint(): void {
@@ -400,7 +434,8 @@ export class DecisionPublisher implements ClosableSink {
       }
       while (this.checkpointInFlight && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       const done = !this.replaying && comparePositions(this.sendCursor, this.log.end()) >= 0;
-      const ok = await this.checkpoint(done);
+      // "final" closes this process's chain; never an earlier run's chain that is only being replayed.
+      const ok = await this.checkpoint(done && this.lastSent?.chain === this.chain.id);
       if (ok && done && comparePositions(this.log.committedPosition(), this.log.end()) >= 0) break;
     }
     for (const t of [this.persistTimer, this.statsTimer, this.retryTimer, this.tickTimer]) if (t) clearInterval(t);

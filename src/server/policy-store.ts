@@ -86,7 +86,11 @@ export class PolicyStore {
 
   private install(sources: readonly PolicySourceFile[], set: CompiledPolicySet, loadedAt: Date): ReloadResult {
     const previous = this.live?.set.revision;
-    if (previous === set.revision) return { status: 'unchanged', revision: set.revision };
+    if (previous === set.revision) {
+      // The files are back to the live content: an earlier rejected change no longer stands.
+      this.failure = undefined;
+      return { status: 'unchanged', revision: set.revision };
+    }
     this.live = { set, loadedAt, sources };
     this.failure = undefined;
     return { status: 'loaded', revision: set.revision, previous };
