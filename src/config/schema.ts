@@ -22,8 +22,6 @@ export interface EventsConfig {
   readonly duplicateWindowSeconds: number;
   /** Bounded in-memory queue; beyond it events go to the spool. */
   readonly queueSize: number;
-  /** Publishes with an ack outstanding. */
-  readonly maxInFlight: number;
   /** Directory of the append-only spool (write-ahead log) of events not yet confirmed by JetStream. */
   readonly spoolDir: string;
   /** Most unconfirmed bytes the spool may hold; beyond it events are dropped (or denied when required). */
