@@ -48,7 +48,7 @@ export function renderTable(rows: readonly Row[], types: number): string {
         )} | ${fmtNum(medianOf(row.runs, (r) => r.server?.cpuMicrosPerCheck), 1)} | ${fmtNum(medianOf(row.runs, (r) => r.server?.cores), 2)} | ${fmtNum(
           medianOf(row.runs, (r) => r.server?.peakRssMB),
           0,
-        )} | ${fmtNum(medianOf(row.runs, (r) => r.generatorCores.reduce((s, c) => s + c, 0)), 2)} | ${fmtNum(medianOf(row.runs, (r) => r.machine.otherCores), 2)} | ${ratio} |`,
+        )} | ${fmtNum(medianOf(row.runs, (r) => r.generatorCores.reduce((s, c) => s + c, 0)), 2)} | ${fmtNum(Math.max(0, medianOf(row.runs, (r) => r.machine.otherCores)), 2)} | ${ratio} |`,
       );
     }
   }

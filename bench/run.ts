@@ -79,7 +79,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const logDir = path.join(work, 'logs');
   const rows: Row[] = [];
   for (const scenario of scenarios) for (const server of servers) rows.push({ scenario, server, runs: [] });
-  const idle: string[] = [];
+  const idle: { server: string; workload: string; msPerSecond: number }[] = [];
   const started = new Date();
   log(`bench: ${servers.map((s) => s.name).join(', ')} × ${scenarios.length} scenarios × ${reps} reps, ${durationMs / 1000} s + ${warmupMs / 1000} s warm-up each; logs in ${logDir}`);
 
@@ -106,7 +106,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
           const a = cpuSnapshot(pids);
           await new Promise((r) => setTimeout(r, 4000));
           const b = cpuSnapshot(pids);
-          running.forEach((r, i) => idle.push(`${r.def.name} (${workload} policies): ${fmtNum((b.micros[i]! - a.micros[i]!) / (b.at - a.at), 1)} ms CPU per s while idle`));
+          running.forEach((r, i) => idle.push({ server: r.def.name, workload, msPerSecond: (b.micros[i]! - a.micros[i]!) / (b.at - a.at) }));
         }
         for (let rep = 0; rep < reps; rep++) {
           for (const scenario of scenarios.filter((s) => s.workload === workload)) {
@@ -151,7 +151,13 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
     '- Server CPU and RSS come from /proc/<pid>/stat (utime + stime over the measured window) and VmHWM (peak, reset before each scenario); "load-gen cores" is the generators\' CPU over the same window, "other procs cores" what the rest of the machine used meanwhile (from /proc/stat: other tenants, the harness).',
     `- The machine has ${os.cpus().length} CPUs shared by the server and the load generators: when server cores + load-gen cores approach ${os.cpus().length}, the figure is machine-bound and server CPU µs/check is the comparable number. Server figures include the server's child processes (cluster workers); RSS is then their sum.`,
     ...servers.map((s) => `- \`${s.name}\`: ${s.description}.`),
-    ...idle.map((l) => `- Idle ${l}.`),
+    ...(idle.length > 0
+      ? [
+          `- CPU of an idle server (timers, policy-directory polling), over 4 s after start: ${servers
+            .map((s) => `${s.name} ${idle.filter((i) => i.server === s.name).map((i) => `${fmtNum(i.msPerSecond, 1)} ms/s (${i.workload === 'large' ? `${fmtInt(types)} types` : i.workload})`).join(', ')}`)
+            .join('; ')}.`,
+        ]
+      : []),
     ...errors.map((r) => `- **${r.server.name}, ${r.scenario.id}: ${r.runs.reduce((s, x) => s + x.errors, 0)} failed calls** (${r.runs.flatMap((x) => x.errorSamples).slice(0, 2).join('; ')}).`),
   ];
   const header = `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, grpc-js 1.14.7. Command: \`${invokedAs(argv)}\``;
@@ -161,7 +167,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   await mkdir(path.dirname(jsonFile), { recursive: true });
   await writeFile(
     jsonFile,
-    JSON.stringify({ started, argv, reps, durationMs, warmupMs, generators, types, rows: rows.map((r) => ({ scenario: r.scenario, server: r.server.name, runs: r.runs })) }, null, 1),
+    JSON.stringify({ started, argv, reps, durationMs, warmupMs, generators, types, idle, rows: rows.map((r) => ({ scenario: r.scenario, server: r.server.name, runs: r.runs })) }, null, 1),
   );
   if (flags.bool('write-docs')) {
     await writeDocs(path.join(ROOT, 'docs/performance.md'), `${header}\n\n${table}\n\n${notes.join('\n')}`);
