@@ -14,7 +14,7 @@ import type { PolicySourceFile, ResourcePolicyDocument } from './document.js';
 import { checkExpression } from './expression.js';
 import { PolicyLoadError, type PolicyIssue, type SourcePosition } from './issues.js';
 import { parsePolicyFile } from './parse.js';
-import { compileVariables } from './variables.js';
+import { compileVariables, newVariablesEnvCache, type VariablesEnvCache } from './variables.js';
 
 export const WILDCARD_RESOURCE = '*';
 
@@ -53,8 +53,11 @@ export function compilePolicySet(files: readonly PolicySourceFile[]): CompiledPo
 
   const base = celBaseEnvironment();
   const units: PolicyUnit[] = [];
+  // Environments are shared between policies with identical variable types, within this set only
+  // (so a replaced set releases them).
+  const envCache: VariablesEnvCache = newVariablesEnvCache();
   for (const doc of documents) {
-    const vars = compileVariables(base, doc.variables, issues);
+    const vars = compileVariables(base, doc.variables, issues, envCache);
     const policy: CompiledPolicy = {
       id: doc.id,
       resource: doc.resource,

@@ -10,33 +10,45 @@ export interface VariablesFactory {
 }
 
 const ACTIVATION = Symbol('activation');
+const PROGRAMS = Symbol('programs');
 const CACHE = Symbol('cache');
 interface VariablesInstance {
   [ACTIVATION]: Record<string, unknown>;
-  [CACHE]: Map<string, { ok: boolean; value: unknown }>;
+  [PROGRAMS]: ReadonlyMap<string, CelProgram>;
+  [CACHE]: Map<string, { ok: boolean; value: unknown }> | undefined;
 }
 
-function makeVariablesClass(names: Iterable<string>, programs: ReadonlyMap<string, CelProgram>): new (activation: Record<string, unknown>) => object {
+type VariablesClass = new (activation: Record<string, unknown>, programs: ReadonlyMap<string, CelProgram>) => object;
+
+/**
+ * The runtime class of a `variables` type. The programs live on the instance, not in the class,
+ * so policies whose variables have the same names and types share one class and one environment
+ * (a 1,000-type set built from a template then holds a handful of environments, not thousands).
+ */
+function makeVariablesClass(names: Iterable<string>): VariablesClass {
   class PolicyVariables {
     [ACTIVATION]: Record<string, unknown>;
-    [CACHE] = new Map<string, { ok: boolean; value: unknown }>();
-    constructor(activation: Record<string, unknown>) {
+    [PROGRAMS]: ReadonlyMap<string, CelProgram>;
+    [CACHE]: Map<string, { ok: boolean; value: unknown }> | undefined = undefined;
+    constructor(activation: Record<string, unknown>, programs: ReadonlyMap<string, CelProgram>) {
       this[ACTIVATION] = activation;
+      this[PROGRAMS] = programs;
     }
   }
   for (const name of names) {
     Object.defineProperty(PolicyVariables.prototype, name, {
       enumerable: true,
       get(this: VariablesInstance) {
-        let entry = this[CACHE].get(name);
+        const cache = (this[CACHE] ??= new Map());
+        let entry = cache.get(name);
         if (!entry) {
           // An error is cached too: every use of a broken variable fails the same way.
           try {
-            entry = { ok: true, value: programs.get(name)!(this[ACTIVATION]) };
+            entry = { ok: true, value: this[PROGRAMS].get(name)!(this[ACTIVATION]) };
           } catch (err) {
             entry = { ok: false, value: err };
           }
-          this[CACHE].set(name, entry);
+          cache.set(name, entry);
         }
         if (!entry.ok) throw entry.value;
         return entry.value;
@@ -44,6 +56,19 @@ function makeVariablesClass(names: Iterable<string>, programs: ReadonlyMap<strin
     });
   }
   return PolicyVariables;
+}
+
+/**
+ * Typed `variables` environments of one policy-set compilation, keyed by the policy's variable
+ * names and the field types declared so far; classes keyed by the variable names alone.
+ */
+export interface VariablesEnvCache {
+  readonly envs: Map<string, { env: Environment; ctor: VariablesClass }>;
+  readonly classes: Map<string, VariablesClass>;
+}
+
+export function newVariablesEnvCache(): VariablesEnvCache {
+  return { envs: new Map(), classes: new Map() };
 }
 
 let typeCounter = 0;
@@ -57,6 +82,7 @@ export function compileVariables(
   base: Environment,
   definitions: readonly VariableDefinition[],
   issues: PolicyIssue[],
+  cache: VariablesEnvCache = newVariablesEnvCache(),
 ): { env: Environment; factory: VariablesFactory; ok: boolean } {
   const byName = new Map(definitions.map((d) => [d.name, d]));
   const deps = new Map<string, string[]>();
@@ -99,15 +125,19 @@ export function compileVariables(
     order.push(name);
   };
   for (const def of definitions) if (deps.has(def.name)) visit(def.name, []);
-  if (!ok) return fallback(base, definitions);
+  if (!ok) return fallback(base, definitions, cache);
 
   const types = new Map<string, string>();
   const programs = new Map<string, CelProgram>();
-  // One runtime class for every environment built below: a variable's program is checked in an
-  // intermediate environment but reads `variables` from the instance the final one creates, and
-  // cel-js recognises a value by its class.
-  const VariablesClass = makeVariablesClass(order, programs);
-  let typed = withVariablesType(base, types, VariablesClass);
+  // Every environment of this policy (intermediate and final) registers the same class: a
+  // variable's program checked in an intermediate one reads the final instance at run time, and
+  // cel-js recognises values by class.
+  const names = [...order].sort();
+  const namesKey = names.join(',');
+  let ctor = cache.classes.get(namesKey);
+  if (!ctor) cache.classes.set(namesKey, (ctor = makeVariablesClass(names)));
+  const typedFor = (t: ReadonlyMap<string, string>) => typedEnvironment(base, t, cache, ctor!, namesKey);
+  let typed = typedFor(types);
   for (const name of order) {
     const def = byName.get(name)!;
     const checked = checkExpression(typed.env, def.expression, `variables.${name}`, issues, false);
@@ -117,20 +147,22 @@ export function compileVariables(
     }
     types.set(name, checked.type);
     programs.set(name, checked.program);
-    typed = withVariablesType(base, types, VariablesClass);
+    typed = typedFor(types);
   }
-  if (!ok) return fallback(base, definitions);
-  // The runtime class must be the one registered for the type: cel-js checks values by class.
-  return { env: typed.env, factory: { create: (activation) => new VariablesClass(activation) }, ok: true };
+  if (!ok) return fallback(base, definitions, cache);
+  // A variable's program may have been checked in an intermediate environment; at run time it
+  // reads `variables` from an instance of the final type's class, which is what cel-js checks.
+  const Ctor = typed.ctor;
+  return { env: typed.env, factory: { create: (activation) => new Ctor(activation, programs) }, ok: true };
 }
 
 /**
  * After a variable error the set is rejected anyway, but the policy's rules are still checked
  * against `variables` typed as dyn, so one load reports every problem.
  */
-function fallback(base: Environment, definitions: readonly VariableDefinition[]): { env: Environment; factory: VariablesFactory; ok: boolean } {
+function fallback(base: Environment, definitions: readonly VariableDefinition[], cache: VariablesEnvCache): { env: Environment; factory: VariablesFactory; ok: boolean } {
   const types = new Map(definitions.map((d) => [d.name, 'dyn']));
-  const { env } = withVariablesType(base, types, makeVariablesClass([], new Map()));
+  const { env } = typedEnvironment(base, types, cache, makeVariablesClass(types.keys()), `fallback:${[...types.keys()].join(',')}`);
   return {
     env,
     factory: {
@@ -142,11 +174,17 @@ function fallback(base: Environment, definitions: readonly VariableDefinition[])
   };
 }
 
-function withVariablesType(
+/** The environment where `variables` has exactly these fields and types (shared when identical). */
+function typedEnvironment(
   base: Environment,
   types: ReadonlyMap<string, string>,
-  ctor: new (activation: Record<string, unknown>) => object,
-): { env: Environment } {
+  cache: VariablesEnvCache,
+  ctor: VariablesClass,
+  namesKey: string,
+): { env: Environment; ctor: VariablesClass } {
+  const key = `${namesKey}#${[...types.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([n, t]) => `${n}:${t}`).join('|')}`;
+  const hit = cache.envs.get(key);
+  if (hit) return hit;
   const env = base.clone();
   const typeName = `verdict.Variables${++typeCounter}`;
   const fields: Record<string, string> = {};
@@ -159,5 +197,7 @@ function withVariablesType(
     env.registerType(typeName, { ctor, fields });
   }
   env.registerVariable('variables', typeName);
-  return { env };
+  const entry = { env, ctor };
+  cache.envs.set(key, entry);
+  return entry;
 }
