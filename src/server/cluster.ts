@@ -38,9 +38,11 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   const done = new Promise<number>((r) => (resolveDone = r));
   const restarts = new Map<number, number>();
 
-  const store = new PolicyStore(config.policies, {
-    onReload: (r) => onPrimaryReload(r, store, logger, broadcast),
-  });
+  const store = new PolicyStore(
+    config.policies,
+    { onReload: (r) => onPrimaryReload(r, store, logger, broadcast) },
+    true,
+  );
   const first = await store.reload();
   if (first.status === 'rejected') {
     logger.fatal({ err: first.failure.message }, 'verdict failed to start');

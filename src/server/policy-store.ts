@@ -40,9 +40,14 @@ export class PolicyStore {
   private debounceTimer: NodeJS.Timeout | undefined;
   private fingerprint = '';
 
+  /**
+   * @param validateOnly keep only the set's summary, not its compiled rules: a cluster primary
+   *   validates and forwards files but never decides, and a large set's rules cost hundreds of MB.
+   */
   constructor(
     readonly directory: string,
     private readonly events: PolicyStoreEvents = {},
+    private readonly validateOnly = false,
   ) {}
 
   current(): LoadedPolicySet | undefined {
@@ -91,7 +96,7 @@ export class PolicyStore {
       this.failure = undefined;
       return { status: 'unchanged', revision: set.revision };
     }
-    this.live = { set, loadedAt, sources };
+    this.live = { set: this.validateOnly ? summaryOnly(set) : set, loadedAt, sources };
     this.failure = undefined;
     return { status: 'loaded', revision: set.revision, previous };
   }
@@ -165,4 +170,17 @@ export class PolicyStore {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
   }
+}
+
+function summaryOnly(set: CompiledPolicySet): CompiledPolicySet {
+  const { revision, policies, resourceTypes, ruleCount } = set;
+  return {
+    revision,
+    policies,
+    resourceTypes,
+    ruleCount,
+    indexFor: () => {
+      throw new Error('this policy store only validates; it does not decide');
+    },
+  };
 }
