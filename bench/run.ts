@@ -4,7 +4,7 @@
  *
  *   node dist/bench/run.js [--servers empty,verdict] [--scenarios check-1,check-16,...]
  *                          [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--count N]
- *                          [--types 1000] [--policies policies] [--quick] [--write-docs] [--out results.json]
+ *                          [--types 1000] [--policies policies] [--quiet-wait 15] [--quick] [--write-docs] [--out results.json]
  *
  * Every flag can also be given as an environment variable BENCH_<FLAG> (e.g. BENCH_DURATION=10).
  */
@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runLoad } from './grpc/driver.js';
-import { cpuSnapshot } from './grpc/proc.js';
+import { cpuSnapshot, machineCpuMicros } from './grpc/proc.js';
 import { writeLargePolicySet } from './generate/large-policy-set.js';
 import { ROOT, SERVERS, type RunningServer, type ServerDefinition } from './servers.js';
 import { renderTable, writeDocs, type Row, type Scenario } from './report.js';
@@ -28,8 +28,30 @@ const SCENARIOS: readonly Scenario[] = [
   { id: 'large-batch-16', label: 'CheckBatch 10×3, 16 in flight, 1,000 types', workload: 'large', method: 'CheckBatch', inFlight: 16 },
 ];
 
+/** Window over which idle servers' CPU is measured (CPU time has 10 ms ticks: 10 s gives 1 ms/s). */
+const IDLE_WINDOW_MS = 10_000;
+const IDLE_SETTLE_MS = 5_000;
+
 /** --quick: one scenario per server (the smoke test). */
 const QUICK_SCENARIOS = ['check-16'];
+
+/**
+ * On a shared machine, waits (at most `maxMs`) until other processes use less than `threshold`
+ * cores, sampled over 500 ms, so a scenario does not start in the middle of someone else's burst.
+ * Returns the last sample (cores busy).
+ */
+async function waitForQuiet(maxMs: number, threshold = 0.25): Promise<number> {
+  const deadline = performance.now() + maxMs;
+  let busy = 0;
+  do {
+    const a = machineCpuMicros();
+    const t = performance.now();
+    await new Promise((r) => setTimeout(r, 500));
+    busy = (machineCpuMicros().busy - a.busy) / ((performance.now() - t) * 1000);
+    if (busy < threshold) break;
+  } while (performance.now() < deadline);
+  return busy;
+}
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -49,7 +71,7 @@ async function main(): Promise<number> {
   const flags = parseFlags(argv);
   if (flags.bool('help')) {
     process.stdout.write(`usage: node dist/bench/run.js [--servers ${SERVERS.map((s) => s.name).join(',')}] [--scenarios ${SCENARIOS.map((s) => s.id).join(',')}]
-  [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--count N] [--types 1000] [--policies DIR] [--quick] [--write-docs] [--out results.json]
+  [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--count N] [--types 1000] [--policies DIR] [--quiet-wait 15] [--quick] [--write-docs] [--out results.json]
 Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).\n`);
     return 0;
   }
@@ -60,6 +82,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const generators = flags.int('generators', 2);
   const count = flags.has('count') ? flags.int('count', 0) : undefined;
   const types = flags.int('types', 1000);
+  const quietWaitMs = flags.num('quiet-wait', quick ? 0 : 15) * 1000;
   const policies = path.resolve(ROOT, flags.str('policies', 'policies'));
   const serverNames = flags.list('servers', SERVERS.map((s) => s.name));
   const scenarioIds = flags.list('scenarios', quick ? QUICK_SCENARIOS : SCENARIOS.map((s) => s.id));
@@ -101,10 +124,12 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
           log(`bench: ${def.name} (${workload}) answering on ${server.address}, pid ${server.pid}, after ${fmtInt(performance.now() - t)} ms`);
         }
         if (!quick) {
-          // Background cost of an idle server (timers, policy-directory polling).
+          // Background cost of an idle server (timers, policy-directory polling), once start-up work
+          // (background JIT, GC of start-up garbage) has settled.
+          await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
           const pids = running.map((r) => r.server.pid);
           const a = cpuSnapshot(pids);
-          await new Promise((r) => setTimeout(r, 4000));
+          await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
           const b = cpuSnapshot(pids);
           running.forEach((r, i) => idle.push({ server: r.def.name, workload, msPerSecond: (b.micros[i]! - a.micros[i]!) / (b.at - a.at) }));
         }
@@ -113,6 +138,10 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
             // Alternate the order so neither server always runs right after the other.
             const order = rep % 2 === 0 ? running : [...running].reverse();
             for (const { def, server } of order) {
+              if (quietWaitMs > 0) {
+                const busy = await waitForQuiet(quietWaitMs);
+                if (busy >= 0.25) log(`bench: the machine is busy (${fmtNum(busy, 2)} cores used by others); measuring anyway`);
+              }
               const result = await runLoad({
                 address: server.address,
                 protocol: def.protocol,
@@ -146,6 +175,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const table = renderTable(rows, types);
   const errors = rows.filter((r) => r.runs.some((x) => x.errors > 0));
   const notes = [
+    ...(quietWaitMs > 0 ? [`- Before each measurement the harness waited up to ${quietWaitMs / 1000} s for other processes to use less than 0.25 cores.`] : []),
     `- ${reps} repetition${reps === 1 ? '' : 's'} of ${count !== undefined ? `${fmtInt(count)} calls` : `${durationMs / 1000} s`} per scenario and server (after ${warmupMs / 1000} s warm-up), servers interleaved; medians shown.`,
     `- Load: ${generators} generator process${generators === 1 ? '' : 'es'} (fewer when fewer calls are in flight), each with its own grpc-js channel, sending pre-encoded requests; one CheckBatch = ${30} checks (10 resources × 3 actions).`,
     '- Server CPU and RSS come from /proc/<pid>/stat (utime + stime over the measured window) and VmHWM (peak, reset before each scenario); "load-gen cores" is the generators\' CPU over the same window, "other procs cores" what the rest of the machine used meanwhile (from /proc/stat: other tenants, the harness).',
@@ -153,7 +183,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
     ...servers.map((s) => `- \`${s.name}\`: ${s.description}.`),
     ...(idle.length > 0
       ? [
-          `- CPU of an idle server (timers, policy-directory polling), over 4 s after start: ${servers
+          `- CPU of an idle server (timers, policy-directory polling), over ${IDLE_WINDOW_MS / 1000} s starting ${IDLE_SETTLE_MS / 1000} s after all servers answer: ${servers
             .map((s) => `${s.name} ${idle.filter((i) => i.server === s.name).map((i) => `${fmtNum(i.msPerSecond, 1)} ms/s (${i.workload === 'large' ? `${fmtInt(types)} types` : i.workload})`).join(', ')}`)
             .join('; ')}.`,
         ]
