@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readdirSync, readSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { ensureDirectory } from '../files/ensure-directory.js';
 
 /** One line of an audit file: the stream sequence, subject and the message exactly as stored. */
 export interface TrailLine {
@@ -34,7 +35,7 @@ export class TrailWriter {
 
   /** Opens the newest file and returns the last stream sequence already written (0 if none). */
   open(): number {
-    mkdirSync(this.dir, { recursive: true });
+    ensureDirectory(this.dir);
     const files = readdirSync(this.dir).filter((f) => FILE.test(f)).sort();
     const newest = files[files.length - 1];
     if (!newest) return 0;

@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { ensureDirectory } from '../files/ensure-directory.js';
 
 /** One logged message: what to publish, exactly as first built, plus its place in its chain. */
 export interface WalEntry {
@@ -68,7 +69,7 @@ export class DecisionLog {
 
   open(): void {
     try {
-      mkdirSync(this.dir, { recursive: true });
+      ensureDirectory(this.dir);
       this.lock();
       const segments = this.segments();
       this.segment = segments.length > 0 ? segments[segments.length - 1]! : 1;
