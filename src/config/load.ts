@@ -39,7 +39,7 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     spoolDir: 'var/spool',
     spoolMaxBytes: 1024 * 1024 * 1024,
     publisherThread: true,
-    flushIntervalMs: 5,
+    flushIntervalMs: 20,
     checkpointIntervalMs: 100,
     ackTimeoutMs: 3000,
     required: false,

@@ -1,6 +1,6 @@
 import { hash as oneShotHash, randomUUID } from 'node:crypto';
 import { canonicalJson } from './canonical.js';
-import type { DecisionEvent, UnchainedEvent } from './event.js';
+import type { ChainLink, DecisionEvent, UnchainedEvent } from './event.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -8,6 +8,20 @@ export interface ChainedEvent {
   readonly event: DecisionEvent;
   /** The exact bytes published: canonical JSON of the event including its hash. */
   readonly payload: string;
+}
+
+/** The publisher needs only the link; the event object is assembled when someone asks for it. */
+class AppendedEvent implements ChainedEvent {
+  private built: DecisionEvent | undefined;
+  constructor(
+    private readonly body: UnchainedEvent,
+    readonly link: ChainLink,
+    readonly payload: string,
+  ) {}
+
+  get event(): DecisionEvent {
+    return (this.built ??= { ...this.body, chain: this.link } as unknown as DecisionEvent);
+  }
 }
 
 function sha256Hex(text: string): string {
@@ -50,28 +64,34 @@ export class HashChain {
   }
 
   /**
-   * Appends an event. The body's keys are already sorted (buildUnchainedEvent) and "chain" sorts
-   * between "caller" and "decision", so the canonical JSON is `head + chain + tail`: the body is
-   * serialised once, and the hashed form (without chain.hash) and the published form (with it)
-   * differ only in the chain object.
+   * Appends an event. The canonical JSON (RFC 8785: keys sorted) of the fixed event schema is
+   * written out field by field — the hot path of the decision stream, so no intermediate objects:
+   * `head + chain + tail`, where the hashed form (without chain.hash) and the published form (with
+   * it) differ only in the chain object. Only caller-supplied attribute maps go through the generic
+   * canonicaliser (JS orders integer-like keys numerically; RFC 8785 sorts them as strings).
    */
   append(body: UnchainedEvent): ChainedEvent {
     const seq = ++this.seq;
     const prev = this.prev;
-    const before: Record<string, unknown> = {};
-    const after: Record<string, unknown> = {};
-    for (const key of Object.keys(body)) ((key < 'chain' ? before : after) as Record<string, unknown>)[key] = (body as unknown as Record<string, unknown>)[key];
-    // canonicalJson, not JSON.stringify, for the part holding caller-supplied attribute maps: JS
-    // orders integer-like keys ("9" before "10") numerically, RFC 8785 sorts them as strings.
-    const headJson = canonicalJson(before);
-    const tailJson = JSON.stringify(after);
-    const head = headJson.length > 2 ? `${headJson.slice(0, -1)},` : '{';
-    const tail = tailJson.length > 2 ? `,${tailJson.slice(1)}` : '}';
-    const link = `"id":${JSON.stringify(this.id)},"prev":"${prev}","seq":${seq}}`;
+    const b = body as UnchainedEvent & { truncated?: string };
+    const q = JSON.stringify;
+    const head =
+      `{"action":${q(b.action)},` +
+      (b.attributes !== undefined ? `"attributes":${canonicalJson(b.attributes)},` : '') +
+      `"caller":{"id":${q(b.caller.id)},"kind":${q(b.caller.kind)}},`;
+    const tail =
+      `,"decision":${q(b.decision)}` +
+      (b.errors !== undefined ? `,"errors":${canonicalJson(b.errors)}` : '') +
+      `,"evaluationUs":${q(b.evaluationUs)},"id":${q(b.id)},"instance":${q(b.instance)},"policy":${q(b.policy)}` +
+      `,"reason":${q(b.reason)},"requestId":${q(b.requestId)},"resource":{"id":${q(b.resource.id)},"type":${q(b.resource.type)}}` +
+      `,"revision":${q(b.revision)},"rule":${q(b.rule)},"schema":${q(b.schema)},"source":${q(b.source)}` +
+      `,"subject":{"id":${q(b.subject.id)},"roles":${q(b.subject.roles)},"type":${q(b.subject.type)}},"time":${q(b.time)}` +
+      (b.truncated !== undefined ? `,"truncated":${q(b.truncated)}` : '') +
+      '}';
+    const link = `"id":${q(this.id)},"prev":"${prev}","seq":${seq}}`;
     const hash = sha256Hex(`${head}"chain":{${link}${tail}`);
     const payload = `${head}"chain":{"hash":"${hash}",${link}${tail}`;
     this.prev = hash;
-    const event = { ...body, chain: { hash, id: this.id, prev, seq } } as unknown as DecisionEvent;
-    return { event, payload };
+    return new AppendedEvent(body, { hash, id: this.id, prev, seq }, payload);
   }
 }

@@ -64,13 +64,12 @@ if (parentPort) {
         );
         break;
       case 'events':
-        for (const e of msg.events) {
-          if (e.wait === undefined) publisher.recordBody(e.body);
-          else {
+        publisher.recordBodies(
+          msg.events.map((e) => {
             const id = e.wait;
-            publisher.recordBody(e.body, (ok) => answer(id, ok));
-          }
-        }
+            return id === undefined ? { body: e.body } : { body: e.body, waiter: (ok: boolean) => answer(id, ok) };
+          }),
+        );
         break;
       case 'stats':
         post({ type: 'stats', id: msg.id, stats: publisher.snapshot() });

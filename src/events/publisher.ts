@@ -7,7 +7,7 @@ import { HashChain } from './chain.js';
 import { AttributeSelector, buildUnchainedEvent, CHECKPOINT_SCHEMA, type ChainCheckpoint, type UnchainedEvent } from './event.js';
 import { ensureStream } from './stream.js';
 import { checkpointSubject, decisionSubject } from './subjects.js';
-import { comparePositions, DecisionLog, payloadBytes, WalError, type WalEntry, type WalPosition } from './wal.js';
+import { comparePositions, DecisionLog, WalError, type WalEntry, type WalPosition } from './wal.js';
 
 /** Counters an operator reads in logs (and tests read directly). */
 export interface PublisherStats {
@@ -67,7 +67,7 @@ export class DecisionPublisher implements ClosableSink {
   private closing = false;
   private pending: Pending[] = [];
   /** Written to the spool, not yet sent: the fast path while NATS keeps up. */
-  private memory: { entry: WalEntry; end: WalPosition }[] = [];
+  private memory: { entry: WalEntry; end: WalPosition; bytes: Uint8Array }[] = [];
   /** True while publishing reads from the spool file (after an outage or overflow). */
   private replaying = true;
   private sendCursor: WalPosition;
@@ -214,7 +214,21 @@ export class DecisionPublisher implements ClosableSink {
     this.enqueue(body, waiter);
   }
 
-  private enqueue(body: UnchainedEvent, waiter: ((durable: boolean) => void) | undefined): void {
+  /**
+   * A group of bodies handed over at once (the publisher thread): chained, spooled and sent right
+   * away, in this turn — no timer, since every timer wake-up costs CPU of its own.
+   */
+  recordBodies(items: readonly { body: UnchainedEvent; waiter?: (durable: boolean) => void }[]): void {
+    for (const item of items) this.enqueue(item.body, item.waiter, false);
+    if (this.tickTimer) {
+      clearTimeout(this.tickTimer);
+      this.tickTimer = undefined;
+      this.tickScheduled = false;
+    }
+    this.tick();
+  }
+
+  private enqueue(body: UnchainedEvent, waiter: ((durable: boolean) => void) | undefined, schedule = true): void {
     if (this.closing) {
       waiter?.(false);
       return;
@@ -237,7 +251,7 @@ export class DecisionPublisher implements ClosableSink {
     };
     this.stats.recorded++;
     this.pending.push(waiter ? { entry, waiter } : { entry });
-    this.scheduleTick(waiter !== undefined);
+    if (schedule) this.scheduleTick(waiter !== undefined);
   }
 
   /**
@@ -299,7 +313,7 @@ export class DecisionPublisher implements ClosableSink {
         this.scheduleTick(true); // more to replay: yield to the event loop between batches
       }
     } else if (this.memory.length > 0) {
-      for (const m of this.memory) this.send(m.entry);
+      for (const m of this.memory) this.send(m.entry, m.bytes);
       this.sendCursor = this.memory[this.memory.length - 1]!.end;
       this.memory = [];
     }
@@ -311,8 +325,9 @@ export class DecisionPublisher implements ClosableSink {
     this.pending = [];
     const sync = batch.some((p) => p.waiter !== undefined);
     let ends;
+    const views: Uint8Array[] = [];
     try {
-      ends = this.log.append(batch.map((p) => p.entry), sync);
+      ends = this.log.append(batch.map((p) => p.entry), sync, views);
     } catch (err) {
       this.stats.failed += batch.length;
       const now = Date.now();
@@ -327,7 +342,8 @@ export class DecisionPublisher implements ClosableSink {
     this.stats.spooled += batch.length;
     for (const p of batch) p.waiter?.(true);
     if (!this.replaying && this.up && this.memory.length + batch.length <= this.config.queueSize) {
-      for (let i = 0; i < batch.length; i++) this.memory.push({ entry: batch[i]!.entry, end: ends[i]! });
+      // The views point into this group's spool buffer; they are sent in this same turn.
+      for (let i = 0; i < batch.length; i++) this.memory.push({ entry: batch[i]!.entry, end: ends[i]!, bytes: views[i]! });
     } else if (!this.replaying) {
       // Overflow or down: publishing continues from the spool file, in order.
       this.replaying = true;
@@ -335,16 +351,16 @@ export class DecisionPublisher implements ClosableSink {
     }
   }
 
-  private send(entry: WalEntry): void {
+  private send(entry: WalEntry, bytes: Uint8Array = Buffer.from(entry.payload, 'utf8')): void {
     const h = headers();
     h.set('Nats-Msg-Id', entry.msgId);
     try {
-      this.nc!.publish(this.currentSubject(entry), payloadBytes(entry), { headers: h });
+      this.nc!.publish(this.currentSubject(entry), bytes, { headers: h });
     } catch (err) {
       // Only a message NATS can never take throws here (e.g. larger than max_payload): retrying
       // would stall the stream forever. Skip it loudly; the chain shows the gap to the auditor.
       this.stats.failed++;
-      this.logger.error({ err: (err as Error).message, chain: entry.chain, seq: entry.seq, eventId: entry.msgId, bytes: payloadBytes(entry).length }, 'decision event cannot be published; skipped');
+      this.logger.error({ err: (err as Error).message, chain: entry.chain, seq: entry.seq, eventId: entry.msgId, bytes: bytes.length }, 'decision event cannot be published; skipped');
     }
     this.lastSent = entry;
     this.stats.sent++;

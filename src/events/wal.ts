@@ -10,17 +10,6 @@ export interface WalEntry {
   readonly seq: number;
   readonly hash: string;
   readonly payload: string;
-  /** The payload as UTF-8, encoded once and shared by the spool write and the NATS publish. */
-  bytes?: Uint8Array;
-}
-
-/** The UTF-8 bytes of an entry's payload (encoded on first use, then cached on the entry). */
-export function payloadBytes(entry: WalEntry): Uint8Array {
-  if (entry.bytes) return entry.bytes;
-  const bytes = Buffer.from(entry.payload, 'utf8');
-  // Not enumerable: the cache is not part of the entry's value (copies and comparisons ignore it).
-  Object.defineProperty(entry, 'bytes', { value: bytes, enumerable: false, writable: true });
-  return bytes;
 }
 
 /** A byte position in the log: segment number and offset within it. */
@@ -165,28 +154,29 @@ export class DecisionLog {
    * Appends entries in order; returns the end position of each, or throws WalError when the spool
    * is full (events.spoolMaxBytes) or the disk refuses. With `sync`, data is on disk on return.
    */
-  append(entries: readonly WalEntry[], sync: boolean): WalPosition[] {
+  append(entries: readonly WalEntry[], sync: boolean, payloadViews?: Uint8Array[]): WalPosition[] {
     if (this.fd === undefined) throw new WalError('decision spool is not open');
     if (this.pendingBytes() > this.maxBytes) throw new WalError(`decision spool is full (${this.maxBytes} bytes unconfirmed; NATS has been unavailable too long)`);
     if (this.size >= this.segmentBytes) this.rotate();
-    // One buffer for the whole group: prefixes written in place, payload bytes copied (no string
-    // concatenation, no second UTF-8 encoding), one write syscall.
+    // One buffer for the whole group, strings encoded straight into it, one write syscall. The
+    // caller may ask for views of each payload in it, to publish the same bytes without encoding
+    // them again (no per-event buffers: they were most of the decision stream's garbage).
     const prefixes: string[] = new Array<string>(entries.length);
     let total = 0;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       const prefix = `${e.subject}\t${e.msgId}\t${e.chain}\t${e.seq}\t${e.hash}\t`;
       prefixes[i] = prefix;
-      total += Buffer.byteLength(prefix) + payloadBytes(e).length + 1;
+      total += Buffer.byteLength(prefix) + Buffer.byteLength(e.payload) + 1;
     }
     const bytes = Buffer.allocUnsafe(total);
     const positions: WalPosition[] = new Array<WalPosition>(entries.length);
     let at = 0;
     for (let i = 0; i < entries.length; i++) {
       at += bytes.write(prefixes[i]!, at, 'utf8');
-      const payload = entries[i]!.bytes!;
-      bytes.set(payload, at);
-      at += payload.length;
+      const start = at;
+      at += bytes.write(entries[i]!.payload, at, 'utf8');
+      if (payloadViews) payloadViews[i] = bytes.subarray(start, at);
       bytes[at++] = 10;
       positions[i] = { segment: this.segment, offset: this.size + at };
     }
