@@ -32,24 +32,29 @@ function structFields(struct: ProtoStruct, field: string, depth: number, maxDept
   return out;
 }
 
-function valueToJson(v: ProtoValue, parent: string, key: string, depth: number, maxDepth: number): AttributeValue {
+/** `parent.key` for map entries, `parent[i]` for list items (as the JSON request parser names them). */
+function pathOf(parent: string, key: string | number): string {
+  return typeof key === 'number' ? `${parent}[${key}]` : `${parent}.${key}`;
+}
+
+function valueToJson(v: ProtoValue, parent: string, key: string | number, depth: number, maxDepth: number): AttributeValue {
   switch (v.kind) {
     case 'stringValue':
       return v.stringValue!;
     case 'numberValue': {
       const n = v.numberValue!;
-      if (!Number.isFinite(n)) throw new InvalidRequestError(`${parent}.${key}`, 'must be a finite number');
+      if (!Number.isFinite(n)) throw new InvalidRequestError(pathOf(parent, key), 'must be a finite number');
       return n;
     }
     case 'boolValue':
       return v.boolValue!;
     case 'structValue':
-      return structFields(v.structValue ?? {}, `${parent}.${key}`, depth + 1, maxDepth);
+      return structFields(v.structValue ?? {}, pathOf(parent, key), depth + 1, maxDepth);
     case 'listValue': {
-      const field = `${parent}.${key}`;
+      const field = pathOf(parent, key);
       if (depth + 1 > maxDepth) throw new InvalidRequestError(field, `nests deeper than ${maxDepth} levels (limits.maxAttributeDepth)`);
       const values = v.listValue?.values ?? [];
-      return values.map((item, i) => valueToJson(item, field, String(i), depth + 1, maxDepth));
+      return values.map((item, i) => valueToJson(item, field, i, depth + 1, maxDepth));
     }
     default:
       return null;

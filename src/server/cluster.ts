@@ -9,7 +9,8 @@ import { PolicyStore, type LoadFailure, type ReloadResult } from './policy-store
 /** Messages between the primary and its workers (IPC, structured clone). */
 type ToWorker =
   | { type: 'policies'; files: PolicySourceFile[]; loadedAt: string }
-  | { type: 'policy-failure'; failure: { at: string; message: string; issues: LoadFailure['issues'] } }
+  /** The primary's standing rejected change; null: it no longer stands (the files are back to the live set). */
+  | { type: 'policy-failure'; failure: { at: string; message: string; issues: LoadFailure['issues'] } | null }
   | { type: 'shutdown'; reason: string };
 type ToPrimary = { type: 'listening' } | { type: 'ready'; port: number } | { type: 'failed'; message: string };
 
@@ -33,6 +34,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   const ready = new Set<number>();
   let announced = false;
   let stopping = false;
+  let stopReason = '';
   let exitCode = 0;
   let resolveDone: (code: number) => void = () => undefined;
   const done = new Promise<number>((r) => (resolveDone = r));
@@ -64,9 +66,13 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
       [WORKER_SPOOL]: path.join(config.events.spoolDir, `w${index}`),
     });
     workers.set(index, worker);
+    // A send to a worker that is leaving (a stop while it starts) fails with EPIPE: not fatal here.
+    worker.on('error', (err: Error) => logger.debug({ worker: index, err: err.message }, 'message to a worker not delivered'));
     worker.on('message', (msg: ToPrimary) => {
       // The worker asks once its IPC listener is set up (a message sent on 'online' could be lost).
-      if (msg.type === 'listening') worker.send(policiesMessage());
+      // Once stopping, the shutdown broadcast may have been such a lost message: it is sent again
+      // instead of policies to start with.
+      if (msg.type === 'listening') worker.send(stopping ? { type: 'shutdown', reason: stopReason } : policiesMessage());
       else if (msg.type === 'ready') {
         ready.add(index);
         restarts.set(index, 0);
@@ -78,6 +84,12 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
       } else if (msg.type === 'failed') {
         logger.error({ worker: index, err: msg.message }, 'worker failed to start');
       }
+    });
+    // A worker that starts (or replaces one) after a rejected change reports it like the others:
+    // the failure follows the policies sent above (this listener runs after that one).
+    worker.on('message', (msg: ToPrimary) => {
+      const f = store.lastFailure();
+      if (msg.type === 'listening' && !stopping && f) worker.send(failureMessage(f));
     });
     worker.on('exit', (code, signal) => {
       const wasReady = ready.delete(index);
@@ -109,6 +121,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   const stop = (reason: string) => {
     if (stopping) return;
     stopping = true;
+    stopReason = reason;
     store.close();
     logger.info({ reason }, 'verdict stopping');
     broadcast({ type: 'shutdown', reason });
@@ -137,8 +150,15 @@ function onPrimaryReload(result: ReloadResult, store: PolicyStore, logger: Logge
   } else if (result.status === 'rejected') {
     const f = result.failure;
     logger.error({ errors: f.issues.map(formatIssue), keptRevision: store.current()?.set.revision ?? null }, store.current() ? 'policy change rejected; the last good policy set keeps serving' : 'policy set rejected; not serving');
-    broadcast({ type: 'policy-failure', failure: { at: f.at.toISOString(), message: f.message, issues: f.issues } });
+    broadcast(failureMessage(f));
+  } else {
+    // The files are back to the live set: the store dropped its failure, and so do the workers.
+    broadcast({ type: 'policy-failure', failure: null });
   }
+}
+
+function failureMessage(f: LoadFailure): ToWorker {
+  return { type: 'policy-failure', failure: { at: f.at.toISOString(), message: f.message, issues: f.issues } };
 }
 
 /** A cluster worker: serves with policies handed over by the primary. */
@@ -184,7 +204,8 @@ export async function runClusterWorker(
           );
         }
       } else if (msg.type === 'policy-failure') {
-        server.store.recordFailure({ at: new Date(msg.failure.at), message: msg.failure.message, issues: msg.failure.issues });
+        const f = msg.failure;
+        server.store.recordFailure(f ? { at: new Date(f.at), message: f.message, issues: f.issues } : undefined);
       } else if (msg.type === 'shutdown') {
         stop(msg.reason);
       }

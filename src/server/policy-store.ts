@@ -118,8 +118,8 @@ export class PolicyStore {
     return result;
   }
 
-  /** Records a reload the supervisor rejected, so GetPolicySet reports it here too. */
-  recordFailure(failure: LoadFailure): void {
+  /** Records a reload the supervisor rejected, so GetPolicySet reports it here too (undefined: it no longer stands). */
+  recordFailure(failure: LoadFailure | undefined): void {
     this.failure = failure;
   }
 
