@@ -60,7 +60,8 @@ async function checkRemote(server: string, raw: JsonCheckRequest, explain: boole
   const client = createAuthorizationClient(server);
   try {
     const response = await unary<{ allowed?: boolean }>(client, 'Check', toProtoCheckRequest(raw, { explain }));
-    io.out(JSON.stringify(response, null, 2));
+    // proto3 leaves false out on the wire; say it explicitly for people and scripts reading this.
+    io.out(JSON.stringify({ ...response, allowed: response.allowed === true }, null, 2));
     return response.allowed ? 0 : 3;
   } catch (err) {
     const e = err as { code?: number; details?: string; message: string };
