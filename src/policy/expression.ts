@@ -40,7 +40,39 @@ export function parseExpression(env: Environment, source: SourceExpression, wher
  * Parses, type-checks and lints an expression in `env`. `expectBool` rejects any statically known
  * non-bool type; `dyn` passes here and is checked at evaluation (a non-bool result is an error).
  */
+/**
+ * Compiled expressions by environment and text. Policy sets repeat conditions (the same ownership
+ * or department test on hundreds of resource types): each distinct text is parsed, checked and
+ * compiled once per environment and its program shared, which keeps a large set's memory and the
+ * working set a check touches small. Environments are per policy-set compilation, so entries go
+ * away with the set.
+ */
+const compiled = new WeakMap<Environment, Map<string, CheckedExpression>>();
+
 export function checkExpression(
+  env: Environment,
+  source: SourceExpression,
+  where: string,
+  issues: PolicyIssue[],
+  expectBool: boolean,
+): CheckedExpression | undefined {
+  let byText = compiled.get(env);
+  if (!byText) compiled.set(env, (byText = new Map()));
+  const hit = byText.get(source.text);
+  if (hit) {
+    if (expectBool && hit.type !== 'bool' && hit.type !== 'dyn') {
+      issues.push({ ...source.position, code: 'CEL_NOT_BOOL', message: `${where}: condition must be a bool, but ${JSON.stringify(source.text)} is ${hit.type}` });
+      return undefined;
+    }
+    return hit;
+  }
+  const result = checkFresh(env, source, where, issues, expectBool);
+  // Only successes are shared: every occurrence of a broken expression reports its own position.
+  if (result) byText.set(source.text, result);
+  return result;
+}
+
+function checkFresh(
   env: Environment,
   source: SourceExpression,
   where: string,
