@@ -12,6 +12,8 @@ export interface Scenario {
   readonly workload: WorkloadName;
   readonly method: MethodName;
   readonly inFlight: number;
+  /** Only servers speaking this protocol run it; without, every server whose protocol is not dedicated to other scenarios. */
+  readonly protocol?: string;
 }
 
 export interface Row {
@@ -52,7 +54,40 @@ export function renderTable(rows: readonly Row[], types: number): string {
       );
     }
   }
-  return out.join('\n');
+  const versusCerbos = renderCerbosRatios(rows, types);
+  return versusCerbos ? `${out.join('\n')}\n\n${versusCerbos}` : out.join('\n');
+}
+
+/**
+ * When Cerbos ran too (bench/cerbos): Verdict ÷ Cerbos per scenario, from the same medians. A
+ * Verdict server with events or audit in its name is compared with `cerbos-audit` when that ran,
+ * every other one with `cerbos`. Empty when no Cerbos or no Verdict server ran.
+ */
+export function renderCerbosRatios(rows: readonly Row[], types: number): string {
+  const out = [
+    'Verdict ÷ Cerbos, same scenario and run (medians). checks/s above 1: Verdict answers more; server CPU per check, latency and RSS below 1: Verdict needs less.',
+    '',
+    '| scenario | server | vs | checks/s | server CPU µs/check | p50 | p99 | RSS |',
+    '|---|---|---|---:|---:|---:|---:|---:|',
+  ];
+  const ratio = (a: Row, b: Row, f: (r: LoadResult) => number | undefined) => fmtNum(medianOf(a.runs, f) / medianOf(b.runs, f), 2);
+  for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {
+    const group = rows.filter((r) => r.scenario === scenario);
+    const plain = group.find((r) => r.server.name === 'cerbos');
+    const audit = group.find((r) => r.server.name === 'cerbos-audit');
+    for (const row of group.filter((r) => r.server.name.startsWith('verdict'))) {
+      const ref = (/events|audit/.test(row.server.name) ? (audit ?? plain) : (plain ?? audit));
+      if (!ref) continue;
+      out.push(
+        `| ${labelFor(scenario, types)} | ${row.server.name} | ${ref.server.name} | ${ratio(row, ref, (r) => r.checksPerSecond)} | ${ratio(row, ref, (r) => r.server?.cpuMicrosPerCheck)} | ${ratio(row, ref, (r) => r.latencyMs.p50)} | ${ratio(
+          row,
+          ref,
+          (r) => r.latencyMs.p99,
+        )} | ${ratio(row, ref, (r) => r.server?.peakRssMB)} |`,
+      );
+    }
+  }
+  return out.length > 4 ? out.join('\n') : '';
 }
 
 const DOC_TEMPLATE = `# Performance

@@ -15,8 +15,9 @@ import { runLoad } from './grpc/driver.js';
 import { cpuSnapshot, machineCpuMicros } from './grpc/proc.js';
 import { writeLargePolicySet } from './generate/large-policy-set.js';
 import { ROOT, SERVERS, type RunningServer, type ServerDefinition } from './servers.js';
+import { protocol as protocolNamed } from './grpc/protocols.js';
 import { renderTable, writeDocs, type Row, type Scenario } from './report.js';
-import { fmtInt, fmtMs, fmtNum, parseFlags } from './util.js';
+import { fmtInt, fmtMs, fmtNum, median, parseFlags } from './util.js';
 
 const SCENARIOS: readonly Scenario[] = [
   { id: 'check-1', label: 'Check, 1 in flight', workload: 'example', method: 'Check', inFlight: 1 },
@@ -24,6 +25,7 @@ const SCENARIOS: readonly Scenario[] = [
   { id: 'check-64', label: 'Check, 64 in flight', workload: 'example', method: 'Check', inFlight: 64 },
   { id: 'check-256', label: 'Check, 256 in flight', workload: 'example', method: 'Check', inFlight: 256 },
   { id: 'batch-16', label: 'CheckBatch 10×3, 16 in flight', workload: 'example', method: 'CheckBatch', inFlight: 16 },
+  { id: 'extauthz-64', label: 'ext_authz Check, 64 in flight', workload: 'example', method: 'Check', inFlight: 64, protocol: 'envoy.auth.v3' },
   { id: 'large-check-64', label: 'Check, 64 in flight, 1,000 types', workload: 'large', method: 'Check', inFlight: 64 },
   { id: 'large-batch-16', label: 'CheckBatch 10×3, 16 in flight, 1,000 types', workload: 'large', method: 'CheckBatch', inFlight: 16 },
 ];
@@ -51,6 +53,13 @@ async function waitForQuiet(maxMs: number, threshold = 0.25): Promise<number> {
     if (busy < threshold) break;
   } while (performance.now() < deadline);
   return busy;
+}
+
+/** Whether a server's protocol can run a scenario (ext_authz runs only its own scenarios, on its workloads). */
+function canRun(server: ServerDefinition, scenario: Scenario): boolean {
+  if (server.workloads && !server.workloads.includes(scenario.workload)) return false;
+  if (scenario.protocol) return server.protocol === scenario.protocol;
+  return !protocolNamed(server.protocol).dedicated;
 }
 
 function log(line: string): void {
@@ -101,7 +110,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const work = await mkdtemp(path.join(os.tmpdir(), 'verdict-bench-'));
   const logDir = path.join(work, 'logs');
   const rows: Row[] = [];
-  for (const scenario of scenarios) for (const server of servers) rows.push({ scenario, server, runs: [] });
+  for (const scenario of scenarios) for (const server of servers) if (canRun(server, scenario)) rows.push({ scenario, server, runs: [] });
   const idle: { server: string; workload: string; msPerSecond: number }[] = [];
   const started = new Date();
   log(`bench: ${servers.map((s) => s.name).join(', ')} × ${scenarios.length} scenarios × ${reps} reps, ${durationMs / 1000} s + ${warmupMs / 1000} s warm-up each; logs in ${logDir}`);
@@ -118,6 +127,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
       const running: { def: ServerDefinition; server: RunningServer }[] = [];
       try {
         for (const def of servers) {
+          if (!scenarios.some((s) => s.workload === workload && canRun(def, s))) continue;
           const t = performance.now();
           const server = await def.start({ workload, policiesDir, logDir });
           running.push({ def, server });
@@ -138,6 +148,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
             // Alternate the order so neither server always runs right after the other.
             const order = rep % 2 === 0 ? running : [...running].reverse();
             for (const { def, server } of order) {
+              if (!canRun(def, scenario)) continue;
               if (quietWaitMs > 0) {
                 const busy = await waitForQuiet(quietWaitMs);
                 if (busy >= 0.25) log(`bench: the machine is busy (${fmtNum(busy, 2)} cores used by others); measuring anyway`);
@@ -153,13 +164,14 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
                 durationMs,
                 count,
                 serverPid: server.pid,
+                ...(server.countEvents ? { countEvents: () => server.countEvents!() } : {}),
               });
               rows.find((r) => r.scenario === scenario && r.server === def)!.runs.push(result);
               log(
                 `bench: rep ${rep + 1}/${reps} ${scenario.id.padEnd(15)} ${def.name.padEnd(8)} ${fmtInt(result.checksPerSecond).padStart(8)} checks/s  p50 ${fmtMs(result.latencyMs.p50)} ms  p99 ${fmtMs(result.latencyMs.p99)} ms  server ${fmtNum(
                   result.server?.cpuMicrosPerCheck ?? Number.NaN,
                   1,
-                )} µs/check ${fmtNum(result.server?.cores ?? Number.NaN, 2)} cores  gen ${result.generatorCores.map((c) => fmtNum(c, 2)).join('+')} cores  others ${fmtNum(result.machine.otherCores, 2)} idle ${fmtNum(result.machine.idleCores, 2)}${result.errors ? `  ERRORS ${result.errors}: ${result.errorSamples.join('; ')}` : ''}`,
+                )} µs/check ${fmtNum(result.server?.cores ?? Number.NaN, 2)} cores  gen ${result.generatorCores.map((c) => fmtNum(c, 2)).join('+')} cores${result.eventsPerSecond !== undefined ? `  events ${fmtInt(result.eventsPerSecond)}/s` : ''}  others ${fmtNum(result.machine.otherCores, 2)} idle ${fmtNum(result.machine.idleCores, 2)}${result.errors ? `  ERRORS ${result.errors}: ${result.errorSamples.join('; ')}` : ''}`,
               );
             }
           }
@@ -188,6 +200,13 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
             .join('; ')}.`,
         ]
       : []),
+    ...rows
+      .filter((r) => r.runs.some((x) => x.eventsPerSecond !== undefined))
+      .map((r) => {
+        const events = median(r.runs.map((x) => x.eventsPerSecond ?? Number.NaN).filter(Number.isFinite));
+        const checks = median(r.runs.map((x) => x.checksPerSecond));
+        return `- Decision events stored in JetStream, ${r.server.name}, ${r.scenario.id}: ${fmtInt(events)} events/s over the measured window vs ${fmtInt(checks)} checks/s (ratio ${fmtNum(events / checks, 3)}; per rep ${r.runs.map((x) => `${fmtInt(x.eventsPerSecond ?? Number.NaN)}/${fmtInt(x.checksPerSecond)}`).join(', ')}).`;
+      }),
     ...errors.map((r) => `- **${r.server.name}, ${r.scenario.id}: ${r.runs.reduce((s, x) => s + x.errors, 0)} failed calls** (${r.runs.flatMap((x) => x.errorSamples).slice(0, 2).join('; ')}).`),
   ];
   const header = `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, grpc-js 1.14.7. Command: \`${invokedAs(argv)}\``;

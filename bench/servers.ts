@@ -5,11 +5,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
+import { connect as natsConnect } from 'nats';
 import { protocol as protocolNamed } from './grpc/protocols.js';
+import { startCerbos } from './cerbos/server.js';
 import { ROOT } from './util.js';
 import type { WorkloadName } from './workloads.js';
 
@@ -30,6 +34,8 @@ export interface RunningServer {
   /** Where its output went. */
   readonly logFile: string;
   stop(): Promise<void>;
+  /** Servers with decision events on: decision events stored so far (checkpoints excluded). */
+  countEvents?(): Promise<number>;
 }
 
 export interface ServerDefinition {
@@ -39,6 +45,8 @@ export interface ServerDefinition {
   readonly protocol: string;
   /** The reference the others are compared with (the empty server: the transport ceiling). */
   readonly baseline?: boolean;
+  /** Workloads it can serve (default: all). */
+  readonly workloads?: readonly WorkloadName[];
   start(ctx: ServerContext): Promise<RunningServer>;
 }
 
@@ -172,5 +180,100 @@ export const verdictServer = verdict('verdict', 'verdict serve --no-events (defa
 /** One process, like the empty server: the per-process comparison. */
 export const verdictSingleServer = verdict('verdict-1w', 'verdict serve --no-events --workers 1', ['--workers', '1']);
 
+/** Cerbos (npm @cerbos/cerbos-linux-x64, pinned in bench/cerbos/install.ts) on the equivalent policy set, audit off. */
+export const cerbosServer: ServerDefinition = {
+  name: 'cerbos',
+  description: 'Cerbos PDP (bench/cerbos: pinned npm binary, equivalent policies in bench/cerbos/policies, CheckResources), audit off',
+  protocol: 'cerbos.svc.v1',
+  start: (ctx) => startCerbos(ctx, { name: 'cerbos', audit: false }),
+};
+
+/** The same with access and decision logs through Cerbos's file audit backend (compare with Verdict with events on). */
+export const cerbosAuditServer: ServerDefinition = {
+  name: 'cerbos-audit',
+  description: 'the same Cerbos with audit on (access + decision logs, file backend, to a temp file)',
+  protocol: 'cerbos.svc.v1',
+  start: (ctx) => startCerbos(ctx, { name: 'cerbos-audit', audit: true }),
+};
+
+/** NATS for the events-on servers: VERDICT_BENCH_NATS_URL, VERDICT_TEST_NATS_URL, or a local one. */
+export const BENCH_NATS_URL = process.env.VERDICT_BENCH_NATS_URL ?? process.env.VERDICT_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+/**
+ * `verdict serve --workers 1` with decision events on, to real NATS JetStream: a stream and subject
+ * prefix of its own per start (deleted again after the server stopped) and a fresh spool dir.
+ */
+function verdictEvents(name: string, description: string, extraArgs: readonly string[]): ServerDefinition {
+  return {
+    name,
+    description,
+    protocol: 'verdict.v1',
+    async start(ctx) {
+      const tag = randomBytes(5).toString('hex');
+      const stream = `VBENCH_${tag}`;
+      const prefix = `vbench.${tag}`;
+      const spool = await mkdtemp(path.join(os.tmpdir(), `verdict-bench-spool-${name}-`));
+      const nc = await natsConnect({ servers: BENCH_NATS_URL, name: `verdict-bench-${name}` });
+      const jsm = await nc.jetstreamManager();
+      const cleanup = async () => {
+        await jsm.streams.delete(stream).catch(() => false);
+        await nc.close().catch(() => undefined);
+        await rm(spool, { recursive: true, force: true });
+      };
+      let server: RunningServer;
+      try {
+        server = await startProcessServer({
+          name,
+          protocol: 'verdict.v1',
+          command: process.execPath,
+          args: (port) => [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--workers', '1', '--nats', BENCH_NATS_URL, '--spool-dir', spool, ...extraArgs],
+          env: { ...cleanEnv(), VERDICT_EVENTS_STREAM: stream, VERDICT_EVENTS_SUBJECT_PREFIX: prefix },
+          ctx,
+        });
+      } catch (err) {
+        await cleanup();
+        throw err;
+      }
+      return {
+        ...server,
+        async stop() {
+          await server.stop();
+          await cleanup();
+        },
+        async countEvents() {
+          // Decision events are <prefix>.<type>.<effect>; <prefix>._chain.> holds checkpoints.
+          const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}.*.*` });
+          return Object.entries(info.state.subjects ?? {})
+            .filter(([subject]) => !subject.startsWith(`${prefix}._`))
+            .reduce((sum, [, n]) => sum + n, 0);
+        },
+      };
+    },
+  };
+}
+
+/** Events on, as operators run it with the defaults (best-effort delivery, spooled when NATS is away). */
+export const verdictEventsServer = verdictEvents('verdict-events', `verdict serve --workers 1 with decision events on to NATS JetStream (${BENCH_NATS_URL}, a fresh stream per start)`, []);
+
+/** Events on and required: a decision is answered only once its event is durable. */
+export const verdictRequiredServer = verdictEvents('verdict-required', 'the same with --audit-required', ['--audit-required']);
+
+/** Envoy ext_authz on the example routes (examples/gateway/routes.yaml), one process, events off. */
+export const verdictExtAuthzServer: ServerDefinition = {
+  name: 'verdict-extauthz',
+  description: 'verdict serve --workers 1 --no-events --routes examples/gateway/routes.yaml, called as Envoy ext_authz (envoy.service.auth.v3.Authorization/Check)',
+  protocol: 'envoy.auth.v3',
+  workloads: ['example'],
+  start: (ctx) =>
+    startProcessServer({
+      name: 'verdict-extauthz',
+      protocol: 'envoy.auth.v3',
+      command: process.execPath,
+      args: (port) => [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', '1', '--routes', path.join(ROOT, 'examples/gateway/routes.yaml')],
+      env: cleanEnv(),
+      ctx,
+    }),
+};
+
 /** Every server the harness knows, in table order. */
-export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer];
+export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, cerbosServer, cerbosAuditServer];

@@ -30,6 +30,8 @@ export interface LoadSpec {
   readonly count?: number;
   /** The server process to charge CPU and memory to; omitted for a server the harness did not start. */
   readonly serverPid?: number;
+  /** For a server with decision events on: events stored so far, read at the window's start and end. */
+  readonly countEvents?: () => Promise<number>;
 }
 
 export interface LoadResult {
@@ -51,6 +53,8 @@ export interface LoadResult {
   /** CPU of each generator over the window, in cores (1.0 = one core fully busy). */
   readonly generatorCores: number[];
   readonly generatorCpuMicrosPerCall: number;
+  /** Decision events stored over the window ÷ window (servers with events on). */
+  readonly eventsPerSecond?: number;
   /** Whole machine over the window, in cores: busy (any process, ours or not) and idle. */
   readonly machine: { readonly busyCores: number; readonly idleCores: number; readonly otherCores: number };
 }
@@ -138,18 +142,22 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     const results = procs.map((p) => p.wait('result', (spec.durationMs ?? 600_000) + 120_000));
     // Awaited below; a generator dying meanwhile must not be an unhandled rejection.
     for (const r of results) r.catch(() => undefined);
+    const eventsBefore = spec.countEvents ? await spec.countEvents() : undefined;
     const before = cpuSnapshot(pids);
     const counts = spec.count !== undefined ? split(spec.count, generators) : undefined;
     procs.forEach((p, i) => p.send(counts ? { type: 'measure', count: counts[i]! } : { type: 'measure' }));
     let after: ReturnType<typeof cpuSnapshot>;
     let collected: GeneratorResult[];
+    let eventsAfter: number | undefined;
     if (counts) {
       // Snapshot when the last generator is done.
       collected = await Promise.all(results.map((r) => r.then((m) => m.result)));
       after = cpuSnapshot(pids);
+      eventsAfter = spec.countEvents ? await spec.countEvents() : undefined;
     } else {
       await sleep(spec.durationMs ?? 5000);
       after = cpuSnapshot(pids);
+      eventsAfter = spec.countEvents ? await spec.countEvents() : undefined;
       for (const p of procs) p.send({ type: 'stop' });
       collected = await Promise.all(results.map((r) => r.then((m) => m.result)));
     }
@@ -200,6 +208,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
             },
       generatorCores: genCpu.map((c) => c / (windowMs * 1000)),
       generatorCpuMicrosPerCall: calls > 0 ? genCpu.reduce((s, c) => s + c, 0) / calls : Number.NaN,
+      ...(eventsBefore !== undefined && eventsAfter !== undefined ? { eventsPerSecond: ((eventsAfter - eventsBefore) * 1000) / windowMs } : {}),
       machine: {
         busyCores: (after.machine.busy - before.machine.busy) / (windowMs * 1000),
         idleCores: (after.machine.idle - before.machine.idle) / (windowMs * 1000),

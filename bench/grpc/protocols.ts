@@ -1,13 +1,15 @@
 /**
  * The wire protocols the load generator can speak. A server definition names its protocol; the
  * protocol knows the RPC paths, how to encode the benchmark workloads as request messages, how
- * many checks one call carries, and how to recognise a sane response. Only verdict.v1 exists so
- * far; a Cerbos comparison would add "cerbos.svc.v1" here (CheckResources with the same workloads).
+ * many checks one call carries, and how to recognise a sane response: verdict.v1 (below) and
+ * cerbos.svc.v1 (bench/cerbos/protocol.ts: CheckResources with the same workloads).
  */
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { loadProtoDefinition } from '../../src/grpc/proto.js';
 import { attributesToStruct } from '../../src/grpc/struct.js';
 import { workloadBatches, workloadRequests, type WorkloadName } from '../workloads.js';
+import { cerbosProtocol } from '../cerbos/protocol.js';
+import { envoyProtocol } from './envoy-protocol.js';
 
 export type MethodName = 'Check' | 'CheckBatch';
 
@@ -20,6 +22,8 @@ export interface ProtocolMethod {
 
 export interface Protocol {
   readonly name: string;
+  /** Runs only the scenarios that name it (Scenario.protocol), not the generic ones (envoy.auth.v3). */
+  readonly dedicated?: boolean;
   method(name: MethodName): ProtocolMethod;
   /** Request messages (proto-loader object form) for a workload, sent round-robin. */
   messages(workload: WorkloadName, method: MethodName): unknown[];
@@ -72,7 +76,7 @@ const verdictV1: Protocol = {
   },
 };
 
-const PROTOCOLS: Record<string, Protocol> = { [verdictV1.name]: verdictV1 };
+const PROTOCOLS: Record<string, Protocol> = { [verdictV1.name]: verdictV1, [cerbosProtocol.name]: cerbosProtocol, [envoyProtocol.name]: envoyProtocol };
 
 export function protocol(name: string): Protocol {
   const p = PROTOCOLS[name];
