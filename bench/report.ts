@@ -60,8 +60,9 @@ export function renderTable(rows: readonly Row[], types: number): string {
 
 /**
  * When Cerbos ran too (bench/cerbos): Verdict ÷ Cerbos per scenario, from the same medians. A
- * Verdict server with events or audit in its name is compared with `cerbos-audit` when that ran,
- * every other one with `cerbos`. Empty when no Cerbos or no Verdict server ran.
+ * Verdict server with decision events on (events, audit or required in its name: verdict-events,
+ * verdict-required) is compared with `cerbos-audit` when that ran, every other one with `cerbos`.
+ * Empty when no Cerbos or no Verdict server ran.
  */
 export function renderCerbosRatios(rows: readonly Row[], types: number): string {
   const out = [
@@ -76,7 +77,7 @@ export function renderCerbosRatios(rows: readonly Row[], types: number): string 
     const plain = group.find((r) => r.server.name === 'cerbos');
     const audit = group.find((r) => r.server.name === 'cerbos-audit');
     for (const row of group.filter((r) => r.server.name.startsWith('verdict'))) {
-      const ref = (/events|audit/.test(row.server.name) ? (audit ?? plain) : (plain ?? audit));
+      const ref = /events|audit|required/.test(row.server.name) ? (audit ?? plain) : (plain ?? audit);
       if (!ref) continue;
       out.push(
         `| ${labelFor(scenario, types)} | ${row.server.name} | ${ref.server.name} | ${ratio(row, ref, (r) => r.checksPerSecond)} | ${ratio(row, ref, (r) => r.server?.cpuMicrosPerCheck)} | ${ratio(row, ref, (r) => r.latencyMs.p50)} | ${ratio(
