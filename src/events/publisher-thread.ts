@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EventsConfig, LogLevel } from '../config/schema.js';
 import { createLogger } from '../server/logger.js';
-import type { UnchainedEvent } from './event.js';
+import { unpackEvents, type PackedEvents } from './event-handoff.js';
 import { DecisionPublisher } from './publisher.js';
 
 export interface PublisherThreadData {
@@ -14,15 +14,9 @@ export interface PublisherThreadData {
   readonly bindings: Record<string, unknown>;
 }
 
-/** One recorded event: its body, and an id when the caller waits for durability. */
-export interface ThreadEvent {
-  readonly body: UnchainedEvent;
-  readonly wait?: number;
-}
-
 export type ToPublisherThread =
   | { type: 'start' }
-  | { type: 'events'; events: ThreadEvent[] }
+  | { type: 'events'; events: PackedEvents }
   | { type: 'stats'; id: number }
   | { type: 'close'; timeoutMs: number };
 
@@ -65,7 +59,7 @@ if (parentPort) {
         break;
       case 'events':
         publisher.recordBodies(
-          msg.events.map((e) => {
+          unpackEvents(msg.events).map((e) => {
             const id = e.wait;
             return id === undefined ? { body: e.body } : { body: e.body, waiter: (ok: boolean) => answer(id, ok) };
           }),

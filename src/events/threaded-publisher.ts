@@ -3,13 +3,14 @@ import type { EventsConfig, LogLevel } from '../config/schema.js';
 import type { ClosableSink } from '../server/app.js';
 import type { Logger } from '../server/logger.js';
 import type { DecisionRecord } from '../service/decision-record.js';
-import { AttributeSelector, buildUnchainedEvent } from './event.js';
+import { AttributeSelector } from './event.js';
+import { packEvent, type PackedEvents } from './event-handoff.js';
 import type { PublisherStats } from './publisher.js';
-import type { FromPublisherThread, PublisherThreadData, ThreadEvent, ToPublisherThread } from './publisher-thread.js';
+import type { FromPublisherThread, PublisherThreadData, ToPublisherThread } from './publisher-thread.js';
 
 /**
- * The decision stream on its own thread. The serving thread only builds each event's body (ids,
- * outcome, selected and masked attributes) and hands a group of them over per flush interval;
+ * The decision stream on its own thread. The serving thread only packs each event's fields (ids,
+ * outcome, selected and masked attributes; see event-handoff.ts) and hands a group of them over per flush interval;
  * chaining, hashing, spooling and publishing happen on the publisher thread, so they neither
  * delay a gRPC answer nor compete with decoding the next request for the same core.
  */
@@ -17,7 +18,7 @@ export class ThreadedPublisher implements ClosableSink {
   readonly requiresDurability: boolean;
   private readonly selector: AttributeSelector;
   private worker: Worker | undefined;
-  private batch: ThreadEvent[] = [];
+  private batch: PackedEvents = [];
   private timer: NodeJS.Timeout | undefined;
   private immediate = false;
   private nextWait = 1;
@@ -84,14 +85,14 @@ export class ThreadedPublisher implements ClosableSink {
 
   record(record: DecisionRecord): void {
     if (this.failed || this.closed) return;
-    this.batch.push({ body: buildUnchainedEvent(record, this.config.instanceId, this.selector) });
+    packEvent(this.batch, record, this.config.instanceId, this.selector, undefined);
     this.schedule(false);
   }
 
   recordDurably(record: DecisionRecord): Promise<boolean> {
     if (this.failed || this.closed) return Promise.resolve(false);
     const wait = this.nextWait++;
-    this.batch.push({ body: buildUnchainedEvent(record, this.config.instanceId, this.selector), wait });
+    packEvent(this.batch, record, this.config.instanceId, this.selector, wait);
     const answer = new Promise<boolean>((resolve) => this.waiters.set(wait, resolve));
     this.schedule(true);
     return answer;
