@@ -203,11 +203,12 @@ export const BENCH_NATS_URL = process.env.VERDICT_BENCH_NATS_URL ?? process.env.
  * `verdict serve --workers 1` with decision events on, to real NATS JetStream: a stream and subject
  * prefix of its own per start (deleted again after the server stopped) and a fresh spool dir.
  */
-function verdictEvents(name: string, description: string, extraArgs: readonly string[]): ServerDefinition {
+function verdictEvents(name: string, description: string, extraArgs: readonly string[], protocol = 'verdict.v1', workloads?: readonly WorkloadName[]): ServerDefinition {
   return {
     name,
     description,
-    protocol: 'verdict.v1',
+    protocol,
+    ...(workloads ? { workloads } : {}),
     async start(ctx) {
       const tag = randomBytes(5).toString('hex');
       const stream = `VBENCH_${tag}`;
@@ -224,7 +225,7 @@ function verdictEvents(name: string, description: string, extraArgs: readonly st
       try {
         server = await startProcessServer({
           name,
-          protocol: 'verdict.v1',
+          protocol,
           command: process.execPath,
           args: (port) => [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--workers', '1', '--nats', BENCH_NATS_URL, '--spool-dir', spool, ...extraArgs],
           env: { ...cleanEnv(), VERDICT_EVENTS_STREAM: stream, VERDICT_EVENTS_SUBJECT_PREFIX: prefix },
@@ -275,5 +276,14 @@ export const verdictExtAuthzServer: ServerDefinition = {
     }),
 };
 
+/** ext_authz with decision events on: the gateway path as operators run it. */
+export const verdictExtAuthzEventsServer = verdictEvents(
+  'verdict-extauthz-events',
+  'the same as verdict-extauthz with decision events on to NATS JetStream (a fresh stream per start)',
+  ['--routes', path.join(ROOT, 'examples/gateway/routes.yaml')],
+  'envoy.auth.v3',
+  ['example'],
+);
+
 /** Every server the harness knows, in table order. */
-export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, cerbosServer, cerbosAuditServer];
+export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, verdictExtAuthzEventsServer, cerbosServer, cerbosAuditServer];
