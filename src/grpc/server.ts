@@ -5,6 +5,7 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import type { ServiceLimits } from '../config/schema.js';
 import { guardRequestDecoding } from './codec-guard.js';
 import { LOADER_OPTIONS, VERDICT_PROTO } from './proto.js';
+import { withDeclaredDependencies } from './reflection-descriptors.js';
 
 export const AUTHORIZATION_SERVICE = 'verdict.v1.Authorization';
 
@@ -42,7 +43,7 @@ export class GrpcHost {
     this.health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(this.serviceNames.map((n) => [n, 'NOT_SERVING'])) });
     this.health.addToServer(this.server);
     const reflectionPackage = protoLoader.loadSync([VERDICT_PROTO, healthProtoPath, ...extraProtoFiles], LOADER_OPTIONS);
-    new ReflectionService(reflectionPackage).addToServer(this.server);
+    new ReflectionService(withDeclaredDependencies(reflectionPackage)).addToServer(this.server);
   }
 
   setServing(serving: boolean): void {

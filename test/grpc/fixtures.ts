@@ -232,3 +232,21 @@ export function listServicesByReflection(address: string): Promise<string[]> {
     stream.write({ host: '', listServices: '*' });
   });
 }
+
+/** Reflection `file_containing_symbol`: the serialized FileDescriptorProtos the server returns. */
+export function reflectFileContainingSymbol(address: string, symbol: string): Promise<Buffer[]> {
+  const Ctor = clientConstructor(protoLoader.loadSync(REFLECTION_PROTO, LOADER), 'grpc.reflection.v1.ServerReflection');
+  const c = new Ctor(address, credentials.createInsecure()) as AuthzClient;
+  openClients.push(c);
+  return new Promise((resolve, reject) => {
+    const stream = c.ServerReflectionInfo!({ deadline: Date.now() + 5_000 }) as ClientDuplexStream<unknown, Record<string, unknown>>;
+    stream.on('data', (msg: Record<string, unknown>) => {
+      const files = msg.fileDescriptorResponse as { fileDescriptorProto?: Buffer[] } | undefined;
+      if (files) resolve(files.fileDescriptorProto ?? []);
+      else reject(new Error(`unexpected reflection response ${JSON.stringify(msg)}`));
+      stream.end();
+    });
+    stream.on('error', reject);
+    stream.write({ host: '', fileContainingSymbol: symbol });
+  });
+}

@@ -1,8 +1,40 @@
 /** The standard gRPC health and reflection services of a real `verdict serve` process. */
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { expect } from 'chai';
+import { PROTO_ROOT } from '../../src/grpc/proto.js';
 import { cleanupServerProcesses, spawnVerdict, startServer } from '../support/server-process.js';
-import { closeClients, DOCUMENT_POLICY, expectGrpcError, healthClient, healthStatus, listServicesByReflection, policyDir, status } from './fixtures.js';
+import { closeClients, DOCUMENT_POLICY, expectGrpcError, healthClient, healthStatus, listServicesByReflection, policyDir, reflectFileContainingSymbol, status } from './fixtures.js';
+
+interface Descriptors {
+  FileDescriptorProto: { decode(b: Uint8Array): { name: string; dependency: string[] } };
+  FileDescriptorSet: { fromObject(o: unknown): unknown };
+}
+const protobuf = createRequire(import.meta.url)('protobufjs') as { Root: { fromDescriptor(set: unknown): { resolveAll(): unknown } } };
+const descriptors = createRequire(import.meta.url)('protobufjs/ext/descriptor') as Descriptors;
+
+/**
+ * What a reflection client such as grpcurl does: link each returned file with only the files it
+ * declares as dependencies (transitively). A type it names but cannot see makes resolveAll throw.
+ */
+function expectLinkable(files: Buffer[]): string[] {
+  const byName = new Map(files.map((b) => [descriptors.FileDescriptorProto.decode(b).name, b]));
+  for (const [name] of byName) {
+    const seen = new Set<string>();
+    const visit = (n: string) => {
+      if (seen.has(n)) return;
+      const bytes = byName.get(n);
+      expect(bytes, `${name} depends on ${n}, which reflection did not return`).to.not.equal(undefined);
+      seen.add(n);
+      for (const d of descriptors.FileDescriptorProto.decode(bytes!).dependency) visit(d);
+    };
+    visit(name);
+    const set = { file: [...seen].map((n) => descriptors.FileDescriptorProto.decode(byName.get(n)!)) };
+    expect(() => protobuf.Root.fromDescriptor(set).resolveAll(), `linking ${name} with its declared dependencies [${[...seen].join(', ')}]`).to.not.throw();
+  }
+  return [...byName.keys()];
+}
 
 describe('gRPC health and reflection (real server process)', function () {
   this.timeout(20_000);
@@ -64,5 +96,13 @@ describe('gRPC health and reflection (real server process)', function () {
     const server = await startServer({ policies: policyDir() });
     const services = await listServicesByReflection(server.address);
     expect(services).to.include.members(['verdict.v1.Authorization', 'grpc.health.v1.Health']);
+  });
+
+  it('reflection: the files for verdict.v1.Authorization and Envoy ext_authz declare their imports, so clients like grpcurl can link them', async () => {
+    const server = await startServer({ policies: policyDir(), args: ['--routes', path.resolve(PROTO_ROOT, '../examples/gateway/routes.yaml')] });
+    const verdictFiles = expectLinkable(await reflectFileContainingSymbol(server.address, 'verdict.v1.Authorization'));
+    expect(verdictFiles.length).to.be.greaterThan(1); // the service's file and google.protobuf's
+    const envoyFiles = expectLinkable(await reflectFileContainingSymbol(server.address, 'envoy.service.auth.v3.Authorization'));
+    expect(envoyFiles.length).to.be.greaterThan(2);
   });
 });
