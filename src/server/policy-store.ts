@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { CompiledPolicySet } from '../engine/model.js';
 import { compilePolicySet, listFiles, PolicyLoadError, readPolicySources, type PolicyIssue, type PolicySourceFile } from '../policy/index.js';
+import { validateInChild } from './policy-validation.js';
 
 export interface LoadedPolicySet {
   readonly set: CompiledPolicySet;
@@ -41,8 +42,8 @@ export class PolicyStore {
   private fingerprint = '';
 
   /**
-   * @param validateOnly keep only the set's summary, not its compiled rules: a cluster primary
-   *   validates and forwards files but never decides, and a large set's rules cost hundreds of MB.
+   * @param validateOnly compile on a short-lived thread and keep only the set's summary: a cluster
+   *   primary validates and forwards files but never decides, and a large set's rules cost hundreds of MB.
    */
   constructor(
     readonly directory: string,
@@ -79,7 +80,8 @@ export class PolicyStore {
     try {
       this.fingerprint = await this.computeFingerprint();
       const sources = await readPolicySources(this.directory);
-      result = this.install(sources, compilePolicySet(sources), new Date());
+      const set = this.validateOnly ? await validateInChild(sources) : compilePolicySet(sources);
+      result = this.install(sources, set, new Date());
     } catch (err) {
       const issues = err instanceof PolicyLoadError ? err.issues : [];
       this.failure = { at: new Date(), message: (err as Error).message, issues };
@@ -96,7 +98,7 @@ export class PolicyStore {
       this.failure = undefined;
       return { status: 'unchanged', revision: set.revision };
     }
-    this.live = { set: this.validateOnly ? summaryOnly(set) : set, loadedAt, sources };
+    this.live = { set, loadedAt, sources };
     this.failure = undefined;
     return { status: 'loaded', revision: set.revision, previous };
   }
@@ -170,17 +172,4 @@ export class PolicyStore {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
   }
-}
-
-function summaryOnly(set: CompiledPolicySet): CompiledPolicySet {
-  const { revision, policies, resourceTypes, ruleCount } = set;
-  return {
-    revision,
-    policies,
-    resourceTypes,
-    ruleCount,
-    indexFor: () => {
-      throw new Error('this policy store only validates; it does not decide');
-    },
-  };
 }

@@ -1,0 +1,14 @@
+/** Entry point of the policy validation process (see policy-validation.ts): one set in, one answer out. */
+import { compilePolicySet, PolicyLoadError, type PolicySourceFile } from '../policy/index.js';
+import type { ValidationAnswer } from './policy-validation.js';
+
+process.once('message', (msg: { sources: PolicySourceFile[] }) => {
+  let answer: ValidationAnswer;
+  try {
+    const set = compilePolicySet(msg.sources);
+    answer = { ok: true, revision: set.revision, policies: set.policies, resourceTypes: set.resourceTypes, ruleCount: set.ruleCount };
+  } catch (err) {
+    answer = err instanceof PolicyLoadError ? { ok: false, message: err.message, issues: err.issues } : { ok: false, message: (err as Error).message };
+  }
+  process.send!(answer, () => process.disconnect());
+});
