@@ -42,7 +42,8 @@ export class GrpcHost {
     }
     this.health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(this.serviceNames.map((n) => [n, 'NOT_SERVING'])) });
     this.health.addToServer(this.server);
-    const reflectionPackage = protoLoader.loadSync([VERDICT_PROTO, healthProtoPath, ...extraProtoFiles], LOADER_OPTIONS);
+    // keepCase: reflection clients see the proto's own field names (request_id), not camelCase.
+    const reflectionPackage = protoLoader.loadSync([VERDICT_PROTO, healthProtoPath, ...extraProtoFiles], { ...LOADER_OPTIONS, keepCase: true });
     new ReflectionService(withDeclaredDependencies(reflectionPackage)).addToServer(this.server);
   }
 

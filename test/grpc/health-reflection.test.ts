@@ -8,7 +8,7 @@ import { cleanupServerProcesses, spawnVerdict, startServer } from '../support/se
 import { closeClients, DOCUMENT_POLICY, expectGrpcError, healthClient, healthStatus, listServicesByReflection, policyDir, reflectFileContainingSymbol, status } from './fixtures.js';
 
 interface Descriptors {
-  FileDescriptorProto: { decode(b: Uint8Array): { name: string; dependency: string[] } };
+  FileDescriptorProto: { decode(b: Uint8Array): { name: string; dependency: string[]; messageType: { name: string; field: { name: string }[] }[] } };
   FileDescriptorSet: { fromObject(o: unknown): unknown };
 }
 const protobuf = createRequire(import.meta.url)('protobufjs') as { Root: { fromDescriptor(set: unknown): { resolveAll(): unknown } } };
@@ -100,8 +100,12 @@ describe('gRPC health and reflection (real server process)', function () {
 
   it('reflection: the files for verdict.v1.Authorization and Envoy ext_authz declare their imports, so clients like grpcurl can link them', async () => {
     const server = await startServer({ policies: policyDir(), args: ['--routes', path.resolve(PROTO_ROOT, '../examples/gateway/routes.yaml')] });
-    const verdictFiles = expectLinkable(await reflectFileContainingSymbol(server.address, 'verdict.v1.Authorization'));
+    const served = await reflectFileContainingSymbol(server.address, 'verdict.v1.Authorization');
+    const verdictFiles = expectLinkable(served);
     expect(verdictFiles.length).to.be.greaterThan(1); // the service's file and google.protobuf's
+    // The proto's own field names, as grpcurl users write them.
+    const checkRequest = descriptors.FileDescriptorProto.decode(served[0]!).messageType.find((m) => m.name === 'CheckRequest');
+    expect(checkRequest?.field.map((f) => f.name)).to.include('request_id');
     const envoyFiles = expectLinkable(await reflectFileContainingSymbol(server.address, 'envoy.service.auth.v3.Authorization'));
     expect(envoyFiles.length).to.be.greaterThan(2);
   });
