@@ -3,6 +3,18 @@ import type { Decision, DecisionReason, EvaluationErrorInfo, RuleOutcome, RuleTr
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, CompiledPolicySet, CompiledRule } from './model.js';
 import type { CheckRequest, EvaluationOptions } from './request.js';
 
+/** What a condition sees: the request's values, and `variables` for policies that declare some. */
+interface Activation {
+  [name: string]: unknown;
+  subject: unknown;
+  resource: unknown;
+  action: string;
+  context: unknown;
+  now: Date;
+  caller: unknown;
+  variables: unknown;
+}
+
 type Verdict = { kind: 'true' } | { kind: 'false' } | { kind: 'error'; message: string };
 const TRUE: Verdict = { kind: 'true' };
 const FALSE: Verdict = { kind: 'false' };
@@ -31,9 +43,13 @@ function runCondition(condition: CompiledCondition, activation: Record<string, u
 
 /** Per-check state: activations per policy and derived-role results, each computed at most once. */
 class CheckScope {
-  private readonly base: Record<string, unknown>;
-  private readonly activations = new Map<CompiledPolicy, Record<string, unknown>>();
-  private readonly derived = new Map<CompiledDerivedRole, Verdict>();
+  private readonly base: Activation;
+  // Most checks touch one or two policies with variables: the last one is kept at hand, the
+  // maps are made only when a check needs more (profiles showed the per-check copies and maps).
+  private lastPolicy: CompiledPolicy | undefined;
+  private lastActivation: Activation | undefined;
+  private activations: Map<CompiledPolicy, Activation> | undefined;
+  private derived: Map<CompiledDerivedRole, Verdict> | undefined;
 
   constructor(readonly request: CheckRequest, now: Date) {
     const { subject, resource, caller } = request;
@@ -44,27 +60,33 @@ class CheckScope {
       context: request.context,
       now,
       caller: caller ? new CallerValue(caller.id, caller.kind) : ANONYMOUS_CALLER,
+      variables: undefined,
     };
   }
 
-  activationFor(policy: CompiledPolicy): Record<string, unknown> {
+  activationFor(policy: CompiledPolicy): Activation {
     if (!policy.hasVariables) return this.base;
-    let activation = this.activations.get(policy);
+    if (this.lastPolicy === policy) return this.lastActivation!;
+    let activation = this.activations?.get(policy);
     if (!activation) {
-      activation = { ...this.base };
+      const b = this.base;
+      // Same shape as the base (a literal, not a spread): property access stays monomorphic.
+      activation = { subject: b.subject, resource: b.resource, action: b.action, context: b.context, now: b.now, caller: b.caller, variables: undefined };
       activation.variables = policy.createVariables(activation);
-      this.activations.set(policy, activation);
+      if (this.lastPolicy) (this.activations ??= new Map()).set(this.lastPolicy, this.lastActivation!);
     }
+    this.lastPolicy = policy;
+    this.lastActivation = activation;
     return activation;
   }
 
   holdsDerivedRole(role: CompiledDerivedRole): Verdict {
-    let result = this.derived.get(role);
+    let result = this.derived?.get(role);
     if (!result) {
       const roles = this.request.subject.roles;
       if (role.parentRoles.length > 0 && !role.parentRoles.some((p) => roles.includes(p))) result = FALSE;
       else result = runCondition(role.condition, this.activationFor(role.policy));
-      this.derived.set(role, result);
+      (this.derived ??= new Map()).set(role, result);
     }
     return result;
   }
