@@ -4,17 +4,21 @@ import type { Attributes, CheckRequest, Subject } from '../engine/request.js';
 import type { ServiceLimits } from '../config/schema.js';
 import { structToAttributes, type ProtoStruct } from './struct.js';
 
-/** Decoded messages (proto-loader object form, camelCase, absent fields undefined). */
+/**
+ * Decoded messages (proto-loader object form, camelCase, absent fields undefined). The server's
+ * own Check/CheckBatch decoder (wire/verdict-requests.ts) gives the same shapes, except that it
+ * leaves each Struct as its raw bytes for structToAttributes to turn straight into JSON.
+ */
 export interface ProtoSubject {
   type?: string;
   id?: string;
   roles?: string[];
-  attributes?: ProtoStruct;
+  attributes?: ProtoStruct | Uint8Array;
 }
 export interface ProtoResource {
   type?: string;
   id?: string;
-  attributes?: ProtoStruct;
+  attributes?: ProtoStruct | Uint8Array;
 }
 export interface ProtoAction {
   name?: string;
@@ -23,7 +27,7 @@ export interface ProtoCheckRequest {
   subject?: ProtoSubject;
   action?: ProtoAction;
   resource?: ProtoResource;
-  context?: ProtoStruct;
+  context?: ProtoStruct | Uint8Array;
   explain?: boolean;
   requestId?: string;
   token?: string;
@@ -35,7 +39,7 @@ export interface ProtoBatchItem {
 export interface ProtoCheckBatchRequest {
   subject?: ProtoSubject;
   items?: ProtoBatchItem[];
-  context?: ProtoStruct;
+  context?: ProtoStruct | Uint8Array;
   explain?: boolean;
   requestId?: string;
   token?: string;
