@@ -15,6 +15,9 @@ export const WIRE_START_GROUP = 3;
 export const WIRE_END_GROUP = 4;
 export const WIRE_FIXED32 = 5;
 
+/** Strings up to this many bytes are decoded in JS when they are ASCII (see string()). */
+const SHORT_STRING = 12;
+
 /** protoc's and protobufjs's default recursion limit, applied to nested groups. */
 const MAX_GROUP_DEPTH = 100;
 
@@ -100,8 +103,22 @@ export class ProtobufReader {
   string(): string {
     const n = this.length();
     const start = this.pos;
-    this.pos = start + n;
-    return HAS_UTF8_SLICE ? (this.buf as unknown as Utf8Slicing).utf8Slice(start, start + n) : this.buf.toString('utf8', start, start + n);
+    const end = start + n;
+    this.pos = end;
+    if (n <= SHORT_STRING) {
+      // Most strings here are short ASCII (keys, ids, names): building them in JS is cheaper than
+      // the native call (concatenations this short stay flat strings in V8).
+      const buf = this.buf;
+      let s = '';
+      let i = start;
+      for (; i < end; i++) {
+        const c = buf[i]!;
+        if (c >= 0x80) break;
+        s += String.fromCharCode(c);
+      }
+      if (i === end) return s;
+    }
+    return HAS_UTF8_SLICE ? (this.buf as unknown as Utf8Slicing).utf8Slice(start, end) : this.buf.toString('utf8', start, end);
   }
 
   /** A length-delimited field as a view of the same memory (no copy). */
