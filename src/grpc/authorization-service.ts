@@ -8,9 +8,18 @@ import type { DecisionService } from '../service/decision-service.js';
 import { NotReadyError } from '../service/decision-service.js';
 import type { PolicyStore } from '../server/policy-store.js';
 import { rejectionOf } from './codec-guard.js';
-import { toBatchRequests, toCheckRequest, toCheckResponse, type ProtoCheckBatchRequest, type ProtoCheckRequest } from './translate.js';
+import {
+  toBatchRequests,
+  toCheckRequest,
+  toCheckResponse,
+  type ProtoCheckBatchRequest,
+  type ProtoCheckBatchResponse,
+  type ProtoCheckRequest,
+  type ProtoCheckResponse,
+} from './translate.js';
 
-type Callback = sendUnaryData<Record<string, unknown>>;
+/** Any method's callback, for answering with an error only. */
+type ErrorCallback = sendUnaryData<never>;
 
 export interface AuthorizationDeps {
   readonly decisions: DecisionService;
@@ -23,11 +32,11 @@ export interface AuthorizationDeps {
   readonly onUnexpectedError: (err: unknown, method: string) => void;
 }
 
-function fail(callback: Callback, code: status, details: string): void {
+function fail(callback: ErrorCallback, code: status, details: string): void {
   callback({ code, details, name: 'Error', message: details });
 }
 
-function handleError(err: unknown, callback: Callback, deps: AuthorizationDeps, method: string): void {
+function handleError(err: unknown, callback: ErrorCallback, deps: AuthorizationDeps, method: string): void {
   if (err instanceof InvalidRequestError) return fail(callback, status.INVALID_ARGUMENT, err.message);
   if (err instanceof NotReadyError) return fail(callback, status.UNAVAILABLE, 'no policy set is loaded yet; retry shortly');
   deps.onUnexpectedError(err, method);
@@ -41,7 +50,7 @@ function withCaller(requests: CheckRequest[], caller: Caller | undefined): Check
 /** verdict.v1.Authorization: a thin adapter from protobuf messages to the DecisionService. */
 export function authorizationService(deps: AuthorizationDeps): UntypedServiceImplementation {
   return {
-    Check(call: ServerUnaryCall<ProtoCheckRequest, unknown>, callback: Callback) {
+    Check(call: ServerUnaryCall<ProtoCheckRequest, ProtoCheckResponse>, callback: sendUnaryData<ProtoCheckResponse>) {
       const msg = call.request;
       const rejected = rejectionOf(msg);
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
@@ -61,7 +70,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       );
     },
 
-    CheckBatch(call: ServerUnaryCall<ProtoCheckBatchRequest, unknown>, callback: Callback) {
+    CheckBatch(call: ServerUnaryCall<ProtoCheckBatchRequest, ProtoCheckBatchResponse>, callback: sendUnaryData<ProtoCheckBatchResponse>) {
       const msg = call.request;
       const rejected = rejectionOf(msg);
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
@@ -83,7 +92,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       );
     },
 
-    GetPolicySet(call: ServerUnaryCall<unknown, unknown>, callback: Callback) {
+    GetPolicySet(call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<Record<string, unknown>>) {
       const rejected = rejectionOf(call.request);
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
       const live = deps.store.current();

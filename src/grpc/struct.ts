@@ -1,5 +1,7 @@
 import { InvalidRequestError } from '../engine/input.js';
 import type { AttributeValue, Attributes } from '../engine/request.js';
+import { decodeStructJson, decodeStructMessage } from './wire/struct-decoder.js';
+import { WireFormatError } from './wire/protobuf-reader.js';
 
 /** google.protobuf.Value as proto-loader decodes it (oneofs: true gives `kind`). */
 export interface ProtoValue {
@@ -16,19 +18,44 @@ export interface ProtoStruct {
 }
 
 /**
- * Converts a decoded Struct into plain JSON, enforcing the depth limit as it goes so a hostile
- * nesting never reaches the engine. `field` names the path for the error message.
+ * Converts a Struct into plain JSON, enforcing the depth limit as it goes so a hostile nesting
+ * never reaches the engine. `field` names the path for the error message. The Struct is either
+ * proto-loader's object form or, from the server's own Check/CheckBatch decoder, its raw bytes.
  */
-export function structToAttributes(struct: ProtoStruct | null | undefined, field: string, maxDepth: number): Attributes {
+export function structToAttributes(struct: ProtoStruct | Uint8Array | null | undefined, field: string, maxDepth: number): Attributes {
+  if (struct instanceof Uint8Array) return wireStructToAttributes(struct, field, maxDepth);
   if (!struct || !struct.fields) return {};
   return structFields(struct, field, 1, maxDepth);
+}
+
+function wireStructToAttributes(bytes: Uint8Array, field: string, maxDepth: number): Attributes {
+  try {
+    try {
+      return decodeStructJson(bytes, field, maxDepth);
+    } catch (err) {
+      if (!(err instanceof InvalidRequestError)) throw err;
+      // Refused: let the object form decide which error to report (or that a later duplicate key
+      // replaced the bad value), so both forms answer alike.
+      return structToAttributes(decodeStructMessage(bytes, maxDepth), field, maxDepth);
+    }
+  } catch (err) {
+    if (err instanceof WireFormatError) throw new InvalidRequestError(field, `not a valid google.protobuf.Struct (${err.message})`);
+    throw err;
+  }
 }
 
 function structFields(struct: ProtoStruct, field: string, depth: number, maxDepth: number): { [k: string]: AttributeValue } {
   if (depth > maxDepth) throw new InvalidRequestError(field, `nests deeper than ${maxDepth} levels (limits.maxAttributeDepth)`);
   const out: { [k: string]: AttributeValue } = {};
   const fields = struct.fields;
-  if (fields) for (const key in fields) out[key] = valueToJson(fields[key]!, field, key, depth, maxDepth);
+  if (fields) {
+    for (const key in fields) {
+      const value = valueToJson(fields[key]!, field, key, depth, maxDepth);
+      // A `__proto__` key is an attribute like any other, not the object's prototype.
+      if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+      else out[key] = value;
+    }
+  }
   return out;
 }
 

@@ -4,17 +4,21 @@ import type { Attributes, CheckRequest, Subject } from '../engine/request.js';
 import type { ServiceLimits } from '../config/schema.js';
 import { structToAttributes, type ProtoStruct } from './struct.js';
 
-/** Decoded messages (proto-loader object form, camelCase, absent fields undefined). */
+/**
+ * Decoded messages (proto-loader object form, camelCase, absent fields undefined). The server's
+ * own Check/CheckBatch decoder (wire/verdict-requests.ts) gives the same shapes, except that it
+ * leaves each Struct as its raw bytes for structToAttributes to turn straight into JSON.
+ */
 export interface ProtoSubject {
   type?: string;
   id?: string;
   roles?: string[];
-  attributes?: ProtoStruct;
+  attributes?: ProtoStruct | Uint8Array;
 }
 export interface ProtoResource {
   type?: string;
   id?: string;
-  attributes?: ProtoStruct;
+  attributes?: ProtoStruct | Uint8Array;
 }
 export interface ProtoAction {
   name?: string;
@@ -23,7 +27,7 @@ export interface ProtoCheckRequest {
   subject?: ProtoSubject;
   action?: ProtoAction;
   resource?: ProtoResource;
-  context?: ProtoStruct;
+  context?: ProtoStruct | Uint8Array;
   explain?: boolean;
   requestId?: string;
   token?: string;
@@ -35,7 +39,7 @@ export interface ProtoBatchItem {
 export interface ProtoCheckBatchRequest {
   subject?: ProtoSubject;
   items?: ProtoBatchItem[];
-  context?: ProtoStruct;
+  context?: ProtoStruct | Uint8Array;
   explain?: boolean;
   requestId?: string;
   token?: string;
@@ -95,7 +99,47 @@ export function toBatchRequests(msg: ProtoCheckBatchRequest, limits: ServiceLimi
   });
 }
 
-const OUTCOMES: Record<RuleTrace['outcome'], string> = {
+/** Response messages as the handlers build them (enums by name, as proto-loader takes them). */
+export type ProtoEffect = 'EFFECT_UNSPECIFIED' | 'EFFECT_ALLOW' | 'EFFECT_DENY';
+export type ProtoRuleOutcome =
+  | 'RULE_OUTCOME_UNSPECIFIED'
+  | 'RULE_OUTCOME_APPLIED'
+  | 'RULE_OUTCOME_ACTION_MISMATCH'
+  | 'RULE_OUTCOME_ROLE_MISMATCH'
+  | 'RULE_OUTCOME_CONDITION_FALSE'
+  | 'RULE_OUTCOME_CONDITION_ERROR';
+export interface ProtoRuleTrace {
+  policy: string;
+  rule: string;
+  effect: string;
+  outcome: ProtoRuleOutcome;
+  detail: string;
+  derivedRoles: readonly string[];
+}
+export interface ProtoEvaluationError {
+  readonly policy: string;
+  readonly rule: string;
+  readonly message: string;
+}
+export interface ProtoCheckResponse {
+  decision: ProtoEffect;
+  allowed: boolean;
+  policy: string;
+  rule: string;
+  reason: string;
+  revision: string;
+  decisionId: string;
+  /** Only when explain was requested. */
+  explanation?: ProtoRuleTrace[];
+  /** Only when there were condition errors. */
+  errors?: readonly ProtoEvaluationError[];
+}
+export interface ProtoCheckBatchResponse {
+  results: ProtoCheckResponse[];
+  revision: string;
+}
+
+const OUTCOMES: Record<RuleTrace['outcome'], ProtoRuleOutcome> = {
   APPLIED: 'RULE_OUTCOME_APPLIED',
   ACTION_MISMATCH: 'RULE_OUTCOME_ACTION_MISMATCH',
   ROLE_MISMATCH: 'RULE_OUTCOME_ROLE_MISMATCH',
@@ -104,9 +148,9 @@ const OUTCOMES: Record<RuleTrace['outcome'], string> = {
   NOT_EVALUATED: 'RULE_OUTCOME_UNSPECIFIED',
 };
 
-export function toCheckResponse(decisionId: string, d: Decision): Record<string, unknown> {
+export function toCheckResponse(decisionId: string, d: Decision): ProtoCheckResponse {
   const allowed = d.effect === 'ALLOW';
-  const response: Record<string, unknown> = {
+  const response: ProtoCheckResponse = {
     decision: allowed ? 'EFFECT_ALLOW' : 'EFFECT_DENY',
     allowed,
     policy: d.policy,

@@ -2,6 +2,7 @@ import type { VerdictConfig } from '../config/schema.js';
 import { authorizationService } from '../grpc/authorization-service.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
+import { withWireCodec } from '../grpc/wire/authorization-codec.js';
 import { formatIssue } from '../policy/index.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
@@ -59,7 +60,8 @@ export class VerdictServer {
     const services: HostedService[] = [
       {
         name: AUTHORIZATION_SERVICE,
-        definition: pkg[AUTHORIZATION_SERVICE] as ServiceDefinition,
+        // Check/CheckBatch on the hand-written wire codec; the rest stays on proto-loader.
+        definition: withWireCodec(pkg[AUTHORIZATION_SERVICE] as ServiceDefinition),
         implementation: this.guard(
           authorizationService({
             decisions: this.decisions,
