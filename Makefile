@@ -31,8 +31,9 @@ validate: build
 policy-test: build
 	./bin/verdict.js test $(POLICIES)
 
+# BENCH_ARGS are passed to bench/engine/run.ts too, e.g. make bench-engine BENCH_ARGS="--runs 9 --write-docs".
 bench-engine: build
-	node dist/bench/engine/run.js
+	node dist/bench/engine/run.js $(BENCH_ARGS)
 
 # BENCH_ARGS are passed to bench/run.ts, e.g. make bench BENCH_ARGS="--reps 5 --write-docs".
 bench: build
