@@ -12,4 +12,7 @@ else
   cmd="bash bench/run.sh${*:+ $*}"
 fi
 export BENCH_COMMAND="${BENCH_COMMAND:-$cmd}"
-exec node dist/bench/run.js "$@"
+# Events-on servers need NATS with JetStream: the one on 127.0.0.1:4222 when it answers, else a
+# private nats-server (installed from Debian if missing), as the tests do.
+if [[ -n "${VERDICT_BENCH_NATS_URL:-}" ]]; then exec node dist/bench/run.js "$@"; fi
+exec bash test/support/ensure-nats.sh node dist/bench/run.js "$@"
