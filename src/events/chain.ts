@@ -6,6 +6,8 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 export interface ChainedEvent {
   readonly event: DecisionEvent;
+  /** The event's place in the chain (what `event.chain` holds), without building the event. */
+  readonly link: ChainLink;
   /** The exact bytes published: canonical JSON of the event including its hash. */
   readonly payload: string;
 }

@@ -5,30 +5,12 @@ import type { ClosableSink } from '../server/app.js';
 import type { Logger } from '../server/logger.js';
 import { HashChain } from './chain.js';
 import { AttributeSelector, buildUnchainedEvent, CHECKPOINT_SCHEMA, type ChainCheckpoint, type UnchainedEvent } from './event.js';
+import type { PublisherStats } from './publisher-stats.js';
 import { ensureStream } from './stream.js';
-import { checkpointSubject, decisionSubject } from './subjects.js';
+import { checkpointSubject, DecisionSubjects } from './subjects.js';
 import { comparePositions, DecisionLog, WalError, type WalEntry, type WalPosition } from './wal.js';
 
-/** Counters an operator reads in logs (and tests read directly). */
-export interface PublisherStats {
-  /** Decisions handed to the publisher. */
-  recorded: number;
-  /** Written to the spool (every event is, before it is published). */
-  spooled: number;
-  /** Sent to NATS (including re-sends after an outage). */
-  sent: number;
-  /** Confirmed stored by JetStream through an acknowledged checkpoint. */
-  published: number;
-  /** Lost: the spool was full or failing (counted, logged; in required mode the check was denied). */
-  failed: number;
-  checkpoints: number;
-  checkpointFailures: number;
-  /** Events built but not yet written to the spool. */
-  queued: number;
-  /** Bytes in the spool not yet confirmed by JetStream. */
-  unconfirmedBytes: number;
-  connected: boolean;
-}
+export type { PublisherStats } from './publisher-stats.js';
 
 interface Pending {
   readonly entry: WalEntry;
@@ -61,6 +43,7 @@ export class DecisionPublisher implements ClosableSink {
   private readonly selector: AttributeSelector;
   private readonly log: DecisionLog;
   private readonly checkpointSubject: string;
+  private readonly subjects: DecisionSubjects;
   private nc: NatsConnection | undefined;
   private js: JetStreamClient | undefined;
   private up = false;
@@ -95,6 +78,7 @@ export class DecisionPublisher implements ClosableSink {
     this.selector = new AttributeSelector(config);
     this.log = new DecisionLog(config.spoolDir, SEGMENT_BYTES, config.spoolMaxBytes);
     this.checkpointSubject = checkpointSubject(config.subjectPrefix, config.instanceId);
+    this.subjects = new DecisionSubjects(config.subjectPrefix);
     this.sendCursor = { segment: 1, offset: 0 };
   }
 
@@ -233,20 +217,21 @@ export class DecisionPublisher implements ClosableSink {
       waiter?.(false);
       return;
     }
-    let { event, payload } = this.chain.append(body);
+    // The chain link is enough here; the event object is only assembled when someone asks for it.
+    let { link, payload } = this.chain.append(body);
     if (payload.length > MAX_EVENT_CHARS && body.attributes) {
       // Too big for a NATS message (default max_payload 1 MiB): keep the decision, drop the
       // attributes, and say so in the event. Built before the chain moves on, so no seq is lost.
-      this.chain.rewind(event.chain.seq, event.chain.prev);
+      this.chain.rewind(link.seq, link.prev);
       const { attributes: _dropped, ...rest } = body;
-      ({ event, payload } = this.chain.append({ ...rest, truncated: 'attributes' } as UnchainedEvent));
+      ({ link, payload } = this.chain.append({ ...rest, truncated: 'attributes' } as UnchainedEvent));
     }
     const entry: WalEntry = {
-      subject: this.subjectFor(body.resource.type, body.decision),
-      msgId: event.id,
-      chain: event.chain.id,
-      seq: event.chain.seq,
-      hash: event.chain.hash,
+      subject: this.subjects.of(body.resource.type, body.decision),
+      msgId: body.id,
+      chain: link.id,
+      seq: link.seq,
+      hash: link.hash,
       payload,
     };
     this.stats.recorded++;
@@ -259,19 +244,6 @@ export class DecisionPublisher implements ClosableSink {
    * (a syscall per event would cost more than the decision). A caller waiting for durability
    * (required mode) or a replay in progress flushes on the next turn of the event loop instead.
    */
-  private readonly subjects = new Map<string, string>();
-
-  /** Subjects are memoised per (type, effect): a regex per event adds up. Bounded like any cache of input. */
-  private subjectFor(resourceType: string, effect: 'ALLOW' | 'DENY'): string {
-    const key = `${effect}\0${resourceType}`;
-    let subject = this.subjects.get(key);
-    if (subject === undefined) {
-      subject = decisionSubject(this.config.subjectPrefix, resourceType, effect);
-      if (this.subjects.size < 10_000) this.subjects.set(key, subject);
-    }
-    return subject;
-  }
-
   private scheduleTick(urgent = false): void {
     if (this.tickScheduled && !urgent) return;
     if (this.tickTimer) {
@@ -355,7 +327,7 @@ export class DecisionPublisher implements ClosableSink {
     const h = headers();
     h.set('Nats-Msg-Id', entry.msgId);
     try {
-      this.nc!.publish(this.currentSubject(entry), bytes, { headers: h });
+      this.nc!.publish(this.subjects.current(entry), bytes, { headers: h });
     } catch (err) {
       // Only a message NATS can never take throws here (e.g. larger than max_payload): retrying
       // would stall the stream forever. Skip it loudly; the chain shows the gap to the auditor.
@@ -364,20 +336,6 @@ export class DecisionPublisher implements ClosableSink {
     }
     this.lastSent = entry;
     this.stats.sent++;
-  }
-
-  /**
-   * A spooled event keeps the subject it was built with; if events.subjectPrefix changed since,
-   * it is re-addressed under the current prefix, which the stream captures (the old one may not).
-   */
-  private currentSubject(entry: WalEntry): string {
-    if (entry.subject.startsWith(`${this.config.subjectPrefix}.`)) return entry.subject;
-    try {
-      const event = JSON.parse(entry.payload) as { resource?: { type?: string }; decision?: 'ALLOW' | 'DENY' };
-      return this.subjectFor(event.resource?.type ?? 'unknown', event.decision === 'ALLOW' ? 'ALLOW' : 'DENY');
-    } catch {
-      return `${this.config.subjectPrefix}._unknown.deny`;
-    }
   }
 
   private armCheckpoint(): void {
