@@ -215,38 +215,36 @@ export const REFLECTION_PROTO = path.resolve(
   '../proto/grpc/reflection/v1/reflection.proto',
 );
 
-/** grpc.reflection.v1.ServerReflection/ServerReflectionInfo with list_services: the service names. */
-export function listServicesByReflection(address: string): Promise<string[]> {
+/** One request on grpc.reflection.v1.ServerReflection/ServerReflectionInfo; `pick` reads the answer. */
+function reflect<T>(address: string, request: Record<string, unknown>, pick: (msg: Record<string, unknown>) => T | undefined): Promise<T> {
   const Ctor = clientConstructor(protoLoader.loadSync(REFLECTION_PROTO, LOADER), 'grpc.reflection.v1.ServerReflection');
   const c = new Ctor(address, credentials.createInsecure()) as AuthzClient;
   openClients.push(c);
   return new Promise((resolve, reject) => {
     const stream = c.ServerReflectionInfo!({ deadline: Date.now() + 5_000 }) as ClientDuplexStream<unknown, Record<string, unknown>>;
     stream.on('data', (msg: Record<string, unknown>) => {
-      const list = msg.listServicesResponse as { service?: { name: string }[] } | undefined;
-      if (list) resolve((list.service ?? []).map((s) => s.name));
+      const answer = pick(msg);
+      if (answer !== undefined) resolve(answer);
       else reject(new Error(`unexpected reflection response ${JSON.stringify(msg)}`));
       stream.end();
     });
     stream.on('error', reject);
-    stream.write({ host: '', listServices: '*' });
+    stream.write({ host: '', ...request });
   });
 }
 
-/** Reflection `file_containing_symbol`: the serialized FileDescriptorProtos the server returns. */
+/** Reflection list_services: the service names. */
+export function listServicesByReflection(address: string): Promise<string[]> {
+  return reflect(address, { listServices: '*' }, (msg) => {
+    const list = msg.listServicesResponse as { service?: { name: string }[] } | undefined;
+    return list ? (list.service ?? []).map((s) => s.name) : undefined;
+  });
+}
+
+/** Reflection file_containing_symbol: the serialized FileDescriptorProtos the server returns. */
 export function reflectFileContainingSymbol(address: string, symbol: string): Promise<Buffer[]> {
-  const Ctor = clientConstructor(protoLoader.loadSync(REFLECTION_PROTO, LOADER), 'grpc.reflection.v1.ServerReflection');
-  const c = new Ctor(address, credentials.createInsecure()) as AuthzClient;
-  openClients.push(c);
-  return new Promise((resolve, reject) => {
-    const stream = c.ServerReflectionInfo!({ deadline: Date.now() + 5_000 }) as ClientDuplexStream<unknown, Record<string, unknown>>;
-    stream.on('data', (msg: Record<string, unknown>) => {
-      const files = msg.fileDescriptorResponse as { fileDescriptorProto?: Buffer[] } | undefined;
-      if (files) resolve(files.fileDescriptorProto ?? []);
-      else reject(new Error(`unexpected reflection response ${JSON.stringify(msg)}`));
-      stream.end();
-    });
-    stream.on('error', reject);
-    stream.write({ host: '', fileContainingSymbol: symbol });
+  return reflect(address, { fileContainingSymbol: symbol }, (msg) => {
+    const files = msg.fileDescriptorResponse as { fileDescriptorProto?: Buffer[] } | undefined;
+    return files ? (files.fileDescriptorProto ?? []) : undefined;
   });
 }

@@ -6,20 +6,11 @@ import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { loadProtoDefinition } from '../../src/grpc/proto.js';
 import { attributesToStruct } from '../../src/grpc/struct.js';
 import type { ProtoCheckResponse, ProtoEffect, ProtoRuleOutcome, ProtoRuleTrace } from '../../src/grpc/translate.js';
+import { prng } from '../../bench/generate/large-policy-set.js';
+export { prng };
 
 export const SEED = process.env.WIRE_CODEC_SEED ? Number(process.env.WIRE_CODEC_SEED) : Date.now() % 2 ** 31;
 
-/** mulberry32: small, fast, good enough to drive test cases. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Method = MethodDefinition<unknown, unknown>;
 let service: ServiceDefinition | undefined;
