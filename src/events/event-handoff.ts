@@ -45,32 +45,35 @@ export function packEvent(out: PackedEvents, record: DecisionRecord, instance: s
   );
 }
 
-/** The publisher thread's side: event bodies (keys in sorted order, as buildUnchainedEvent makes them). */
+/** The publisher thread's side: the event bodies buildUnchainedEvent would have made. */
 export function unpackEvents(packed: PackedEvents): { body: UnchainedEvent; wait?: number }[] {
   const out: { body: UnchainedEvent; wait?: number }[] = [];
   if (packed.length % SLOTS !== 0) throw new Error(`packed decision events: ${packed.length} slots is not a multiple of ${SLOTS}`);
   for (let i = 0; i < packed.length; i += SLOTS) {
     const s = (k: number) => packed[i + k] as string;
-    const event: Record<string, unknown> = { action: s(0) };
-    if (s(1) !== '') event.attributes = JSON.parse(s(1)) as unknown;
-    event.caller = { id: s(2), kind: s(3) };
-    event.decision = s(4);
-    if (s(5) !== '') event.errors = JSON.parse(s(5)) as unknown;
-    event.evaluationUs = packed[i + 6] as number;
-    event.id = s(7);
-    event.instance = s(8);
-    event.policy = s(9);
-    event.reason = s(10);
-    event.requestId = s(11);
-    event.resource = { id: s(12), type: s(13) };
-    event.revision = s(14);
-    event.rule = s(15);
-    event.schema = EVENT_SCHEMA;
-    event.source = s(16);
-    event.subject = { id: s(17), roles: JSON.parse(s(18)) as unknown, type: s(19) };
-    event.time = new Date(packed[i + 20] as number).toISOString();
+    // Typed, so a field the schema gains cannot be forgotten here; hashing does not depend on key order.
+    const body: UnchainedEvent = {
+      action: s(0),
+      ...(s(1) !== '' ? { attributes: JSON.parse(s(1)) as UnchainedEvent['attributes'] } : {}),
+      caller: { id: s(2), kind: s(3) },
+      decision: s(4) as UnchainedEvent['decision'],
+      ...(s(5) !== '' ? { errors: JSON.parse(s(5)) as UnchainedEvent['errors'] } : {}),
+      evaluationUs: packed[i + 6] as number,
+      id: s(7),
+      instance: s(8),
+      policy: s(9),
+      reason: s(10),
+      requestId: s(11),
+      resource: { id: s(12), type: s(13) },
+      revision: s(14),
+      rule: s(15),
+      schema: EVENT_SCHEMA,
+      source: s(16),
+      subject: { id: s(17), roles: JSON.parse(s(18)) as string[], type: s(19) },
+      time: new Date(packed[i + 20] as number).toISOString(),
+    };
     const wait = packed[i + 21] as number;
-    out.push(wait === NO_WAIT ? { body: event as unknown as UnchainedEvent } : { body: event as unknown as UnchainedEvent, wait });
+    out.push(wait === NO_WAIT ? { body } : { body, wait });
   }
   return out;
 }

@@ -83,12 +83,17 @@ export class PolicyStore {
       const set = this.validateOnly ? await validateInChild(sources) : compilePolicySet(sources);
       result = this.install(sources, set, new Date());
     } catch (err) {
-      const issues = err instanceof PolicyLoadError ? err.issues : [];
-      this.failure = { at: new Date(), message: (err as Error).message, issues };
-      result = { status: 'rejected', failure: this.failure };
+      result = this.reject(err);
     }
     this.events.onReload?.(result);
     return result;
+  }
+
+  /** A set that did not load: recorded as the last failure; the live set keeps serving. */
+  private reject(err: unknown): ReloadResult {
+    const issues = err instanceof PolicyLoadError ? err.issues : [];
+    this.failure = { at: new Date(), message: (err as Error).message, issues };
+    return { status: 'rejected', failure: this.failure };
   }
 
   private install(sources: readonly PolicySourceFile[], set: CompiledPolicySet, loadedAt: Date): ReloadResult {
@@ -112,9 +117,7 @@ export class PolicyStore {
     try {
       result = this.install(sources, compilePolicySet(sources), loadedAt);
     } catch (err) {
-      const issues = err instanceof PolicyLoadError ? err.issues : [];
-      this.failure = { at: new Date(), message: (err as Error).message, issues };
-      result = { status: 'rejected', failure: this.failure };
+      result = this.reject(err);
     }
     this.events.onReload?.(result);
     return result;

@@ -30,6 +30,7 @@ import {
   waitFor,
   type StoredMessage,
 } from '../support/events-harness.js';
+import { documentPolicy } from '../grpc/fixtures.js';
 import { cleanupServerProcesses, replaceFile, startServer, writeFile, type LogLine, type StartServerOptions, type VerdictProcess } from '../support/server-process.js';
 
 type AnyClient = Client & Record<string, Function>;
@@ -47,19 +48,6 @@ interface PolicySetResponse {
   revision?: string;
   loadedAt?: { seconds?: string; nanos?: number };
   lastFailure?: { message?: string; issues?: { file?: string; line?: number; code?: string; message?: string }[] };
-}
-
-/** employees read documents; with `allowEdit`, they also edit. */
-function documentPolicy(allowEdit: boolean): string {
-  return `apiVersion: verdict/v1
-kind: ResourcePolicy
-resource: document
-rules:
-  - name: employees-read
-    actions: [read${allowEdit ? ', edit' : ''}]
-    effect: allow
-    roles: [employee]
-`;
 }
 
 /** A misspelled field on line 7: the whole change must be rejected. */

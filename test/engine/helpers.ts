@@ -16,6 +16,18 @@ export function file(path: string, body: string): File {
   return { path, text: policy(body) };
 }
 
+/** common.yaml: a "*" policy denying suspended subjects everything (the company-wide rule). */
+export const DENY_SUSPENDED_EVERYWHERE: File = file(
+  'common.yaml',
+  `resource: "*"
+rules:
+  - name: deny-suspended
+    actions: ["*"]
+    effect: deny
+    when: has(subject.attributes.suspended) && subject.attributes.suspended
+`,
+);
+
 export function load(...files: File[]): CompiledPolicySet {
   return compilePolicySet(files);
 }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { compilePolicySet } from '../../src/policy/index.js';
-import { both, check, expectDecision, explain, file, load, type File } from './helpers.js';
+import { both, check, DENY_SUSPENDED_EVERYWHERE, expectDecision, explain, file, load, type File } from './helpers.js';
 
 const TYPES = 1000;
 
@@ -31,16 +31,7 @@ rules:
   }
   if (withWildcard) {
     files.push(
-      file(
-        'common.yaml',
-        `resource: "*"
-rules:
-  - name: deny-suspended
-    actions: ["*"]
-    effect: deny
-    when: has(subject.attributes.suspended) && subject.attributes.suspended
-`,
-      ),
+      DENY_SUSPENDED_EVERYWHERE,
     );
   }
   return files;

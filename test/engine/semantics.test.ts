@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { decide } from '../../src/engine/index.js';
 import { compilePolicySet } from '../../src/policy/index.js';
-import { both, check, expectDecision, explain, file, load, loadIssues, NOW, request } from './helpers.js';
+import { both, check, DENY_SUSPENDED_EVERYWHERE, expectDecision, explain, file, load, loadIssues, NOW, request } from './helpers.js';
 
 describe('engine semantics', () => {
   describe('deny overrides allow', () => {
@@ -432,16 +432,7 @@ rules:
   });
 
   describe('"*" resource policies', () => {
-    const common = file(
-      'common.yaml',
-      `resource: "*"
-rules:
-  - name: deny-suspended
-    actions: ["*"]
-    effect: deny
-    when: has(subject.attributes.suspended) && subject.attributes.suspended
-`,
-    );
+    const common = DENY_SUSPENDED_EVERYWHERE;
     const doc = file(
       'doc.yaml',
       `resource: doc
@@ -882,16 +873,7 @@ rules:
 
   describe('explanation', () => {
     const set = load(
-      file(
-        'common.yaml',
-        `resource: "*"
-rules:
-  - name: deny-suspended
-    actions: ["*"]
-    effect: deny
-    when: has(subject.attributes.suspended) && subject.attributes.suspended
-`,
-      ),
+      DENY_SUSPENDED_EVERYWHERE,
       file(
         'doc.yaml',
         `resource: doc

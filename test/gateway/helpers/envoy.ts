@@ -7,19 +7,10 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials as grpcCredentials, loadPackageDefinition, type ChannelCredentials, type ChannelOptions, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { loadProtoDefinition, VERDICT_PROTO } from '../../../src/grpc/proto.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const PROTO_ROOT = path.join(REPO_ROOT, 'proto');
-
-const definition = protoLoader.loadSync(['envoy/service/auth/v3/external_auth.proto', 'verdict/v1/authorization.proto'], {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: false,
-  oneofs: true,
-  includeDirs: [PROTO_ROOT],
-});
+const definition = loadProtoDefinition(['envoy/service/auth/v3/external_auth.proto', VERDICT_PROTO]);
 const loaded = loadPackageDefinition(definition) as unknown as {
   envoy: { service: { auth: { v3: { Authorization: ServiceClientConstructor } } } };
   verdict: { v1: { Authorization: ServiceClientConstructor } };
