@@ -3,7 +3,7 @@
  * same run (interleaved, repeated), and prints a markdown table of medians.
  *
  *   node dist/bench/run.js [--servers empty,verdict] [--scenarios check-1,check-16,...]
- *                          [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--count N]
+ *                          [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--client h2|grpc-js] [--count N]
  *                          [--types 1000] [--policies policies] [--quiet-wait 15] [--quick] [--write-docs] [--out results.json]
  *
  * Every flag can also be given as an environment variable BENCH_<FLAG> (e.g. BENCH_DURATION=10).
@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runLoad } from './grpc/driver.js';
 import { cpuSnapshot, machineCpuMicros } from './grpc/proc.js';
+import { CLIENT_KINDS, type ClientKind } from './grpc/unary-transport.js';
 import { writeLargePolicySet } from './generate/large-policy-set.js';
 import { ROOT, SERVERS, type RunningServer, type ServerDefinition } from './servers.js';
 import { protocol as protocolNamed } from './grpc/protocols.js';
@@ -80,7 +81,7 @@ async function main(): Promise<number> {
   const flags = parseFlags(argv);
   if (flags.bool('help')) {
     process.stdout.write(`usage: node dist/bench/run.js [--servers ${SERVERS.map((s) => s.name).join(',')}] [--scenarios ${SCENARIOS.map((s) => s.id).join(',')}]
-  [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--count N] [--types 1000] [--policies DIR] [--quiet-wait 15] [--quick] [--write-docs] [--out results.json]
+  [--reps 3] [--duration 5] [--warmup 1] [--generators 2] [--client h2|grpc-js] [--count N] [--types 1000] [--policies DIR] [--quiet-wait 15] [--quick] [--write-docs] [--out results.json]
 Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).\n`);
     return 0;
   }
@@ -89,6 +90,8 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const durationMs = flags.num('duration', quick ? 2 : 5) * 1000;
   const warmupMs = flags.num('warmup', quick ? 0.5 : 1) * 1000;
   const generators = flags.int('generators', 2);
+  const client = flags.str('client', 'h2') as ClientKind;
+  if (!CLIENT_KINDS.includes(client)) throw new Error(`--client: "${client}" is not one of ${CLIENT_KINDS.join(', ')}`);
   const count = flags.has('count') ? flags.int('count', 0) : undefined;
   const types = flags.int('types', 1000);
   const quietWaitMs = flags.num('quiet-wait', quick ? 0 : 15) * 1000;
@@ -160,6 +163,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
                 workload,
                 inFlight: scenario.inFlight,
                 generators,
+                client,
                 warmupMs,
                 durationMs,
                 count,
@@ -189,7 +193,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const notes = [
     ...(quietWaitMs > 0 ? [`- Before each measurement the harness waited up to ${quietWaitMs / 1000} s for other processes to use less than 0.25 cores.`] : []),
     `- ${reps} repetition${reps === 1 ? '' : 's'} of ${count !== undefined ? `${fmtInt(count)} calls` : `${durationMs / 1000} s`} per scenario and server (after ${warmupMs / 1000} s warm-up), servers interleaved; medians shown.`,
-    `- Load: ${generators} generator process${generators === 1 ? '' : 'es'} (fewer when fewer calls are in flight), each with its own grpc-js channel, sending pre-encoded requests; one CheckBatch = ${30} checks (10 resources × 3 actions).`,
+    `- Load: ${generators} generator process${generators === 1 ? '' : 'es'} (fewer when fewer calls are in flight), each with its own ${client === 'h2' ? 'HTTP/2 connection (node:http2, no grpc-js: like h2load, so the generators leave the server more of the machine)' : 'grpc-js channel'}, sending pre-encoded requests; one CheckBatch = ${30} checks (10 resources × 3 actions).`,
     '- Server CPU and RSS come from /proc/<pid>/stat (utime + stime over the measured window) and VmHWM (peak, reset before each scenario); "load-gen cores" is the generators\' CPU over the same window, "other procs cores" what the rest of the machine used meanwhile (from /proc/stat: other tenants, the harness).',
     `- The machine has ${os.cpus().length} CPUs shared by the server and the load generators: when server cores + load-gen cores approach ${os.cpus().length}, the figure is machine-bound and server CPU µs/check is the comparable number. Server figures include the server's child processes (cluster workers); RSS is then their sum.`,
     ...servers.map((s) => `- \`${s.name}\`: ${s.description}.`),
@@ -216,7 +220,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   await mkdir(path.dirname(jsonFile), { recursive: true });
   await writeFile(
     jsonFile,
-    JSON.stringify({ started, argv, reps, durationMs, warmupMs, generators, types, idle, rows: rows.map((r) => ({ scenario: r.scenario, server: r.server.name, runs: r.runs })) }, null, 1),
+    JSON.stringify({ started, argv, reps, durationMs, warmupMs, generators, client, types, idle, rows: rows.map((r) => ({ scenario: r.scenario, server: r.server.name, runs: r.runs })) }, null, 1),
   );
   if (flags.bool('write-docs')) {
     await writeDocs(path.join(ROOT, 'docs/performance.md'), `${header}\n\n${table}\n\n${notes.join('\n')}`);

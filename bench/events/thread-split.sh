@@ -23,13 +23,13 @@ VERDICT_EVENTS_STREAM="$stream" VERDICT_EVENTS_SUBJECT_PREFIX="vsplit.${tag}" \
 pid=$!
 trap cleanup EXIT
 sleep 3
-threads() { for t in /proc/"$pid"/task/*; do read -r -a s < <(sed 's/.*) //' "$t/stat"); echo "$(basename "$t") $(cat "$t/comm") $((s[11] + s[12]))"; done; }
-nats_ticks() { local np; np=$(pgrep -x nats-server | head -1 || true); if [[ -n "$np" ]]; then awk '{print $14 + $15}' /proc/"$np"/stat; else echo 0; fi; }
-threads >"$work/t0"; n0=$(nats_ticks)
+threads() { for t in /proc/"$pid"/task/*; do read -r -a s < <(sed 's/.*) //' "$t/stat"); echo "$(basename "$t") $(cat "$t/comm") $((s[11] + s[12])) ${s[11]} ${s[12]}"; done; }
+nats_ticks() { local np; np=$(pgrep -x nats-server | head -1 || true); if [[ -n "$np" ]]; then awk '{print $14 + $15, $14, $15}' /proc/"$np"/stat; else echo 0 0 0; fi; }
+threads >"$work/t0"; read -r n0 nu0 ns0 < <(nats_ticks)
 out=$(node dist/bench/grpc/load.js --address "127.0.0.1:${port}" --server-pid "$pid" --method "${METHOD:-Check}" --in-flight "${IN_FLIGHT:-64}" --duration "${DURATION:-10}")
-n1=$(nats_ticks); threads >"$work/t1"
+read -r n1 nu1 ns1 < <(nats_ticks); threads >"$work/t1"
 echo "$out" | sed -n 1,3p
 calls=$(echo "$out" | head -1 | grep -o '[0-9,]* calls' | tr -d ', calls')
 hz=$(getconf CLK_TCK)
-join "$work/t0" "$work/t1" | awk -v c="$calls" -v hz="$hz" '{ d = $5 - $3; if (d > 0) printf "thread %s %-16s %7.1f µs/call\n", $1, $2, d * 1e6 / hz / c }'
-awk -v d=$((n1 - n0)) -v c="$calls" -v hz="$hz" 'BEGIN { printf "nats-server (whole process) %7.1f µs/call\n", d * 1e6 / hz / c }'
+join "$work/t0" "$work/t1" | awk -v c="$calls" -v hz="$hz" '{ d = $7 - $3; if (d > 0) printf "thread %s %-16s %7.1f µs/call (user %.1f, system %.1f)\n", $1, $2, d * 1e6 / hz / c, ($8 - $4) * 1e6 / hz / c, ($9 - $5) * 1e6 / hz / c }'
+awk -v d=$((n1 - n0)) -v du=$((nu1 - nu0)) -v ds=$((ns1 - ns0)) -v c="$calls" -v hz="$hz" 'BEGIN { printf "nats-server (whole process) %7.1f µs/call (user %.1f, system %.1f)\n", d * 1e6 / hz / c, du * 1e6 / hz / c, ds * 1e6 / hz / c }'

@@ -10,6 +10,7 @@ import { LatencyHistogram } from './histogram.js';
 import type { FromGenerator, GeneratorConfig, GeneratorResult, ToGenerator } from './loadgen.js';
 import { cpuSnapshot, processTree, resetTreePeakRss, treePeakRssBytes } from './proc.js';
 import { protocol, type MethodName } from './protocols.js';
+import type { ClientKind } from './unary-transport.js';
 import type { WorkloadName } from '../workloads.js';
 
 const LOADGEN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loadgen.js');
@@ -23,6 +24,8 @@ export interface LoadSpec {
   readonly inFlight: number;
   /** Generator processes (at most inFlight). */
   readonly generators: number;
+  /** The generators' transport (default h2: raw HTTP/2). */
+  readonly client?: ClientKind;
   readonly warmupMs: number;
   /** Measure for this long... */
   readonly durationMs?: number;
@@ -127,7 +130,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   try {
     const ready = await Promise.all(
       procs.map((p, index) => {
-        const config: GeneratorConfig = { address: spec.address, protocol: spec.protocol, method: spec.method, workload: spec.workload, inFlight: inFlight[index]!, index };
+        const config: GeneratorConfig = { address: spec.address, protocol: spec.protocol, method: spec.method, workload: spec.workload, inFlight: inFlight[index]!, index, client: spec.client ?? 'h2' };
         const r = p.wait('ready', 60_000);
         p.send({ type: 'config', config });
         return r;

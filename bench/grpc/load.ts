@@ -2,7 +2,7 @@
  * One load run against a server that is already running (for ad-hoc measurements and profiling):
  *
  *   node dist/bench/grpc/load.js --address 127.0.0.1:50051 [--server-pid PID] [--method Check|CheckBatch]
- *        [--in-flight 64] [--generators 2] [--duration 5 | --count N] [--warmup 1]
+ *        [--in-flight 64] [--generators 2] [--client h2|grpc-js] [--duration 5 | --count N] [--warmup 1]
  *        [--workload example|large] [--protocol verdict.v1] [--json]
  *
  * With --server-pid, the server's CPU per call and peak RSS are reported too. For --workload large
@@ -10,6 +10,7 @@
  */
 import { runLoad } from './driver.js';
 import type { MethodName } from './protocols.js';
+import type { ClientKind } from './unary-transport.js';
 import { fmtInt, fmtMs, fmtNum, parseFlags } from '../util.js';
 import type { WorkloadName } from '../workloads.js';
 
@@ -27,6 +28,7 @@ const result = await runLoad({
   workload: flags.str('workload', 'example') as WorkloadName,
   inFlight: flags.int('in-flight', 64),
   generators: flags.int('generators', 2),
+  client: flags.str('client', 'h2') as ClientKind,
   warmupMs: flags.num('warmup', 1) * 1000,
   durationMs: flags.num('duration', 5) * 1000,
   count: flags.has('count') ? flags.int('count', 0) : undefined,

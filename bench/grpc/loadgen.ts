@@ -1,19 +1,21 @@
 /**
  * One load-generator process (forked by bench/grpc/driver.ts; several run side by side, because a
- * single Node grpc-js client saturates its own core at a few thousand calls per second).
+ * single Node client saturates its own core at a few thousand calls per second).
  *
- * It opens its own channel, keeps `inFlight` calls outstanding, and reports a latency histogram
- * over the IPC channel. Requests are encoded once up front and sent as raw bytes, and responses
- * are not decoded (one probe call at start-up is, to check the server answers sensibly), so the
- * generator spends its CPU on the transport only and keeps headroom.
+ * It opens its own connection (unary-transport.ts: raw HTTP/2 by default, or grpc-js), keeps
+ * `inFlight` calls outstanding, and reports a latency histogram over the IPC channel. Requests are
+ * encoded once up front and sent as raw bytes, and responses are not decoded (one probe call at
+ * start-up is, to check the server answers sensibly), so the generator spends its CPU on the
+ * transport only and keeps headroom.
  *
  * Phases, driven by the parent: config → ready; start (warm-up, not recorded); measure (record;
  * with `count`, stop after that many calls and report); stop (stop recording and issuing, report);
  * exit.
  */
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { LatencyHistogram, type HistogramData } from './histogram.js';
 import { protocol, type MethodName } from './protocols.js';
+import { createTransport, type ClientKind, type UnaryTransport } from './unary-transport.js';
 import type { WorkloadName } from '../workloads.js';
 
 export interface GeneratorConfig {
@@ -24,6 +26,8 @@ export interface GeneratorConfig {
   readonly inFlight: number;
   /** Which generator this is (0-based): each starts at a different place in the request pool. */
   readonly index: number;
+  /** How calls are sent (unary-transport.ts). */
+  readonly client: ClientKind;
 }
 
 export interface GeneratorResult {
@@ -44,7 +48,7 @@ function send(msg: FromGenerator): void {
 const identity = (b: Buffer): Buffer => b;
 
 class Generator {
-  private readonly client: Client;
+  private readonly transport: UnaryTransport;
   private readonly path: string;
   private readonly pool: Buffer[];
   private next: number;
@@ -68,8 +72,7 @@ class Generator {
     this.path = method.path;
     this.pool = proto.messages(config.workload, config.method).map((m) => method.encode(m));
     this.next = (config.index * 7919) % this.pool.length;
-    // A private channel: generators must not share one connection (they are separate processes anyway).
-    this.client = new Client(config.address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    this.transport = createTransport(config.client, config.address, this.path, this.pool);
   }
 
   get poolSize(): number {
@@ -80,16 +83,24 @@ class Generator {
     return Math.round(this.pool.reduce((s, b) => s + b.length, 0) / this.pool.length);
   }
 
-  /** Waits for the channel, then sends one call and decodes its answer. */
+  /** Waits for the connection, then sends one call through grpc-js and decodes its answer. */
   async probe(): Promise<void> {
-    await new Promise<void>((resolve, reject) => this.client.waitForReady(Date.now() + 30_000, (err) => (err ? reject(err) : resolve())));
+    await this.transport.ready(30_000);
     const proto = protocol(this.config.protocol);
     const method = proto.method(this.config.method);
-    const response = await new Promise<unknown>((resolve, reject) => {
-      this.client.makeUnaryRequest(this.path, identity, method.decode, this.pool[0]!, new Metadata(), { deadline: Date.now() + 30_000 }, (err, res) => (err ? reject(err) : resolve(res)));
-    });
-    const problem = proto.problemWith(this.config.method, response);
-    if (problem) throw new Error(`${this.config.method} probe: ${problem}`);
+    const client = new Client(this.config.address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    try {
+      const response = await new Promise<unknown>((resolve, reject) => {
+        client.makeUnaryRequest(this.path, identity, method.decode, this.pool[0]!, new Metadata(), { deadline: Date.now() + 30_000 }, (err, res) => (err ? reject(err) : resolve(res)));
+      });
+      const problem = proto.problemWith(this.config.method, response);
+      if (problem) throw new Error(`${this.config.method} probe: ${problem}`);
+    } finally {
+      client.close();
+    }
+    // And one through the load transport, so a transport that cannot talk to this server fails here.
+    const error = await new Promise<string | undefined>((resolve) => this.transport.call(0, resolve));
+    if (error) throw new Error(`${this.config.method} probe over ${this.config.client}: ${error}`);
   }
 
   start(): void {
@@ -131,11 +142,11 @@ class Generator {
       this.issuedInEpoch++;
     }
     const epoch = this.epoch;
-    const body = this.pool[this.next]!;
+    const index = this.next;
     if (++this.next === this.pool.length) this.next = 0;
     const t0 = performance.now();
     this.outstanding++;
-    this.client.makeUnaryRequest(this.path, identity, identity, body, (err: ServiceError | null) => {
+    this.transport.call(index, (err) => {
       const micros = (performance.now() - t0) * 1000;
       this.outstanding--;
       // Duration mode records every completion inside the window; count mode records the calls it issued.
@@ -143,7 +154,7 @@ class Generator {
       if (this.recording && (!counted || epoch === this.epoch)) {
         if (err) {
           this.errors++;
-          if (this.errorSamples.size < 3) this.errorSamples.add(`${err.code} ${err.details}`);
+          if (this.errorSamples.size < 3) this.errorSamples.add(err);
         } else {
           this.calls++;
           this.histogram.record(micros);
@@ -160,7 +171,7 @@ class Generator {
 
   close(): void {
     this.issuing = false;
-    this.client.close();
+    this.transport.close();
   }
 }
 
