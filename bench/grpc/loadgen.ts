@@ -12,7 +12,6 @@
  * with `count`, stop after that many calls and report); stop (stop recording and issuing, report);
  * exit.
  */
-import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { LatencyHistogram, type HistogramData } from './histogram.js';
 import { protocol, type MethodName } from './protocols.js';
 import { createTransport, type ClientKind, type UnaryTransport } from './unary-transport.js';
@@ -44,8 +43,6 @@ export type FromGenerator = { type: 'ready'; pid: number; poolSize: number; requ
 function send(msg: FromGenerator): void {
   process.send?.(msg);
 }
-
-const identity = (b: Buffer): Buffer => b;
 
 class Generator {
   private readonly transport: UnaryTransport;
@@ -83,24 +80,14 @@ class Generator {
     return Math.round(this.pool.reduce((s, b) => s + b.length, 0) / this.pool.length);
   }
 
-  /** Waits for the connection, then sends one call through grpc-js and decodes its answer. */
+  /** Waits for the connection, then sends one call over it and decodes the answer. */
   async probe(): Promise<void> {
     await this.transport.ready(30_000);
     const proto = protocol(this.config.protocol);
     const method = proto.method(this.config.method);
-    const client = new Client(this.config.address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
-    try {
-      const response = await new Promise<unknown>((resolve, reject) => {
-        client.makeUnaryRequest(this.path, identity, method.decode, this.pool[0]!, new Metadata(), { deadline: Date.now() + 30_000 }, (err, res) => (err ? reject(err) : resolve(res)));
-      });
-      const problem = proto.problemWith(this.config.method, response);
-      if (problem) throw new Error(`${this.config.method} probe: ${problem}`);
-    } finally {
-      client.close();
-    }
-    // And one through the load transport, so a transport that cannot talk to this server fails here.
-    const error = await new Promise<string | undefined>((resolve) => this.transport.call(0, resolve));
-    if (error) throw new Error(`${this.config.method} probe over ${this.config.client}: ${error}`);
+    const response = method.decode(await this.transport.callForResponse(0));
+    const problem = proto.problemWith(this.config.method, response);
+    if (problem) throw new Error(`${this.config.method} probe: ${problem}`);
   }
 
   start(): void {

@@ -23,6 +23,12 @@ export interface UnaryTransport {
   ready(timeoutMs: number): Promise<void>;
   /** Sends request `index` of the pool the transport was made with. */
   call(index: number, done: CallDone): void;
+  /**
+   * Sends request `index` and resolves with the serialised response message (rejects on any
+   * status but OK). Over the same connection as the load: a second connection per generator
+   * would upset how a cluster server's primary hands connections to its workers (round robin).
+   */
+  callForResponse(index: number): Promise<Buffer>;
   close(): void;
 }
 
@@ -45,6 +51,12 @@ class GrpcJsTransport implements UnaryTransport {
 
   ready(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => this.client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve())));
+  }
+
+  callForResponse(index: number): Promise<Buffer> {
+    return new Promise((resolve, reject) =>
+      this.client.makeUnaryRequest(this.path, identity, identity, this.messages[index]!, (err: ServiceError | null, res?: Buffer) => (err ? reject(new Error(`${err.code} ${err.details}`)) : resolve(res!))),
+    );
   }
 
   call(index: number, done: CallDone): void {
@@ -94,6 +106,23 @@ class Http2Transport implements UnaryTransport {
   }
 
   call(index: number, done: CallDone): void {
+    this.send(index, undefined, done);
+  }
+
+  callForResponse(index: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    return new Promise((resolve, reject) =>
+      this.send(index, chunks, (error) => {
+        if (error) return reject(new Error(error));
+        const body = Buffer.concat(chunks);
+        // One length-prefixed, uncompressed message.
+        if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) return reject(new Error(`unexpected gRPC response framing (${body.length} bytes)`));
+        resolve(body.subarray(5));
+      }),
+    );
+  }
+
+  private send(index: number, chunks: Buffer[] | undefined, done: CallDone): void {
     let status: string | undefined;
     let message = '';
     let finished = false;
@@ -118,7 +147,7 @@ class Http2Transport implements UnaryTransport {
     // A trailers-only answer (an error) carries its status in the response headers.
     req.on('response', take);
     req.on('trailers', take);
-    req.on('data', noop);
+    req.on('data', chunks ? (c: Buffer) => chunks.push(c) : noop);
     req.on('error', (err) => finish(`transport ${err.message}`));
     req.on('close', () => finish(status === '0' ? undefined : status === undefined ? `transport stream closed without a gRPC status (HTTP/2 code ${req.rstCode})` : `${status} ${message}`));
     req.end(this.frames[index]!);

@@ -39,6 +39,13 @@ describe('bench: unary transports (h2 and grpc-js) against a real gRPC server', 
         const results = await Promise.all(Array.from({ length: 40 }, (_, i) => call(t, i % 2)));
         expect(results.filter((r) => r === undefined)).to.have.length(20);
         expect(new Set(results.filter((r) => r !== undefined))).to.deep.equal(new Set(['3 subject.id: must not be empty (ünïcode)']));
+        // The probe's form: the response message itself, without gRPC framing.
+        const echoed = await t.callForResponse(0);
+        expect(echoed.length).to.equal(3 + 200_000);
+        expect([...echoed.subarray(0, 4)]).to.deep.equal([0, 2, 3, 7]);
+        let refused: unknown;
+        await t.callForResponse(1).catch((err: unknown) => (refused = err));
+        expect(String(refused)).to.contain('3 subject.id: must not be empty');
       } finally {
         t.close();
       }
