@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runLoad } from './grpc/driver.js';
 import { cpuSnapshot, machineCpuMicros } from './grpc/proc.js';
-import { CLIENT_KINDS, type ClientKind } from './grpc/unary-transport.js';
+import { parseClientKind } from './grpc/unary-transport.js';
 import { writeLargePolicySet } from './generate/large-policy-set.js';
 import { ROOT, SERVERS, type RunningServer, type ServerDefinition } from './servers.js';
 import { protocol as protocolNamed } from './grpc/protocols.js';
@@ -90,8 +90,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const durationMs = flags.num('duration', quick ? 2 : 5) * 1000;
   const warmupMs = flags.num('warmup', quick ? 0.5 : 1) * 1000;
   const generators = flags.int('generators', 2);
-  const client = flags.str('client', 'h2') as ClientKind;
-  if (!CLIENT_KINDS.includes(client)) throw new Error(`--client: "${client}" is not one of ${CLIENT_KINDS.join(', ')}`);
+  const client = parseClientKind(flags.str('client', 'h2'));
   const count = flags.has('count') ? flags.int('count', 0) : undefined;
   const types = flags.int('types', 1000);
   const quietWaitMs = flags.num('quiet-wait', quick ? 0 : 15) * 1000;

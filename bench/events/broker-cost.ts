@@ -17,7 +17,12 @@ const rounds = flags.int('rounds', 2);
 const HZ = 100; // USER_HZ on Linux
 
 function natsServerPid(): number {
-  const out = execFileSync('pgrep', ['-x', 'nats-server'], { encoding: 'utf8' }).trim().split('\n')[0];
+  let out = '';
+  try {
+    out = execFileSync('pgrep', ['-x', 'nats-server'], { encoding: 'utf8' }).trim().split('\n')[0] ?? '';
+  } catch {
+    // pgrep exits 1 when nothing matches.
+  }
   if (!out) throw new Error('no nats-server process on this machine: the broker must run locally to be measured');
   return Number(out);
 }

@@ -10,7 +10,7 @@
  */
 import { runLoad } from './driver.js';
 import type { MethodName } from './protocols.js';
-import type { ClientKind } from './unary-transport.js';
+import { parseClientKind } from './unary-transport.js';
 import { fmtInt, fmtMs, fmtNum, parseFlags } from '../util.js';
 import type { WorkloadName } from '../workloads.js';
 
@@ -28,7 +28,7 @@ const result = await runLoad({
   workload: flags.str('workload', 'example') as WorkloadName,
   inFlight: flags.int('in-flight', 64),
   generators: flags.int('generators', 2),
-  client: flags.str('client', 'h2') as ClientKind,
+  client: parseClientKind(flags.str('client', 'h2')),
   warmupMs: flags.num('warmup', 1) * 1000,
   durationMs: flags.num('duration', 5) * 1000,
   count: flags.has('count') ? flags.int('count', 0) : undefined,

@@ -1,6 +1,6 @@
 /**
- * How a load generator sends one unary gRPC call with a pre-encoded request and ignores the
- * response body. Two transports:
+ * How a load generator sends one unary gRPC call with a pre-encoded request. Under load the
+ * response body is ignored; only the probe call reads it (callForResponse). Two transports:
  *
  * - `h2` (default): node:http2 directly, one HTTP/2 session, requests framed once up front (the
  *   5-byte gRPC message prefix), the status read from the trailers. Like h2load, it spends its
@@ -14,6 +14,12 @@ import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 
 export type ClientKind = 'h2' | 'grpc-js';
 export const CLIENT_KINDS: readonly ClientKind[] = ['h2', 'grpc-js'];
+
+/** The --client flag's value, checked. */
+export function parseClientKind(value: string): ClientKind {
+  if ((CLIENT_KINDS as readonly string[]).includes(value)) return value as ClientKind;
+  throw new Error(`--client: "${value}" is not one of ${CLIENT_KINDS.join(', ')}`);
+}
 
 /** Completion of one call: undefined on gRPC status OK, else "<code> <message>". */
 export type CallDone = (error: string | undefined) => void;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { CLIENT_KINDS, createTransport, type UnaryTransport } from '../../bench/grpc/unary-transport.js';
+import { CLIENT_KINDS, createTransport, parseClientKind, type UnaryTransport } from '../../bench/grpc/unary-transport.js';
 
 const raw = (b: Buffer): Buffer => b;
 
@@ -61,6 +61,11 @@ describe('bench: unary transports (h2 and grpc-js) against a real gRPC server', 
       }
     });
   }
+
+  it('--client accepts h2 and grpc-js, and refuses anything else naming the flag and the choices', () => {
+    expect(CLIENT_KINDS.map(parseClientKind)).to.deep.equal(['h2', 'grpc-js']);
+    expect(() => parseClientKind('grpc')).to.throw('--client: "grpc" is not one of h2, grpc-js');
+  });
 
   it('h2: no server listening fails ready() instead of hanging', async () => {
     const probe = new Server();
