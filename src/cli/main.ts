@@ -5,6 +5,7 @@ import { validateCommand, validateUsage } from './commands/validate.js';
 import { processOutput, type CliOutput } from './output.js';
 import { serveCommand, serveUsage, setSinkFactory } from './commands/serve.js';
 import { auditCommand, auditUsage } from './commands/audit.js';
+import { keysCommand, keysUsage } from './commands/keys.js';
 import { DecisionPublisher } from '../events/publisher.js';
 import { ThreadedPublisher } from '../events/threaded-publisher.js';
 
@@ -16,6 +17,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   check: { run: checkCommand, usage: checkUsage },
   serve: { run: serveCommand, usage: serveUsage },
   audit: { run: auditCommand, usage: auditUsage },
+  keys: { run: keysCommand, usage: keysUsage },
 };
 
 setSinkFactory(async (config, logger) => {

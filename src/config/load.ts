@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
+import { loadSigningKey } from '../keys/signing-key.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -46,6 +47,9 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     includeAttributes: 'none',
     maskAttributes: [],
     instanceId: `${os.hostname()}-${process.pid}`,
+    signingKeyFile: '',
+    headsBucket: 'VERDICT_HEADS',
+    headsIntervalMs: 10_000,
   },
 };
 
@@ -92,6 +96,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_INSTANCE_ID: 'events.instanceId',
   VERDICT_EVENTS_STREAM: 'events.stream',
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
+  VERDICT_SIGNING_KEY_FILE: 'events.signingKeyFile',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
 };
 
@@ -196,6 +201,12 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
     }
     return n;
   };
+  const optionalString = (path: string): string => {
+    const v = get(path);
+    if (v === undefined || v === null) return '';
+    if (typeof v !== 'string') problems.push(`${path}: must be a string (got ${JSON.stringify(v)})`);
+    return typeof v === 'string' ? v : '';
+  };
   const list = (path: string): string[] => {
     const v = get(path);
     if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -223,6 +234,16 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   if (!/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$/.test(prefix)) problems.push(`events.subjectPrefix: "${prefix}" must be NATS subject tokens separated by dots, without wildcards`);
   const stream = str('events.stream');
   if (!/^[A-Za-z0-9_\-]+$/.test(stream)) problems.push(`events.stream: "${stream}" must be letters, digits, _ and -`);
+  const signingKeyFile = optionalString('events.signingKeyFile');
+  if (signingKeyFile) {
+    try {
+      loadSigningKey(signingKeyFile);
+    } catch (err) {
+      problems.push(`events.signingKeyFile: ${(err as Error).message}`);
+    }
+  }
+  const headsBucket = optionalString('events.headsBucket');
+  if (headsBucket && !/^[A-Za-z0-9_\-]+$/.test(headsBucket)) problems.push(`events.headsBucket: "${headsBucket}" must be letters, digits, _ and - ("" = do not record heads)`);
 
   const config: VerdictConfig = {
     workers: int('workers', 1, 256),
@@ -261,6 +282,9 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       includeAttributes,
       maskAttributes: list('events.maskAttributes'),
       instanceId: str('events.instanceId'),
+      signingKeyFile,
+      headsBucket,
+      headsIntervalMs: int('events.headsIntervalMs', 1000, 3_600_000),
     },
     tls: validateTls(raw, problems),
     tokens: validateTokens(raw, problems),

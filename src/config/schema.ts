@@ -42,6 +42,12 @@ export interface EventsConfig {
   readonly maskAttributes: readonly string[];
   /** Identifies this service instance in events and its hash chain; default: hostname-pid. */
   readonly instanceId: string;
+  /** Ed25519 private key (PKCS#8 PEM, `verdict keys generate`) that signs checkpoints; "" = unsigned. */
+  readonly signingKeyFile: string;
+  /** NATS KV bucket holding each instance's latest signed chain head; "" = not recorded. */
+  readonly headsBucket: string;
+  /** The head is written at most this often (and at once for a chain's first and final checkpoint). */
+  readonly headsIntervalMs: number;
 }
 
 export interface VerdictConfig {
