@@ -136,7 +136,6 @@ export class AuditConsumer {
       await this.nc.close().catch(() => undefined);
       throw err instanceof ConsumerStartError ? err : new ConsumerStartError((err as Error).message);
     }
-    this.logger.info({ stream: o.stream, durable: o.durable, filter: o.filter ?? null, out: o.outDir ?? 'stdout', receipts: o.receiptsFile ?? null, resumeAfterSeq: this.keptUpTo, keyring: o.keyring ? o.keyring.size : null }, 'audit consumer started');
     if (!o.keyring) this.logger.warn('no keyring (--keys): checkpoint signatures are not checked, so a forged chain is not told from a real one');
     for (const p of openProblems) {
       if (p.kind === 'unreceipted') this.logger.warn({ detail: p.message }, 'trail file repaired');
@@ -148,6 +147,14 @@ export class AuditConsumer {
     }
     // Stream sequences must go on from where the keeper stopped: a message missing in between left the stream unread.
     this.verifier.lastStreamSeq = Math.max(this.keptUpTo, acked);
+    // Receipts from the start: they name this keeper's stream and durable, and keep the receipt of a file set aside.
+    try {
+      this.receipts?.commit(this.keptUpTo, this.writer?.position(), this.writer?.takeClosed() ?? []);
+    } catch (err) {
+      await this.nc.close().catch(() => undefined);
+      throw new ConsumerStartError(`cannot write the receipts ${o.receiptsFile}: ${(err as Error).message}`);
+    }
+    this.logger.info({ stream: o.stream, durable: o.durable, filter: o.filter ?? null, out: o.outDir ?? 'stdout', receipts: o.receiptsFile ?? null, resumeAfterSeq: this.keptUpTo, keyring: o.keyring ? o.keyring.size : null }, 'audit consumer started');
     this.sweepTimer = setInterval(() => this.verifier.sweep(Date.now(), o.gapGraceMs, o.unsignedGraceMs), 1000);
     this.sweepTimer.unref();
     this.loop = this.run();

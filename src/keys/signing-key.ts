@@ -83,6 +83,8 @@ export function loadSigningKey(file: string): { key: SigningKey; warning?: strin
 
 /** Parses a PEM public key; it must be Ed25519. */
 export function parsePublicKey(pem: string, where: string): KeyObject {
+  // createPublicKey() would accept a private key too (and derive its public half): a private key has no place in a keyring.
+  if (/PRIVATE KEY/.test(pem)) throw new KeyError(`${where}: not a PEM public key: this is a private key; give its public key (\`verdict keys show FILE\`)`);
   let publicKey: KeyObject;
   try {
     publicKey = createPublicKey({ key: pem, format: 'pem' });

@@ -173,6 +173,11 @@ async function consumeCommand(argv: readonly string[], io: CliOutput): Promise<n
     logger,
     (text) => io.out(text.endsWith('\n') ? text.slice(0, -1) : text),
   );
+  // Handlers first: a SIGTERM during start must not kill the keeper between its writes.
+  const signal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   try {
     await consumer.start();
   } catch (err) {
@@ -181,10 +186,6 @@ async function consumeCommand(argv: readonly string[], io: CliOutput): Promise<n
     io.err(`audit consumer failed to start: ${reason}`);
     return 1;
   }
-  const signal = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
   await Promise.race([signal, consumer.finished]);
   await consumer.stop();
   if (consumer.failure) io.err(`audit consumer: ${consumer.failure}`);
