@@ -177,17 +177,18 @@ function compareHead(verifier: ChainVerifier, claim: HeadClaim, keyring: Keyring
     verifier.report('receipts', cp.chain, cp.seq, claim.source, `its checkpoint of chain ${cp.chain} at seq ${cp.seq} ${sig.detail}; not used`);
     return;
   }
-  const at = claim.streamSeq !== undefined ? `, stream seq ${claim.streamSeq}` : '';
+  const at = claim.streamSeq !== undefined ? ` (stream seq ${claim.streamSeq})` : '';
+  const range = (from: number, to: number) => (from === to ? `record ${from} is` : `records ${from}..${to} are`);
   const head = verifier.head(cp.chain);
   if (!head) {
     if (claim.streamSeq === undefined || claim.streamSeq >= verifier.firstStreamSeq) {
-      verifier.report('truncated', cp.chain, cp.seq, claim.source, `chain ${cp.chain}: ${claim.source} saw its checkpoint at seq ${cp.seq}${at}; these files hold none of it`);
+      verifier.report('truncated', cp.chain, cp.seq, claim.source, `chain ${cp.chain}: a checkpoint at seq ${cp.seq}${at} was seen, but these files hold none of the chain`);
     } else verifier.notes.push(`${claim.source}: chain ${cp.chain} (checkpoint at stream seq ${claim.streamSeq}) lies before these files`);
     return;
   }
   if (head.seq < cp.seq) {
-    verifier.report('truncated', cp.chain, cp.seq, claim.source, `chain ${cp.chain}: records ${head.seq + 1}..${cp.seq} are missing; ${claim.source} saw a checkpoint at seq ${cp.seq}${at}`);
+    verifier.report('truncated', cp.chain, cp.seq, claim.source, `chain ${cp.chain}: ${range(head.seq + 1, cp.seq)} missing: a checkpoint at seq ${cp.seq}${at} was seen`);
   } else if (cp.final && !head.closed) {
-    verifier.report('truncated', cp.chain, cp.seq, claim.source, `chain ${cp.chain}: its final checkpoint (seq ${cp.seq}${at}) is missing; ${claim.source} saw it`);
+    verifier.report('truncated', cp.chain, cp.seq, claim.source, `chain ${cp.chain}: its final checkpoint at seq ${cp.seq}${at} was seen, but these files do not hold it`);
   }
 }

@@ -120,7 +120,7 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     const a = await verify(cut, '--receipts', receipts);
     expect(a.code, a.stdout + a.stderr).to.equal(1);
     expect(a.stderr).to.include(`TRUNCATED: holds`).and.include(`stream messages ${lastKept + 1}..${lastSeq} were cut off its end`);
-    expect(a.stderr).to.match(new RegExp(`TRUNCATED: chain ${chainId}: records \\d+\\.\\.${made} are missing`));
+    expect(a.stderr).to.match(new RegExp(`TRUNCATED: chain ${chainId}: records \\d+\\.\\.${made} are missing: a checkpoint at seq ${made} \\(stream seq ${lastSeq}\\) was seen`));
     expect(a.stdout).to.include('no final checkpoint');
     const aHeads = await verify(cut, '--heads', NATS_URL, '--heads-bucket', bucket);
     expect(aHeads.code).to.equal(1);
@@ -131,7 +131,7 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     const noFinal = tampered(outDir, 'no-final', (ls) => ls.filter((_, i) => i !== finalAt));
     const b = await verify(noFinal, '--heads', NATS_URL, '--heads-bucket', bucket);
     expect(b.code, b.stdout + b.stderr).to.equal(1);
-    expect(b.stderr).to.include(`TRUNCATED: chain ${chainId}: its final checkpoint (seq ${made}, stream seq ${logged.streamSeq}) is missing`);
+    expect(b.stderr).to.include(`TRUNCATED: chain ${chainId}: its final checkpoint at seq ${made} (stream seq ${logged.streamSeq}) was seen, but these files do not hold it`);
     const bReceipts = await verify(noFinal, '--receipts', receipts);
     expect(bReceipts.code).to.equal(1);
     expect(bReceipts.stderr).to.include('TRUNCATED');
