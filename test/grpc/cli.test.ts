@@ -68,7 +68,7 @@ describe('verdict CLI with the gRPC service (real processes)', function () {
 
       const invalid = await runVerdict(['check', '--server', server.address, '--request', invalidFile]);
       expect(invalid.code).to.equal(2);
-      expect(invalid.stderr).to.match(/check failed: resource\.type: /);
+      expect(invalid.stderr).to.match(/^invalid request: resource\.type: /);
       expect(invalid.stdout).to.equal('');
     });
 
