@@ -1,5 +1,8 @@
 import { ConfigError, loadConfig } from '../../config/load.js';
-import { createLogger } from '../../server/logger.js';
+import type { VerdictConfig } from '../../config/schema.js';
+import { routeLibraryLogs } from '../../server/library-logs.js';
+import { createLogger, type Logger } from '../../server/logger.js';
+import { describeStartFailure, logStartFailure, policyFailure } from '../../server/start-failure.js';
 import { VerdictServer, type ClosableSink } from '../../server/app.js';
 import { checkEdgeFiles } from '../../server/edge.js';
 import { isClusterWorker, runClusterPrimary, runClusterWorker } from '../../server/cluster.js';
@@ -84,24 +87,38 @@ async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
     return EXIT.USAGE;
   }
   const logger = createLogger(config.logLevel);
+  routeLibraryLogs(logger, config.logLevel);
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, `verdict crashed: ${err.message}`);
+    process.exit(EXIT.FAILURE);
+  });
   if (isClusterWorker()) return runClusterWorker(config, logger, sinkFactory);
   if (config.workers > 1) return runClusterPrimary(config, logger);
-  const sink = config.events.enabled ? await sinkFactory(config, logger) : undefined;
-  const server = new VerdictServer({ config, logger, sink });
+  return runSingleProcess(config, logger);
+}
+
+async function runSingleProcess(config: VerdictConfig, logger: Logger): Promise<number> {
+  let server: VerdictServer | undefined;
   try {
+    const sink = config.events.enabled ? await sinkFactory(config, logger) : undefined;
+    server = new VerdictServer({ config, logger, sink });
     await server.start();
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'verdict failed to start');
-    await server.stop('start failed').catch(() => undefined);
-    return 1;
+    const failed = server?.store.current() === undefined ? server?.store.lastFailure() : undefined;
+    const failure = failed ? policyFailure(config.policies, failed) : describeStartFailure(err, config.listen);
+    // Stop first (its lines come before), so the cause is the last line a supervisor shows.
+    await server?.stop('start failed').catch(() => undefined);
+    logStartFailure(logger, failure, (err as Error).message);
+    return EXIT.FAILURE;
   }
+  const running = server;
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
-      server.stop(signal).then(
-        () => resolve(0),
+      running.stop(signal).then(
+        () => resolve(EXIT.OK),
         (err: unknown) => {
           logger.error({ err }, 'error during shutdown');
-          resolve(1);
+          resolve(EXIT.FAILURE);
         },
       );
     };
@@ -109,7 +126,7 @@ async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       logger.info('SIGHUP: reloading policies');
-      void server.reload();
+      void running.reload();
     });
   });
 }
