@@ -86,7 +86,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
         }
       } else if (msg.type === 'failed') {
         if (announced) logger.error({ worker: index, code: msg.failure.code, err: msg.message }, `worker failed to start: ${msg.failure.cause}`);
-        else startFailure ??= { failure: msg.failure, err: msg.message, worker: index };
+        // A reason beats "exited before it started" (should the exit have been seen first).
+        else if (!startFailure || startFailure.failure.code === 'WORKER_EXITED') startFailure = { failure: msg.failure, err: msg.message, worker: index };
       }
     });
     // A worker that starts (or replaces one) after a rejected change reports it like the others:
