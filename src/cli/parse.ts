@@ -1,8 +1,9 @@
 /**
  * The one argument parser of the CLI: node:util parseArgs tokenizes, and every token is checked
  * against the command's declaration (spec.ts), so a mistake is an exit-2 message naming the flag
- * instead of being ignored: unknown flags (with a "did you mean"), a flag given twice, a missing
- * or stray value, too many positionals, missing required flags, and contradictory flags.
+ * instead of being ignored: unknown flags (with a "did you mean"), a missing or stray value, a
+ * bad value, too many positionals, missing required flags, and contradictory flags. A flag given
+ * twice takes the last value.
  */
 import { parseArgs as tokenize } from 'node:util';
 import { HELP_FLAG, UsageError, type CommandSpec, type FlagSpec, type ParsedArgs } from './spec.js';
@@ -102,7 +103,7 @@ export function parseCommandArgs(spec: CommandSpec, argv: readonly string[]): Pa
       throw new UsageError(`unknown flag ${raw}${guess ? ` (did you mean --${guess}?)` : ''}`);
     }
     const label = flagLabel(flag);
-    if (values.has(flag.name)) throw new UsageError(`${token.rawName} is given twice`);
+    // A flag given again overrides the earlier value, as in most CLIs (wrappers append overrides).
     if (flag.type === 'boolean') {
       if (token.value !== undefined) throw new UsageError(`--${flag.name} takes no value (got "${token.value}")`);
       values.set(flag.name, true);

@@ -216,9 +216,15 @@ describe('verdict CLI: help, version and flag errors', function () {
     expect(bareGroup.stderr).to.contain('needs a command: consume or verify');
   });
 
-  it('other misuse exits 2 naming the flag: repeated, missing or flag-like value, value on a switch, bad value, extra argument, missing requirement', async () => {
+  it('a flag given twice takes the last value (a wrapper can append an override)', async () => {
+    const request = path.join(REPO_ROOT, 'examples/requests/alice-edits-her-draft.json');
+    const run = await runInProcess(['check', '--policies', path.join(REPO_ROOT, 'no-such-dir'), '--policies', path.join(REPO_ROOT, 'policies'), '--request', request]);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(JSON.parse(run.stdout)).to.include({ allowed: true, rule: 'owners-manage' });
+  });
+
+  it('other misuse exits 2 naming the flag: missing or flag-like value, value on a switch, bad value, extra argument, missing requirement', async () => {
     const cases: [string[], string][] = [
-      [['check', '--request', 'a.json', '--request', 'b.json'], 'verdict check: --request is given twice'],
       [['check', '--request'], 'verdict check: --request needs a value: --request FILE|-'],
       [['check', '--request', '--explain'], 'verdict check: --request needs a value: --request FILE|- (got the flag --explain'],
       [['check', '--request', 'r.json', '--explain=yes'], 'verdict check: --explain takes no value (got "yes")'],
