@@ -2,21 +2,50 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isMap, isSeq, parseDocument, stringify } from 'yaml';
 import { Keyring } from '../../keys/keyring.js';
 import { generateSigningKey, KeyError, keyIdOf, parsePrivateKey, parsePublicKey } from '../../keys/signing-key.js';
-import { parseArgs, stringFlag, UsageError } from '../args.js';
 import type { CliOutput } from '../output.js';
+import { EXIT, UsageError, type CommandSpec, type ParsedArgs } from '../spec.js';
 
-export const keysUsage = [
-  'verdict keys generate --out FILE [--instances PATTERN,...] [--keeper] [--name NAME] [--keyring FILE] [--public-out FILE] [--json]',
-  '                                a new Ed25519 signing key (private key written with mode 0600); prints its id and public key',
-  '  verdict keys show FILE          the id and public key of a private or public key file',
-].join('\n');
+export const keysGenerateCommand: CommandSpec = {
+  name: 'keys generate',
+  summary: 'make an Ed25519 key that signs checkpoints (events.signingKeyFile) or keeper receipts',
+  details: [
+    'The private key is written as PKCS#8 PEM with mode 0600 and never overwrites a file. The key id\n' +
+      'and public key are printed, with a keyring entry; --keyring adds that entry to a keyring file.',
+  ],
+  flags: [
+    { name: 'out', type: 'string', value: 'FILE', description: 'where to write the private key', required: true },
+    { name: 'instances', type: 'string', value: 'PATTERN,...', description: 'instance ids (or patterns like pdp-eu-*) whose checkpoints the key may sign, for the keyring entry' },
+    { name: 'keeper', type: 'boolean', description: 'the key signs audit keeper receipts (keeper: true in the keyring entry)' },
+    { name: 'name', type: 'string', value: 'NAME', description: 'a label for the key in the keyring entry and in verify reports' },
+    { name: 'keyring', type: 'string', value: 'FILE', description: 'add the entry to this keyring file (created if missing)' },
+    { name: 'public-out', type: 'string', value: 'FILE', description: 'also write the public key (PEM) here' },
+    { name: 'json', type: 'boolean', description: 'print the id, public key and keyring entry as JSON' },
+  ],
+  examples: [
+    { what: 'a key for the instances pdp-eu-*, added to the keyring', command: "verdict keys generate --out /etc/verdict/signing-key.pem --instances 'pdp-eu-*' --name pdp-eu --keyring keyring.yaml" },
+    { what: 'a key for the audit keeper', command: 'verdict keys generate --out /etc/verdict-audit/keeper-key.pem --keeper --keyring keyring.yaml' },
+  ],
+  exitCodes: [
+    { code: EXIT.OK, meaning: 'the key was written' },
+    { code: EXIT.FAILURE, meaning: 'the key file exists or cannot be written, or the keyring cannot be updated' },
+    { code: EXIT.USAGE, meaning: 'usage error' },
+  ],
+  run: generate,
+};
 
-export async function keysCommand(argv: readonly string[], io: CliOutput): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'generate') return generateCommand(rest, io);
-  if (sub === 'show') return showCommand(rest, io);
-  throw new UsageError(sub ? `unknown keys command "${sub}"` : 'keys needs a command: generate or show');
-}
+export const keysShowCommand: CommandSpec = {
+  name: 'keys show',
+  summary: 'print the key id and public key of a private or public key file',
+  positionals: [{ name: 'FILE', description: 'a PEM private key (PKCS#8) or public key (SPKI)', required: true }],
+  flags: [{ name: 'json', type: 'boolean', description: 'print as JSON' }],
+  examples: [{ what: 'the id and public key to put in a keyring', command: 'verdict keys show /etc/verdict/signing-key.pem' }],
+  exitCodes: [
+    { code: EXIT.OK, meaning: 'printed' },
+    { code: EXIT.FAILURE, meaning: 'the file cannot be read or is not an Ed25519 key' },
+    { code: EXIT.USAGE, meaning: 'usage error' },
+  ],
+  run: show,
+};
 
 function keyringEntry(name: string | undefined, id: string, instances: string[], keeper: boolean, publicPem: string): Record<string, unknown> {
   return { ...(name ? { name } : {}), id, ...(instances.length > 0 ? { instances } : {}), ...(keeper ? { keeper: true } : {}), publicKey: publicPem };
@@ -39,56 +68,51 @@ function addToKeyring(file: string, entry: Record<string, unknown>): void {
   writeFileSync(file, updated, { mode: 0o644 });
 }
 
-async function generateCommand(argv: readonly string[], io: CliOutput): Promise<number> {
-  const args = parseArgs(argv, ['keeper', 'json'], ['out', 'instances', 'name', 'keyring', 'public-out']);
-  if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
-  const out = stringFlag(args, 'out');
-  if (!out) throw new UsageError('give --out FILE: where to write the private key');
-  const instances = (stringFlag(args, 'instances') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const keeper = args.flags.has('keeper');
-  const name = stringFlag(args, 'name');
-  const keyringFile = stringFlag(args, 'keyring');
+async function generate(args: ParsedArgs, io: CliOutput): Promise<number> {
+  const out = args.string('out')!;
+  const instances = (args.string('instances') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const keeper = args.flag('keeper');
+  const name = args.string('name');
+  const keyringFile = args.string('keyring');
   if (keyringFile && instances.length === 0 && !keeper) throw new UsageError('--keyring needs --instances PATTERN (a checkpoint signer) or --keeper (a receipt signer): the entry must allow the key to sign something');
   const key = generateSigningKey();
   try {
-    // 'wx': never overwrite a key (a lost key makes every chain it signed unverifiable as authored).
+    // 'wx': never overwrite a key (a lost key leaves every chain it signed without a verifiable author).
     writeFileSync(out, key.privatePem, { mode: 0o600, flag: 'wx' });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     io.err(e.code === 'EEXIST' ? `verdict keys generate: ${out} exists; keys are never overwritten (move it away first)` : `verdict keys generate: cannot write ${out} (${e.code ?? e.message})`);
-    return 1;
+    return EXIT.FAILURE;
   }
-  const publicOut = stringFlag(args, 'public-out');
+  const publicOut = args.string('public-out');
   const entry = keyringEntry(name, key.id, instances, keeper, key.publicPem);
   try {
     if (publicOut) writeFileSync(publicOut, key.publicPem, { mode: 0o644 });
     if (keyringFile) addToKeyring(keyringFile, entry);
   } catch (err) {
     io.err(`verdict keys generate: the key was written to ${out}, but: ${(err as Error).message}`);
-    return 1;
+    return EXIT.FAILURE;
   }
-  if (args.flags.has('json')) {
+  if (args.flag('json')) {
     io.out(JSON.stringify({ id: key.id, file: out, publicKey: key.publicPem, keyringEntry: entry, keyring: keyringFile ?? null }, null, 2));
-    return 0;
+    return EXIT.OK;
   }
   io.out(`key ${key.id} written to ${out} (mode 0600)`);
   if (publicOut) io.out(`public key written to ${publicOut}`);
   if (keyringFile) io.out(`added to keyring ${keyringFile}`);
   io.out(`\npublic key:\n${key.publicPem.trimEnd()}`);
   io.out(`\nkeyring entry:\n${stringify({ keys: [entry] }, { blockQuote: 'literal' }).trimEnd()}`);
-  return 0;
+  return EXIT.OK;
 }
 
-async function showCommand(argv: readonly string[], io: CliOutput): Promise<number> {
-  const args = parseArgs(argv, ['json'], []);
-  if (args.positionals.length !== 1) throw new UsageError('show needs one key FILE');
+async function show(args: ParsedArgs, io: CliOutput): Promise<number> {
   const file = args.positionals[0]!;
   let pem: string;
   try {
     pem = readFileSync(file, 'utf8');
   } catch (err) {
     io.err(`verdict keys show: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    return 1;
+    return EXIT.FAILURE;
   }
   let id: string;
   let publicPem: string;
@@ -104,9 +128,9 @@ async function showCommand(argv: readonly string[], io: CliOutput): Promise<numb
     }
   } catch (err) {
     io.err(`verdict keys show: ${(err as Error).message}`);
-    return 1;
+    return EXIT.FAILURE;
   }
-  if (args.flags.has('json')) io.out(JSON.stringify({ id, publicKey: publicPem }, null, 2));
+  if (args.flag('json')) io.out(JSON.stringify({ id, publicKey: publicPem }, null, 2));
   else io.out(`key ${id}\n${publicPem.trimEnd()}`);
-  return 0;
+  return EXIT.OK;
 }
