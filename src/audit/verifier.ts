@@ -216,7 +216,9 @@ export class ChainVerifier {
       this.report('stream-order', '', 0, where, `stream sequence ${streamSeq} does not follow ${this.lastStreamSeq}: lines were reordered, repeated or renumbered`);
       return;
     } else if (streamSeq > this.lastStreamSeq + 1 && !this.partial) {
-      this.report('stream-gap', '', 0, where, `stream messages ${this.lastStreamSeq + 1}..${streamSeq - 1} are missing before stream sequence ${streamSeq}`);
+      const from = this.lastStreamSeq + 1;
+      const what = from === streamSeq - 1 ? `stream message ${from} is` : `stream messages ${from}..${streamSeq - 1} are`;
+      this.report('stream-gap', '', 0, where, `${what} missing before stream sequence ${streamSeq}`);
     }
     this.lastStreamSeq = streamSeq;
   }
@@ -327,7 +329,8 @@ export class ChainVerifier {
   }
 
   private emitGap(chain: string, g: PendingGap): void {
-    this.report('gap', chain, g.to + 1, g.where, `records ${g.from}..${g.to} of chain ${chain} are missing`, g.order);
+    const what = g.from === g.to ? `record ${g.from} of chain ${chain} is` : `records ${g.from}..${g.to} of chain ${chain} are`;
+    this.report('gap', chain, g.to + 1, g.where, `${what} missing`, g.order);
   }
 
   private flushGaps(chain: string, s: ChainState, olderThan: number): void {
@@ -368,7 +371,7 @@ export class ChainVerifier {
     }
     if (this.partial) return;
     if (seq > s.seq) {
-      this.report('gap', chain, seq, where, `checkpoint says chain ${chain} reached seq ${seq}, but only ${s.seq} records were seen`);
+      this.report('gap', chain, seq, where, `checkpoint says chain ${chain} reached seq ${seq}, but only ${s.seq} of its records were seen`);
       return;
     }
     const stored = this.hashAt(s, seq);

@@ -126,6 +126,13 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     expect(aHeads.code).to.equal(1);
     expect(aHeads.stderr).to.match(new RegExp(`KV head ${bucket}/${instance} \\(revision \\d+\\): TRUNCATED: chain ${chainId}: records \\d+\\.\\.${made} are missing`));
 
+    // The same from Verdict's own log: its `decision chain head` lines, kept by the operator.
+    const logFile = path.join(dir, 'verdict-log.ndjson');
+    writeFileSync(logFile, `${server.logs.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    const aLog = await verify(cut, '--heads', logFile);
+    expect(aLog.code).to.equal(1);
+    expect(aLog.stderr).to.match(new RegExp(`verdict-log\\.ndjson:\\d+: TRUNCATED: chain ${chainId}: records \\d+\\.\\.${made} are missing`));
+
     // 2. Only the final checkpoint deleted.
     const finalAt = lines.findIndex((l) => isCheckpoint(l) && JSON.parse(l).data.final === true);
     const noFinal = tampered(outDir, 'no-final', (ls) => ls.filter((_, i) => i !== finalAt));

@@ -118,7 +118,7 @@ describe('audit: ChainVerifier', () => {
     const v = run([data[0], data[1], data[2], checkpoint(events[4]!)]);
     expect(kinds(v)).to.deep.equal(['gap']);
     expect(v.findings[0]).to.include({ seq: 5, where: 'line 4' });
-    expect(v.findings[0]!.message).to.include('only 3 records');
+    expect(v.findings[0]!.message).to.include('only 3 of its records');
   });
 
   it('reports a checkpoint whose hash differs from the stored event', () => {
