@@ -123,7 +123,7 @@ export class AuditConsumer {
     const openProblems = [];
     if (this.writer) {
       try {
-        openProblems.push(...this.writer.open(previous?.position ?? undefined));
+        openProblems.push(...this.writer.open(previous?.position ?? undefined, previous ? previous.files.map((f) => f.name) : undefined));
       } catch (err) {
         throw new ConsumerStartError((err as Error).message);
       }
@@ -139,7 +139,11 @@ export class AuditConsumer {
     if (!o.keyring) this.logger.warn('no keyring (--keys): checkpoint signatures are not checked, so a forged chain is not told from a real one');
     for (const p of openProblems) {
       if (p.kind === 'unreceipted') this.logger.warn({ detail: p.message }, 'trail file repaired');
-      else this.verifier.report('truncated', '', 0, `trail ${o.outDir}`, p.message);
+      else {
+        this.verifier.report('truncated', '', 0, `trail ${o.outDir}`, p.message);
+        // Its receipt now stands among the closed files; the next file becomes the position.
+        this.receipts?.dropPosition();
+      }
     }
     const acked = info.ack_floor.stream_seq;
     if (this.receipts && acked > this.keptUpTo) {

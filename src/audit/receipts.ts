@@ -115,6 +115,11 @@ export class ReceiptsFile {
     return this.position;
   }
 
+  /** The current file no longer matches: its receipt was moved to the closed files. */
+  dropPosition(): void {
+    this.position = null;
+  }
+
   noteCheckpoint(chain: string, checkpoint: Record<string, unknown>, streamSeq: number): void {
     this.chains.delete(chain);
     this.chains.set(chain, { chain, checkpoint, streamSeq });

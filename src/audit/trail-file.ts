@@ -138,20 +138,22 @@ export class TrailWriter {
    * Opens the trail where the receipt says the keeper stood. The file must still hold exactly
    * the receipted bytes; anything after them (a crash between write and receipt, or lines added
    * by someone else) is cut off and returned — those messages were never acknowledged and come
-   * again. Files newer than the receipted one are set aside as `<name>.unreceipted`. A file
+   * again. Files newer than every receipted one are set aside as `<name>.unreceipted`
+   * (`receipted` lists the closed files the receipts know; undefined = no receipts at all). A file
    * shorter than, or different from, its receipt is reported, and writing goes on in a new file.
    */
-  open(position: TrailPosition | undefined): OpenProblem[] {
+  open(position: TrailPosition | undefined, receipted: readonly string[] | undefined): OpenProblem[] {
     ensureDirectory(this.dir);
     const problems: OpenProblem[] = [];
     const files = listTrailFiles(this.dir);
-    if (!position) {
+    if (receipted === undefined) {
       if (files.length > 0) {
         throw new Error(`${this.dir} holds trail files but there are no keeper receipts for them: the keeper cannot tell where it stopped or whether the files were changed. Keep the trail in a new directory (the same --durable continues from its acknowledged position) and check the old files with \`verdict audit verify\``);
       }
       return problems;
     }
-    for (const f of files.filter((f) => f > position.file)) {
+    const newest = [position?.file ?? '', ...receipted].sort().pop() ?? '';
+    for (const f of files.filter((f) => f > newest)) {
       const full = path.join(this.dir, f);
       if (statSync(full).size === 0) unlinkSync(full);
       else {
@@ -159,6 +161,7 @@ export class TrailWriter {
         problems.push({ kind: 'unreceipted', message: `${f} was written after the keeper's last receipt; set aside as ${f}.unreceipted (its messages are fetched again)` });
       }
     }
+    if (!position) return problems;
     const full = path.join(this.dir, position.file);
     const m = TRAIL_FILE.exec(position.file);
     // A file that no longer matches keeps its receipt (verify goes on reporting it); writing goes on in a new one.

@@ -133,6 +133,9 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     let keeper = await consumer(outDir, 'keeper');
     const made = await decide(client, 6, 'r');
     await waitFor('the trail', () => eventsOf(outDir).length >= made.length, 10_000);
+    const receiptsFile = path.join(outDir, 'keeper-receipts.json');
+    const lastLine = () => readTrail(outDir).at(-1)!.seq;
+    await waitFor('the receipts of the whole trail', () => JSON.parse(readFileSync(receiptsFile, 'utf8')).streamSeq >= lastLine(), 10_000);
     expect(await keeper.stop('SIGKILL')).to.equal(null);
     // Rebuild the state of a crash: the receipts end right after an event whose checkpoint
     // follows it (the keeper resumes between the two); the lines after it were written and
@@ -143,7 +146,6 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     const cut = lines.findIndex((l, i) => JSON.parse(l).data.schema === EVENT_SCHEMA && i + 1 < lines.length && JSON.parse(lines[i + 1]!).data.schema === CHECKPOINT_SCHEMA && i > 2);
     expect(cut).to.be.greaterThan(0);
     const receipted = `${lines.slice(0, cut + 1).join('\n')}\n`;
-    const receiptsFile = path.join(outDir, 'keeper-receipts.json');
     const receipts = JSON.parse(readFileSync(receiptsFile, 'utf8'));
     const lastSeq = JSON.parse(lines[cut]!).seq as number;
     receipts.streamSeq = lastSeq;
