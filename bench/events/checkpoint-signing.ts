@@ -3,9 +3,11 @@
  * thread does this once per events.checkpointIntervalMs), verifying one (the keeper and `verify`
  * do this per checkpoint), and the verifier's memory at its limits.
  *
- *   node --expose-gc dist/bench/events/checkpoint-signing.js [--reps 7] [--n 5000]
+ *   node --expose-gc dist/bench/events/checkpoint-signing.js [--reps 7] [--n 5000] [--publisher nats://127.0.0.1:4222]
  *
  * Prints medians of `reps` alternating runs (with / without a signature) of `n` checkpoints each.
+ * With --publisher, also the real DecisionPublisher against that NATS, signing on and off
+ * alternately (--events per run at --rate decisions/s): process CPU per event, medians.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,6 +20,12 @@ import { buildCheckpoint } from '../../src/events/checkpoint.js';
 import { Keyring } from '../../src/keys/keyring.js';
 import { generateSigningKey } from '../../src/keys/signing-key.js';
 import { stringify } from 'yaml';
+import { connect } from 'nats';
+import { DEFAULT_CONFIG } from '../../src/config/load.js';
+import { DecisionPublisher } from '../../src/events/publisher.js';
+import { createLogger } from '../../src/server/logger.js';
+import { newDecisionId } from '../../src/service/ids.js';
+import type { DecisionRecord } from '../../src/service/decision-record.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -25,6 +33,10 @@ function arg(name: string, fallback: number): number {
 }
 
 const reps = arg('reps', 7);
+const publisherUrl = (() => {
+  const i = process.argv.indexOf('--publisher');
+  return i === -1 ? undefined : process.argv[i + 1];
+})();
 const n = arg('n', 5000);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -81,6 +93,51 @@ try {
   } else {
     console.log('(run with node --expose-gc to measure the verifier\'s memory at its limits)');
   }
+  if (publisherUrl) {
+    const events = arg('events', 40_000);
+    const rate = arg('rate', 8000);
+    const runs: Record<'signed' | 'unsigned', number[]> = { signed: [], unsigned: [] };
+    await publisherRun(publisherUrl, '', events, rate); // warm-up, not counted
+    for (let r = 0; r < reps; r++) {
+      // ABBA order, so neither mode always runs first.
+      const order = r % 2 === 0 ? (['signed', 'unsigned'] as const) : (['unsigned', 'signed'] as const);
+      for (const mode of order) runs[mode].push(await publisherRun(publisherUrl, mode === 'signed' ? keyFile : '', events, rate));
+    }
+    console.log(`DecisionPublisher CPU per event (${events} events at ${rate}/s, median of ${runs.signed.length} alternating runs): signed checkpoints ${median(runs.signed).toFixed(2)} µs, unsigned ${median(runs.unsigned).toFixed(2)} µs`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** One run of the real publisher: process CPU (user + system) per event. */
+async function publisherRun(natsUrl: string, signingKeyFile: string, total: number, rate: number): Promise<number> {
+  const tag = Math.random().toString(36).slice(2, 8);
+  const spool = mkdtempSync(path.join(os.tmpdir(), 'verdict-bench-spool-'));
+  const config = { ...DEFAULT_CONFIG.events, natsUrl, stream: `VBENCH_${tag}`, subjectPrefix: `vbench.${tag}`, spoolDir: spool, instanceId: `bench-${tag}`, signingKeyFile, headsBucket: '' };
+  const publisher = new DecisionPublisher(config, createLogger('error'));
+  await publisher.start();
+  while (!publisher.snapshot().connected) await new Promise((r) => setTimeout(r, 20));
+  const record = (i: number): DecisionRecord => {
+    const now = new Date();
+    return {
+      decisionId: newDecisionId(now.getTime()), time: now, requestId: '', source: 'check', evaluationNs: 9000,
+      request: { subject: { type: 'user', id: `user-${i % 100}`, roles: ['employee'], attributes: {} }, action: 'read', resource: { type: 'document', id: `doc-${i}`, attributes: {} }, context: {} },
+      decision: { effect: 'ALLOW', reason: 'RULE_ALLOW', policy: 'documents/document.yaml', rule: 'owners-manage', revision: 'sha256:0123456789abcdef', errors: [] },
+    };
+  };
+  const perMs = Math.max(1, Math.round(rate / 1000));
+  const cpu0 = process.cpuUsage();
+  let i = 0;
+  while (i < total) {
+    for (let k = 0; k < perMs && i < total; k++) publisher.record(record(i++));
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  while (publisher.snapshot().published < total) await new Promise((r) => setTimeout(r, 10));
+  const cpu = process.cpuUsage(cpu0);
+  await publisher.close();
+  const nc = await connect({ servers: natsUrl });
+  await (await nc.jetstreamManager()).streams.delete(config.stream).catch(() => undefined);
+  await nc.close();
+  rmSync(spool, { recursive: true, force: true });
+  return (cpu.user + cpu.system) / total;
 }
