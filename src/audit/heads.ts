@@ -14,9 +14,9 @@ function claimOf(value: unknown, source: string): HeadClaim | undefined {
   if (!isObj(value)) return undefined;
   const head = isObj(value.head) ? value.head : value;
   if (isObj(head.checkpoint)) {
-    return { source, checkpoint: head.checkpoint, streamSeq: typeof head.streamSeq === 'number' ? head.streamSeq : undefined };
+    return { source, checkpoint: head.checkpoint, streamSeq: typeof head.streamSeq === 'number' ? head.streamSeq : undefined, stream: typeof head.stream === 'string' ? head.stream : undefined };
   }
-  if (typeof head.schema === 'string' && head.schema.startsWith('verdict.chain-checkpoint.')) return { source, checkpoint: head, streamSeq: undefined };
+  if (typeof head.schema === 'string' && head.schema.startsWith('verdict.chain-checkpoint.')) return { source, checkpoint: head, streamSeq: undefined, stream: undefined };
   return undefined;
 }
 
@@ -38,7 +38,7 @@ export async function readKvHeads(natsUrl: string, bucket: string, timeoutMs = 5
       }
       const claim = claimOf(value, `KV head ${bucket}/${key} (revision ${entry.revision})`);
       if (claim) claims.push(claim);
-      else claims.push({ source: `KV head ${bucket}/${key}`, checkpoint: {}, streamSeq: undefined });
+      else claims.push({ source: `KV head ${bucket}/${key}`, checkpoint: {}, streamSeq: undefined, stream: undefined });
     }
     return claims;
   } finally {

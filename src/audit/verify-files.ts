@@ -15,6 +15,8 @@ export interface HeadClaim {
   readonly checkpoint: Record<string, unknown>;
   /** The stream sequence it was stored at, if known. */
   readonly streamSeq: number | undefined;
+  /** The stream it was stored in, if known. */
+  readonly stream: string | undefined;
 }
 
 export interface VerifyOptions {
@@ -24,6 +26,8 @@ export interface VerifyOptions {
   readonly keyring?: Keyring | undefined;
   readonly receipts?: { readonly file: string; readonly doc: ReceiptsDoc } | undefined;
   readonly heads?: readonly HeadClaim[];
+  /** The stream the files were kept from: a head of a chain these files do not hold counts only if it is of this stream. */
+  readonly stream?: string | undefined;
 }
 
 export interface VerifyReport {
@@ -57,7 +61,7 @@ export async function verifyFiles(files: readonly string[], options: VerifyOptio
   const partial = (options.partial ?? false) || (options.receipts?.doc.filter ?? null) !== null;
   const verifier = new ChainVerifier({ partial, anchorUnknownChains: options.allowPartialStart ?? false, keyring: options.keyring });
   const claims: HeadClaim[] = [
-    ...(options.receipts?.doc.chains ?? []).map((c) => ({ source: `receipts ${options.receipts!.file}`, checkpoint: c.checkpoint, streamSeq: c.streamSeq })),
+    ...(options.receipts?.doc.chains ?? []).map((c) => ({ source: `receipts ${options.receipts!.file}`, checkpoint: c.checkpoint, streamSeq: c.streamSeq, stream: options.receipts!.doc.stream })),
     ...(options.heads ?? []),
   ];
   // Where the claims say a checkpoint was stored: the trail line at that stream sequence must hold it.
@@ -103,7 +107,8 @@ export async function verifyFiles(files: readonly string[], options: VerifyOptio
   }
   verifier.finish();
   if (options.receipts) compareReceipts(verifier, options.receipts, seen, options.keyring);
-  for (const claim of claims) compareHead(verifier, claim, options.keyring);
+  const stream = options.stream ?? options.receipts?.doc.stream;
+  for (const claim of claims) compareHead(verifier, claim, options.keyring, stream);
   return {
     files: files.length,
     lines,
@@ -165,7 +170,7 @@ function compareReceipts(verifier: ChainVerifier, receipts: { file: string; doc:
 }
 
 /** A head claimed elsewhere must be reached by the trail: otherwise its end was cut. */
-function compareHead(verifier: ChainVerifier, claim: HeadClaim, keyring: Keyring | undefined): void {
+function compareHead(verifier: ChainVerifier, claim: HeadClaim, keyring: Keyring | undefined, stream: string | undefined): void {
   const c = classifyRecord(claim.checkpoint);
   if (c.type !== 'checkpoint') {
     verifier.report('receipts', '', 0, claim.source, `holds something that is not a checkpoint: ${c.type === 'invalid' ? c.reason : c.schema}`);
@@ -181,6 +186,8 @@ function compareHead(verifier: ChainVerifier, claim: HeadClaim, keyring: Keyring
   const range = (from: number, to: number) => (from === to ? `record ${from} is` : `records ${from}..${to} are`);
   const head = verifier.head(cp.chain);
   if (!head) {
+    // Another stream's chain (a KV bucket shared by several deployments) says nothing about these files.
+    if (claim.stream !== undefined && stream !== undefined && claim.stream !== stream) return;
     if (claim.streamSeq === undefined || claim.streamSeq >= verifier.firstStreamSeq) {
       verifier.report('truncated', cp.chain, cp.seq, claim.source, `chain ${cp.chain}: a checkpoint at seq ${cp.seq}${at} was seen, but these files hold none of the chain`);
     } else verifier.notes.push(`${claim.source}: chain ${cp.chain} (checkpoint at stream seq ${claim.streamSeq}) lies before these files`);

@@ -3,6 +3,8 @@ import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmS
 import os from 'node:os';
 import path from 'node:path';
 import { parseCanonical } from '../../src/audit/records.js';
+import { verifyFiles } from '../../src/audit/verify-files.js';
+import { chainOfInstance, checkpointOf } from './support.js';
 import { formatRejectedLine, formatTrailLine, parseTrailLine, TrailWriter } from '../../src/audit/trail-file.js';
 
 describe('evidence: trail files are opened where the receipts say, and read byte for byte', () => {
@@ -84,5 +86,29 @@ describe('evidence: trail files are opened where the receipts say, and read byte
     // Whitespace inside the payload part leaves a payload that is not canonical: verify refuses it there.
     const spaced = parseTrailLine('{"seq":5,"subject":"p.document.allow","data":{"a":1} }');
     expect(spaced.type === 'record' && parseCanonical(spaced.payload).ok).to.equal(false);
+  });
+});
+
+describe('evidence: heads compared with a trail', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'verdict-heads-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a head of a chain the files do not hold counts for their own stream only', async () => {
+    const { events } = chainOfInstance('pdp-1', 2);
+    const file = path.join(dir, 'decisions-20260102-0001.jsonl');
+    writeFileSync(file, events.map((e, i) => formatTrailLine(i + 1, 'p.document.allow', e.payload)).join(''));
+    const other = chainOfInstance('pdp-2', 1).events[0]!;
+    const head = (stream: string) => ({ source: `KV head ${stream}`, checkpoint: checkpointOf(other, 'pdp-2', undefined) as unknown as Record<string, unknown>, streamSeq: 5, stream });
+    const mine = await verifyFiles([file], { heads: [head('MINE')], stream: 'MINE' });
+    expect(mine.findings.map((f) => f.kind)).to.deep.equal(['truncated']);
+    expect(mine.findings[0]!.message).to.include('these files hold none of the chain');
+    const theirs = await verifyFiles([file], { heads: [head('THEIRS')], stream: 'MINE' });
+    expect(theirs.findings).to.deep.equal([]);
+    // A head of a chain the files hold is compared whatever its stream says.
+    const ahead = { ...head('THEIRS'), checkpoint: { ...checkpointOf(events[1]!, 'pdp-1', undefined), seq: 3 } as unknown as Record<string, unknown> };
+    expect((await verifyFiles([file], { heads: [ahead], stream: 'MINE' })).findings.map((f) => f.kind)).to.deep.equal(['truncated']);
   });
 });

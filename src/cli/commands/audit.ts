@@ -97,6 +97,13 @@ export const auditVerifyCommand: CommandSpec = {
     { name: 'receipts', type: 'string', value: 'FILE', description: 'compare with the keeper\'s receipts: cut or changed files, deleted checkpoints, renumbered lines' },
     { name: 'heads', type: 'string', value: 'SOURCE', description: 'compare with the chain heads Verdict recorded: nats://HOST:PORT (the KV bucket) or a file of `decision chain head` log lines' },
     { name: 'heads-bucket', type: 'string', value: 'NAME', description: 'the KV bucket of the heads', default: DEFAULT_CONFIG.events.headsBucket },
+    {
+      name: 'stream',
+      type: 'string',
+      value: 'NAME',
+      description: 'the stream the files were kept from: heads of chains the files do not hold count only for it',
+      defaultNote: `the receipts' stream, else VERDICT_EVENTS_STREAM, else ${DEFAULT_CONFIG.events.stream}`,
+    },
     { name: 'partial', type: 'boolean', description: 'the files hold a filtered view (e.g. denials only): check hashes, not gaps and checkpoints' },
     { name: 'allow-partial-start', type: 'boolean', description: 'chains may start after seq 1 (older files archived); each start is printed as a note' },
     { name: 'json', type: 'boolean', description: 'print the whole report as JSON on stdout' },
@@ -181,7 +188,8 @@ async function verify(args: ParsedArgs, io: CliOutput): Promise<number> {
   }
   let report: VerifyReport;
   try {
-    report = await verifyFiles(args.positionals, { partial: args.flag('partial'), allowPartialStart: args.flag('allow-partial-start'), keyring, receipts, heads });
+    const stream = args.string('stream') ?? receipts?.doc.stream ?? process.env.VERDICT_EVENTS_STREAM ?? DEFAULT_CONFIG.events.stream;
+    report = await verifyFiles(args.positionals, { partial: args.flag('partial'), allowPartialStart: args.flag('allow-partial-start'), keyring, receipts, heads, stream });
   } catch (err) {
     io.err(`verdict audit verify: ${(err as Error).message}`);
     return EXIT.FAILURE;
