@@ -4,6 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseCanonical } from '../../src/audit/records.js';
 import { verifyFiles } from '../../src/audit/verify-files.js';
+import { loadReceipts, RECEIPT_LIMITS, ReceiptsFile } from '../../src/audit/receipts.js';
+import { describeRejected, MAX_REJECTED_PAYLOAD, rejectsLine } from '../../src/audit/rejects.js';
+import { createHash } from 'node:crypto';
 import { chainOfInstance, checkpointOf } from './support.js';
 import { formatRejectedLine, formatTrailLine, parseTrailLine, TrailWriter } from '../../src/audit/trail-file.js';
 
@@ -110,5 +113,36 @@ describe('evidence: heads compared with a trail', () => {
     // A head of a chain the files hold is compared whatever its stream says.
     const ahead = { ...head('THEIRS'), checkpoint: { ...checkpointOf(events[1]!, 'pdp-1', undefined), seq: 3 } as unknown as Record<string, unknown> };
     expect((await verifyFiles([file], { heads: [ahead], stream: 'MINE' })).findings.map((f) => f.kind)).to.deep.equal(['truncated']);
+  });
+});
+
+describe('evidence: the keeper\'s receipts and rejects stay bounded', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'verdict-receipts-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('receipts keep the latest checkpoint of at most 1,024 chains and at most 10,000 file receipts, and load back', () => {
+    const file = path.join(dir, 'r', 'receipts.json');
+    const receipts = new ReceiptsFile(file, { stream: 'S', durable: 'd', filter: null }, undefined, undefined);
+    for (let i = 0; i < RECEIPT_LIMITS.chains + 100; i++) receipts.noteCheckpoint(`pdp/${i}`, { chain: `pdp/${i}`, seq: 1 }, i + 1);
+    const files = Array.from({ length: RECEIPT_LIMITS.files + 5 }, (_, i) => ({ name: `decisions-20260101-${String(i).padStart(5, '0')}.jsonl`, bytes: 1, sha256: 'ab'.repeat(32), firstSeq: i, lastSeq: i }));
+    receipts.commit(42, undefined, files);
+    const doc = loadReceipts(file)!;
+    expect(doc.chains).to.have.length(RECEIPT_LIMITS.chains);
+    expect(doc.chains[0]!.chain, 'the least recently updated are dropped').to.equal('pdp/100');
+    expect(doc.files).to.have.length(RECEIPT_LIMITS.files);
+    expect(doc).to.include({ filesDropped: 5, streamSeq: 42, position: null });
+  });
+
+  it('a rejected payload is kept as one line, cut at 64 KiB, with the digest of all of it', () => {
+    const big = Buffer.from(`line one\n${'x'.repeat(MAX_REJECTED_PAYLOAD * 2)}`);
+    const r = describeRejected(7, 'p.document.allow', big, 'not JSON');
+    const line = rejectsLine(r, big);
+    expect(line.indexOf('\n')).to.equal(line.length - 1);
+    const parsed = JSON.parse(line);
+    expect(parsed).to.include({ seq: 7, bytes: big.length, payloadCut: true, sha256: createHash('sha256').update(big).digest('hex') });
+    expect(parsed.payload).to.have.length(MAX_REJECTED_PAYLOAD);
   });
 });

@@ -33,6 +33,7 @@ describe('evidence: the verifier\'s memory stays bounded over an unbounded run',
     events.forEach((e, i) => {
       if (i < 1000 || i % 2 === 0) v.accept(JSON.parse(e.payload), `line ${i + 1}`);
     });
+    expect(v.size().pendingGaps, 'gaps waiting for a publish-refused record are capped').to.be.at.most(VERIFIER_LIMITS.pendingGapsPerChain);
     v.finish();
     const size = v.size();
     expect(size.recent).to.be.at.most(VERIFIER_LIMITS.recentPerChain);
