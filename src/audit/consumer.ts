@@ -151,6 +151,8 @@ export class AuditConsumer {
     }
     // Stream sequences must go on from where the keeper stopped: a message missing in between left the stream unread.
     this.verifier.lastStreamSeq = Math.max(this.keptUpTo, acked);
+    // So must the chains: each goes on from the last record kept.
+    for (const c of this.receipts?.chainReceipts() ?? []) if (c.head) this.verifier.seed(c.chain, c.head.seq, c.head.hash);
     // Receipts from the start: they name this keeper's stream and durable, and keep the receipt of a file set aside.
     try {
       this.receipts?.commit(this.keptUpTo, this.writer?.position(), this.writer?.takeClosed() ?? []);
@@ -293,8 +295,13 @@ export class AuditConsumer {
     }
     const payload = (parsed as { text: string }).text;
     const made = this.verifier.acceptClassified(c, where, { streamSeq: m.seq, subject: m.subject });
-    if (c.type === 'checkpoint' && this.receipts && made.length === 0 && this.verifier.lastCheckpointTrusted) {
-      this.receipts.noteCheckpoint(c.checkpoint.chain, c.record, m.seq);
+    if (this.receipts) {
+      if (c.type === 'checkpoint') {
+        if (made.length === 0 && this.verifier.lastCheckpointTrusted) this.receipts.noteCheckpoint(c.checkpoint.chain, c.record, m.seq);
+      } else {
+        const head = this.verifier.head(c.link.id);
+        if (head) this.receipts.noteHead(c.link.id, head.seq, head.hash);
+      }
     }
     this.stats.written++;
     this.writer?.add(m.seq, m.subject, payload);

@@ -19,9 +19,12 @@ export const RECEIPT_LIMITS = { chains: 1024, files: 10_000 } as const;
 
 export interface ChainReceipt {
   readonly chain: string;
-  /** The checkpoint exactly as published (its own signature proves it; the keeper's proves it saw it). */
-  readonly checkpoint: Record<string, unknown>;
-  readonly streamSeq: number;
+  /** The last record of the chain the keeper kept: a restarted keeper goes on checking links and gaps from it. */
+  readonly head?: { readonly seq: number; readonly hash: string };
+  /** The latest checkpoint exactly as published (its own signature proves it; the keeper's proves it saw it). */
+  readonly checkpoint?: Record<string, unknown>;
+  /** The stream sequence the checkpoint was stored at. */
+  readonly streamSeq?: number;
 }
 
 export interface ReceiptsDoc {
@@ -70,7 +73,11 @@ export function parseReceipts(text: string, file: string): ReceiptsDoc {
   if (!isSeq(d.streamSeq)) problems.push('streamSeq must be an integer');
   if (d.position !== null && !fileReceiptOk({ ...(d.position as object), name: (d.position as { file?: unknown } | undefined)?.file })) problems.push('position is malformed');
   if (!Array.isArray(d.files) || !d.files.every(fileReceiptOk)) problems.push('files is malformed');
-  if (!Array.isArray(d.chains) || !d.chains.every((c) => isObj(c) && typeof c.chain === 'string' && isObj(c.checkpoint) && isSeq(c.streamSeq))) problems.push('chains is malformed');
+  const chainOk = (c: unknown) =>
+    isObj(c) && typeof c.chain === 'string' &&
+    (c.head === undefined || (isObj(c.head) && isSeq(c.head.seq) && typeof c.head.hash === 'string' && /^[0-9a-f]{64}$/.test(c.head.hash))) &&
+    (c.checkpoint === undefined ? c.streamSeq === undefined : isObj(c.checkpoint) && isSeq(c.streamSeq));
+  if (!Array.isArray(d.chains) || !d.chains.every(chainOk)) problems.push('chains is malformed');
   if (problems.length > 0) throw new Error(`receipts ${file}: ${problems.join('; ')}`);
   return doc as ReceiptsDoc;
 }
@@ -121,9 +128,23 @@ export class ReceiptsFile {
   }
 
   noteCheckpoint(chain: string, checkpoint: Record<string, unknown>, streamSeq: number): void {
+    this.update(chain, { checkpoint, streamSeq });
+  }
+
+  noteHead(chain: string, seq: number, hash: string): void {
+    this.update(chain, { head: { seq, hash } });
+  }
+
+  private update(chain: string, change: Partial<ChainReceipt>): void {
+    const old = this.chains.get(chain);
     this.chains.delete(chain);
-    this.chains.set(chain, { chain, checkpoint, streamSeq });
+    this.chains.set(chain, { ...old, ...change, chain });
     if (this.chains.size > RECEIPT_LIMITS.chains) this.chains.delete(this.chains.keys().next().value as string);
+  }
+
+  /** The chains the receipts know, least recently updated first. */
+  chainReceipts(): ChainReceipt[] {
+    return [...this.chains.values()];
   }
 
   /** Records the state after a flushed batch and writes the receipts (temp file, fsync, rename, fsync of the directory). */

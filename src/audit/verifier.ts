@@ -449,6 +449,19 @@ export class ChainVerifier {
     }));
   }
 
+  /**
+   * Starts a chain at a head kept earlier (a restarted keeper's receipts): its next record must
+   * follow and link to it, so a gap or a forged continuation across the restart is still found.
+   */
+  seed(chain: string, seq: number, hash: string): void {
+    if (this.chains.has(chain)) return;
+    const s = this.state(chain, true)!;
+    s.seq = seq;
+    s.hash = hash;
+    s.runStart = seq + 1;
+    this.remember(s, seq, hash);
+  }
+
   /** The head (seq, hash) of a chain, if tracked. */
   head(chain: string): { seq: number; hash: string; closed: boolean } | undefined {
     const s = this.chains.get(chain);

@@ -61,7 +61,7 @@ export async function verifyFiles(files: readonly string[], options: VerifyOptio
   const partial = (options.partial ?? false) || (options.receipts?.doc.filter ?? null) !== null;
   const verifier = new ChainVerifier({ partial, anchorUnknownChains: options.allowPartialStart ?? false, keyring: options.keyring });
   const claims: HeadClaim[] = [
-    ...(options.receipts?.doc.chains ?? []).map((c) => ({ source: `receipts ${options.receipts!.file}`, checkpoint: c.checkpoint, streamSeq: c.streamSeq, stream: options.receipts!.doc.stream })),
+    ...(options.receipts?.doc.chains ?? []).filter((c) => c.checkpoint).map((c) => ({ source: `receipts ${options.receipts!.file}`, checkpoint: c.checkpoint!, streamSeq: c.streamSeq, stream: options.receipts!.doc.stream })),
     ...(options.heads ?? []),
   ];
   // Where the claims say a checkpoint was stored: the trail line at that stream sequence must hold it.

@@ -293,4 +293,37 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     expect(v.code).to.equal(1);
     expect(v.stderr).to.include('TRUNCATED');
   });
+
+  it('messages that left the stream before the keeper read them (max_msgs lowered by a NATS client) are a STREAM-GAP and a GAP', async () => {
+    const outDir = res.tmpDir('trail');
+    const receipts = path.join(res.tmpDir('receipts'), 'receipts.json');
+    const { client } = await serve();
+    let keeper = await startKeeper(res, keeperArgs(outDir, receipts));
+    const first = await decide(client, 1, 6, 'k');
+    await waitFor('the trail', () => readTrail(outDir).filter((r) => r.data?.schema === EVENT_SCHEMA).length >= first, 10_000);
+    expect(await keeper.stop('SIGTERM')).to.equal(0);
+    const kept = JSON.parse(readFileSync(receipts, 'utf8')).streamSeq as number;
+
+    await decide(client, 1, 9, 'l');
+    // An ordinary NATS client shrinks the stream to one message, then puts the limit back.
+    const jsm = await (await res.nats(NATS_URL)).jetstreamManager();
+    const info = await waitFor('the new decisions in the stream', async () => {
+      const i = await jsm.streams.info(names.stream);
+      return i.state.last_seq > kept + 9 ? i : undefined;
+    });
+    await jsm.streams.update(names.stream, { ...info!.config, max_msgs: 1 });
+    await jsm.streams.update(names.stream, { ...info!.config, max_msgs: -1 });
+    const lost = (await jsm.streams.info(names.stream)).state.first_seq;
+    expect(lost).to.be.greaterThan(kept + 1);
+    await decide(client, 1, 3, 'm');
+
+    keeper = await startKeeper(res, keeperArgs(outDir, receipts));
+    const streamGap = await waitFor('the stream gap', () => problems(keeper).find((l) => l.kind === 'stream-gap'), 10_000);
+    expect(String(streamGap!.detail)).to.include(`stream messages ${kept + 1}..${lost - 1} are missing`);
+    await waitFor('the chain gap', () => problems(keeper).some((l) => l.kind === 'gap'), 15_000);
+    expect(await keeper.stop('SIGTERM')).to.equal(1);
+    const v = await verify(trailFiles(outDir), '--receipts', receipts);
+    expect(v.code).to.equal(1);
+    expect(v.stderr).to.include(`STREAM-GAP: stream messages ${kept + 1}..${lost - 1} are missing`);
+  });
 });

@@ -74,7 +74,9 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
 
     // A crash (SIGKILL, no chance to ack) and a restart: redelivered messages are skipped. The
     // worst case is a durable that lost all its acks: here it is deleted, so everything is
-    // delivered again and the keeper must skip what its files already hold.
+    // delivered again and the keeper must skip what its files already hold (what its receipts say).
+    const receipted = () => JSON.parse(readFileSync(path.join(all, 'keeper-receipts.json'), 'utf8')).streamSeq as number;
+    await waitFor('the receipts of the whole trail', () => receipted() >= readTrail(all).at(-1)!.seq, 10_000);
     await keeper.stop('SIGKILL');
     await (await (await res.nats(NATS_URL)).jetstreamManager()).consumers.delete(names.stream, 'keeper');
     third = await decide(client, 6, 'c');
