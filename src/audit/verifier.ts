@@ -1,61 +1,13 @@
 import { eventHash, GENESIS_HASH } from '../events/chain.js';
 import { EVENT_SCHEMA } from '../events/event.js';
-import { checkpointSigningText, CHECKPOINT_SCHEMA_V1 } from '../events/checkpoint.js';
 import type { Keyring } from '../keys/keyring.js';
-import { chainInstance, classifyRecord, refusedSeqs, subjectProblem, PUBLISH_REFUSED_SCHEMA, type Classified, type ParsedCheckpoint } from './records.js';
+import { checkpointSignature } from './checkpoint-signature.js';
+import { VERIFIER_LIMITS, type ChainSummary, type Finding, type FindingKind, type SignatureState, type VerifierOptions } from './findings.js';
+import { classifyRecord, refusedSeqs, subjectProblem, PUBLISH_REFUSED_SCHEMA, type Classified, type ParsedCheckpoint } from './records.js';
 import { addRange, subtractRanges, type Range } from './ranges.js';
 
-export type FindingKind =
-  | 'gap' | 'duplicate' | 'conflict' | 'altered' | 'broken-link' | 'malformed' | 'unknown-schema' | 'after-final' | 'refused'
-  | 'unsigned' | 'unknown-key' | 'key-not-allowed' | 'bad-signature'
-  | 'stream-gap' | 'stream-order' | 'misfiled' | 'rejected' | 'truncated' | 'receipts';
-
-/** Something wrong with the trail; `where` locates it (file:line or stream sequence). */
-export interface Finding {
-  readonly kind: FindingKind;
-  readonly chain: string;
-  readonly seq: number;
-  readonly where: string;
-  readonly message: string;
-}
-
-export type SignatureState = 'valid' | 'unsigned' | 'unknown-key' | 'key-not-allowed' | 'bad-signature' | 'unchecked' | 'none';
-
-export interface ChainSummary {
-  readonly chain: string;
-  /** Highest seq seen. */
-  readonly events: number;
-  /** Closed by a final checkpoint (validly signed, when a keyring is given). */
-  readonly closed: boolean;
-  /** Seq ranges covered by a valid signature (only with a keyring). */
-  readonly signed: readonly Range[];
-  /** Seq ranges seen but not covered by a valid signature. */
-  readonly unsigned: readonly Range[];
-  /** The last checkpoint that extended the signed ranges. */
-  readonly lastSigned: { readonly seq: number; readonly key: string; readonly where: string } | undefined;
-  /** The best signature state seen on this chain's checkpoints ('none': no checkpoint at all). */
-  readonly signature: SignatureState;
-  /** Some history of this chain was forgotten (memory bounds): ranges are partial. */
-  readonly partialHistory: boolean;
-}
-
-export interface VerifierOptions {
-  /** A filtered view: chain gaps, stream gaps and checkpoints are expected to be incomplete. */
-  readonly partial?: boolean;
-  /** Accept a chain first seen mid-way (a resumed consumer, aged-out events); strict mode reports a gap. */
-  readonly anchorUnknownChains?: boolean;
-  /** Check checkpoint signatures against these keys; without it signatures are not checked. */
-  readonly keyring?: Keyring | undefined;
-  /** Chains tracked at once (least recently active forgotten beyond). */
-  readonly maxChains?: number;
-  /** Recent seq → hash entries remembered per chain (duplicate vs conflict, checkpoint hashes). */
-  readonly recentPerChain?: number;
-  /** Findings kept in `findings` (all are counted and passed to onFinding). */
-  readonly keepFindings?: number;
-  readonly onFinding?: (f: Finding) => void;
-}
-
-export const VERIFIER_LIMITS = { maxChains: 1024, recentPerChain: 256, rangesPerChain: 32, pendingGapsPerChain: 64, keepFindings: 100_000, notes: 1000 } as const;
+export { checkpointSignature } from './checkpoint-signature.js';
+export { VERIFIER_LIMITS, type ChainSummary, type Finding, type FindingKind, type SignatureState, type VerifierOptions } from './findings.js';
 
 interface PendingGap {
   from: number;
@@ -83,22 +35,6 @@ interface ChainState {
   recent: Map<number, string>;
   pendingGaps: PendingGap[];
   refused: Map<number, string>;
-}
-
-/**
- * The signature state of a checkpoint: with a keyring, the key must be known and allowed to sign
- * for the chain's instance (and the instance the checkpoint names), and the signature must verify.
- */
-export function checkpointSignature(keyring: Keyring | undefined, cp: ParsedCheckpoint, record: Record<string, unknown>): { state: SignatureState; detail: string } {
-  if (!keyring) return { state: 'unchecked', detail: '' };
-  if (cp.schema === CHECKPOINT_SCHEMA_V1) return { state: 'unsigned', detail: `is unsigned (${CHECKPOINT_SCHEMA_V1})` };
-  if (!cp.sig) return { state: 'unsigned', detail: 'is unsigned (no sig: the instance has no signing key)' };
-  const text = checkpointSigningText(record);
-  for (const instance of new Set([chainInstance(cp.chain), cp.instance])) {
-    const r = keyring.checkCheckpoint(cp.sig.key, instance, text, cp.sig.value);
-    if (r.status !== 'valid') return { state: r.status, detail: r.detail };
-  }
-  return { state: 'valid', detail: '' };
 }
 
 const SIGNATURE_RANK: Record<SignatureState, number> = { none: 0, unchecked: 1, unsigned: 2, 'unknown-key': 3, 'key-not-allowed': 4, 'bad-signature': 5, valid: 6 };
