@@ -175,7 +175,7 @@ function announceSigning(config: EventsConfig, logger: Logger): void {
 
 /**
  * Called by the publisher after JetStream acknowledged a checkpoint. Never throws. Resolves at once,
- * except for a final checkpoint, whose KV head is awaited (bounded by ackTimeoutMs) before the
+ * except for a final checkpoint, whose KV head is awaited (at most 2 s) before the
  * publisher closes its connection. While the publisher is closing, each acknowledged head is also
  * logged (`decision chain head`), so the log holds the last signed head of every graceful stop.
  */
@@ -202,7 +202,8 @@ export async function checkpointAcknowledged(
     }
     const stored = recorder.record(head, nc);
     if (!checkpoint.final) return;
-    await Promise.race([stored, new Promise<void>((r) => setTimeout(r, config.ackTimeoutMs).unref())]);
+    // Bounded: shutdown must not wait long for a bucket NATS is slow to answer.
+    await Promise.race([stored, new Promise<void>((r) => setTimeout(r, Math.min(config.ackTimeoutMs, 2000)).unref())]);
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'chain head not recorded');
   }
