@@ -131,7 +131,7 @@ class HeadRecorder {
   private async flush(): Promise<void> {
     while (this.writing) await this.writing;
     const head = this.pending;
-    if (!head || !this.kvConnection) return;
+    if (!head || !this.kvConnection || this.kvConnection.isClosed()) return;
     this.pending = undefined;
     if (this.timer) {
       clearTimeout(this.timer);
