@@ -326,4 +326,22 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     expect(v.code).to.equal(1);
     expect(v.stderr).to.include(`STREAM-GAP: stream messages ${kept + 1}..${lost - 1} are missing`);
   });
+
+  it('the KV head is written at a bounded rate, not for every checkpoint, and the final one at once', async () => {
+    const { server, client } = await serve();
+    const t0 = Date.now();
+    await decide(client, 12, 6, 'n', 200);
+    expect(await server.stop('SIGTERM')).to.equal(0);
+    const seconds = (Date.now() - t0) / 1000;
+    const nc = await res.nats(NATS_URL);
+    const checkpoints = (await (await nc.jetstreamManager()).streams.info(names.stream, { subjects_filter: `${names.prefix}._chain.>` })).state.messages;
+    const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
+    const history: Record<string, any>[] = [];
+    for await (const e of await kv.history({ key: instance })) history.push(JSON.parse(e.string()));
+    expect(checkpoints, 'a checkpoint per batch or so').to.be.at.least(8);
+    // headsIntervalMs is 1 s here: at most one per second, plus the chain's first and its final one.
+    expect(history.length).to.be.at.most(Math.ceil(seconds) + 2).and.below(checkpoints);
+    expect(history[0]!.checkpoint.seq, 'the first checkpoint of the chain at once').to.be.at.most(history[1]!.checkpoint.seq);
+    expect(history.at(-1)!.checkpoint).to.include({ final: true });
+  });
 });
