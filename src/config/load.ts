@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
+import { validateHttp } from './http.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -66,6 +67,8 @@ export interface ConfigOverrides {
   readonly workers?: string;
   /** --routes: the ext_authz routes file (gateway.routesFile). */
   readonly routes?: string;
+  /** --http: serve the AuthZEN HTTP API on HOST:PORT (http.listen). */
+  readonly http?: string;
 }
 
 function setPath(target: Json, dotted: string, value: unknown): void {
@@ -93,6 +96,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_EVENTS_STREAM: 'events.stream',
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
+  VERDICT_HTTP_LISTEN: 'http.listen',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -148,6 +152,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.spoolDir !== undefined) setPath(flags, 'events.spoolDir', overrides.spoolDir);
   if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
   if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
+  if (overrides.http !== undefined) setPath(flags, 'http.listen', overrides.http);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
   return validateConfig(raw, configFile);
 }
@@ -156,7 +161,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway', 'http'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -224,6 +229,7 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   const stream = str('events.stream');
   if (!/^[A-Za-z0-9_\-]+$/.test(stream)) problems.push(`events.stream: "${stream}" must be letters, digits, _ and -`);
 
+  const tokens = validateTokens(raw, problems);
   const config: VerdictConfig = {
     workers: int('workers', 1, 256),
     listen,
@@ -263,8 +269,9 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       instanceId: str('events.instanceId'),
     },
     tls: validateTls(raw, problems),
-    tokens: validateTokens(raw, problems),
+    tokens,
     gateway: validateGateway(raw, problems),
+    http: validateHttp(raw, problems, tokens),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -7,7 +7,7 @@ import { parseArgs, stringFlag } from '../args.js';
 import type { CliOutput } from '../output.js';
 
 export const serveUsage =
-  'verdict serve [--config FILE] [--policies DIR] [--listen HOST:PORT] [--workers N] [--routes FILE] [--nats URL] [--no-events] [--audit-required] [--log-level LEVEL]   run the gRPC decision service';
+  'verdict serve [--config FILE] [--policies DIR] [--listen HOST:PORT] [--http HOST:PORT] [--workers N] [--routes FILE] [--nats URL] [--no-events] [--audit-required] [--log-level LEVEL]   run the decision service (gRPC; AuthZEN over HTTP with --http)';
 
 /** Builds the decision sink from config; the NATS publisher is loaded only when events are on. */
 export type SinkFactory = (config: import('../../config/schema.js').VerdictConfig, logger: import('pino').Logger) => Promise<ClosableSink | undefined>;
@@ -18,7 +18,7 @@ export function setSinkFactory(factory: SinkFactory): void {
 }
 
 export async function serveCommand(argv: readonly string[], io: CliOutput): Promise<number> {
-  const args = parseArgs(argv, ['no-events', 'audit-required', 'help'], ['config', 'policies', 'listen', 'nats', 'log-level', 'spool-dir', 'instance-id', 'workers', 'routes']);
+  const args = parseArgs(argv, ['no-events', 'audit-required', 'help'], ['config', 'policies', 'listen', 'nats', 'log-level', 'spool-dir', 'instance-id', 'workers', 'routes', 'http']);
   if (args.flags.has('help')) {
     io.out(serveUsage);
     return 0;
@@ -37,6 +37,7 @@ export async function serveCommand(argv: readonly string[], io: CliOutput): Prom
       instanceId: stringFlag(args, 'instance-id'),
       workers: stringFlag(args, 'workers'),
       routes: stringFlag(args, 'routes'),
+      http: stringFlag(args, 'http'),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
