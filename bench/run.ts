@@ -27,6 +27,8 @@ const SCENARIOS: readonly Scenario[] = [
   { id: 'check-256', label: 'Check, 256 in flight', workload: 'example', method: 'Check', inFlight: 256 },
   { id: 'batch-16', label: 'CheckBatch 10×3, 16 in flight', workload: 'example', method: 'CheckBatch', inFlight: 16 },
   { id: 'extauthz-64', label: 'ext_authz Check, 64 in flight', workload: 'example', method: 'Check', inFlight: 64, protocol: 'envoy.auth.v3' },
+  { id: 'authzen-64', label: 'AuthZEN evaluation, 64 in flight', workload: 'example', method: 'Check', inFlight: 64, protocol: 'authzen.v1' },
+  { id: 'authzen-batch-16', label: 'AuthZEN evaluations 10×3, 16 in flight', workload: 'example', method: 'CheckBatch', inFlight: 16, protocol: 'authzen.v1' },
   { id: 'large-check-64', label: 'Check, 64 in flight, 1,000 types', workload: 'large', method: 'Check', inFlight: 64 },
   { id: 'large-batch-16', label: 'CheckBatch 10×3, 16 in flight, 1,000 types', workload: 'large', method: 'CheckBatch', inFlight: 16 },
 ];
