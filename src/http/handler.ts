@@ -70,7 +70,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: HttpRequest, res:
       }
       let caller;
       if (deps.callers) {
-        caller = deps.callers.callerOf(req.socket);
+        // One identity per connection: the HTTP/2 session, or the HTTP/1.1 socket.
+        const connection = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket;
+        caller = deps.callers.callerOf(connection, req.socket);
         deps.callers.check(caller);
       }
       if (deps.auth?.enabled) await deps.auth.authenticate(req.headers.authorization);
@@ -108,7 +110,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: HttpRequest, res:
     try {
       if (path === EVALUATION_PATH || path === EVALUATIONS_PATH) {
         if (method === 'POST') {
-          void access(req, res, path);
+          access(req, res, path).catch((err: unknown) => deps.onUnexpectedError(err, path));
           return;
         }
         return sendError(req, res, new HttpError(405, 'METHOD_NOT_ALLOWED', `${path} takes POST`, { allow: 'POST' }), true);

@@ -16,9 +16,9 @@ export class TlsCallers {
     this.allowlist = new CallerAllowlist(allowedCallers);
   }
 
-  /** The caller of a connection (the TLS socket, or its HTTP/2 session's socket proxy). */
-  callerOf(socket: object): Caller | undefined {
-    const known = this.byConnection.get(socket);
+  /** The caller of a connection (`connection`: the key it is remembered by; `socket`: its TLS socket, or a proxy of it). */
+  callerOf(connection: object, socket: object): Caller | undefined {
+    const known = this.byConnection.get(connection);
     if (known !== undefined) return known ?? undefined;
     const tls = socket as Partial<TLSSocket>;
     let caller: Caller | undefined;
@@ -26,7 +26,7 @@ export class TlsCallers {
       const cert = tls.getPeerCertificate();
       if (cert && Object.keys(cert).length > 0) caller = callerFromCertificate(cert);
     }
-    this.byConnection.set(socket, caller ?? null);
+    this.byConnection.set(connection, caller ?? null);
     return caller;
   }
 

@@ -172,11 +172,11 @@ describe('http: TLS, mTLS callers and PEP tokens (real server process)', functio
     const h2 = (client: KeyPair) =>
       http2.connect(`https://localhost:${server.httpPort}`, { ca: pki.ca.certPem, cert: client.certPem, key: client.keyPem });
 
-    it('answers an evaluation over HTTP/2 and echoes X-Request-ID', async () => {
+    it('answers an evaluation over HTTP/2 with the mTLS caller, and echoes X-Request-ID', async () => {
       const session = h2(pki.envoy);
       try {
         const answer = await new Promise<{ status: number; rid: unknown; body: string }>((resolve, reject) => {
-          const body = JSON.stringify(READ);
+          const body = JSON.stringify(INSPECT);
           const req = session.request({ ':method': 'POST', ':path': EVALUATION, 'content-type': 'application/json', 'x-request-id': 'h2-req-1', ...bearer(SECRET_C) });
           let status = 0;
           let rid: unknown;
@@ -192,7 +192,8 @@ describe('http: TLS, mTLS callers and PEP tokens (real server process)', functio
         });
         expect(answer.status, answer.body).to.equal(200);
         expect(answer.rid).to.equal('h2-req-1');
-        expect(JSON.parse(answer.body).decision).to.equal(true);
+        expect(JSON.parse(answer.body)).to.deep.include({ decision: true });
+        expect(JSON.parse(answer.body).context.rule).to.equal('gateway-inspects');
         expect(session.alpnProtocol).to.equal('h2');
       } finally {
         session.close();
