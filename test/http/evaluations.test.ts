@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { cleanupServerProcesses, makeTempDir, writeFile } from '../support/server-process.js';
 import { post, type Target } from './helpers/client.js';
-import { CERTIFICATION_POLICY, startAuthzen } from './helpers/server.js';
+import { CERTIFICATION_POLICY, SPEC_EXAMPLES_POLICY, startAuthzen } from './helpers/server.js';
 
 const EVALUATIONS = '/access/v1/evaluations';
 const alice = { type: 'user', id: 'alice' };
@@ -22,6 +22,7 @@ describe('http: AuthZEN access evaluations (real server process)', function () {
   before(async () => {
     const policies = makeTempDir('authzen-batch');
     writeFile(policies, 'record.yaml', CERTIFICATION_POLICY);
+    writeFile(policies, 'spec.yaml', SPEC_EXAMPLES_POLICY);
     const server = await startAuthzen({ policies, config: { limits: { maxBatchItems: 6 }, logDecisions: true } });
     target = { port: server.httpPort };
   });
@@ -88,6 +89,52 @@ describe('http: AuthZEN access evaluations (real server process)', function () {
       });
       // record-3 takes type "record" from the default but not its archived status.
       expect(decisions(items)).to.deep.equal([true, false, true]);
+    });
+  });
+
+  describe("the specification's examples, as printed", () => {
+    const aliceSpec = { type: 'user', id: 'alice@example.com' };
+    const time = { time: '2024-05-31T15:22-07:00' };
+
+    it('Access Evaluation request (account 123, can_read with method GET)', async () => {
+      const a = await post(target, '/access/v1/evaluation', {
+        subject: { type: 'user', id: 'alice@example.com' },
+        resource: { type: 'account', id: '123' },
+        action: { name: 'can_read', properties: { method: 'GET' } },
+        context: { time: '1985-10-26T01:22-07:00' },
+      });
+      expect(a.status).to.equal(200);
+      expect(a.json.decision).to.equal(true);
+      expect(a.json.context.rule).to.equal('alice-reads-with-get');
+    });
+
+    it('three requests with no default values', async () => {
+      const items = await evaluate({
+        evaluations: ['boxcarring.md', 'subject-search.md', 'resource-search.md'].map((id) => ({ subject: aliceSpec, action: { name: 'can_read' }, resource: { type: 'document', id }, context: time })),
+      });
+      expect(decisions(items)).to.deep.equal([true, true, true]);
+    });
+
+    it('a default subject and context, the third item overriding the action', async () => {
+      const items = await evaluate({
+        subject: aliceSpec,
+        context: time,
+        action: { name: 'can_read' },
+        evaluations: [{ resource: { type: 'document', id: 'boxcarring.md' } }, { resource: { type: 'document', id: 'subject-search.md' } }, { action: { name: 'can_edit' }, resource: { type: 'document', id: 'resource-search.md' } }],
+      });
+      expect(decisions(items)).to.deep.equal([true, true, false]);
+    });
+
+    it('the three semantics example (1 and 3 readable, 2 of a type no policy governs)', async () => {
+      const body = (semantic: string) => ({
+        subject: aliceSpec,
+        action: { name: 'read' },
+        options: { evaluations_semantic: semantic },
+        evaluations: [{ resource: { type: 'document', id: '1' } }, { resource: { type: 'invoice', id: '2' } }, { resource: { type: 'document', id: '3' } }],
+      });
+      expect(decisions(await evaluate(body('execute_all')))).to.deep.equal([true, false, true]);
+      expect(decisions(await evaluate(body('deny_on_first_deny')))).to.deep.equal([true, false]);
+      expect(decisions(await evaluate(body('permit_on_first_permit')))).to.deep.equal([true]);
     });
   });
 

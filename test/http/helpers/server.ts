@@ -70,3 +70,27 @@ rules:
     effect: allow
     when: resource.attributes.missing == 1
 `;
+
+/**
+ * A policy for the AuthZEN specification's own examples (authorization-api-1_0, "Access Evaluation
+ * API" and "Access Evaluations API"): alice@example.com reads documents and accounts; reading an
+ * account needs the action property method GET; nobody edits.
+ */
+export const SPEC_EXAMPLES_POLICY = `apiVersion: verdict/v1
+kind: ResourcePolicy
+resource: account
+rules:
+  - name: alice-reads-with-get
+    actions: [can_read]
+    effect: allow
+    when: subject.id == "alice@example.com" && has(context.action.method) && context.action.method == "GET"
+---
+apiVersion: verdict/v1
+kind: ResourcePolicy
+resource: document
+rules:
+  - name: alice-reads-documents
+    actions: [can_read, read]
+    effect: allow
+    when: subject.id == "alice@example.com"
+`;
