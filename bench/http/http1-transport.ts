@@ -46,7 +46,11 @@ class Connection {
   }
 
   send(request: Buffer, pending: Pending): void {
-    if (this.failure) return pending.done(this.failure);
+    if (this.failure) {
+      // A dead connection fails every call at once (counted as errors), and stays in the pool.
+      this.onIdle(this);
+      return pending.done(this.failure);
+    }
     this.pending = pending;
     this.socket.write(request);
   }
@@ -55,7 +59,9 @@ class Connection {
     this.failure ??= reason;
     const p = this.pending;
     this.pending = undefined;
-    p?.done(this.failure);
+    if (!p) return;
+    this.onIdle(this);
+    p.done(this.failure);
   }
 
   private onData(chunk: Buffer): void {
@@ -99,7 +105,7 @@ class Connection {
     this.pending = undefined;
     if (!p) return;
     // Idle again before the caller hears back, so its next call can take this connection.
-    if (!this.failure) this.onIdle(this);
+    this.onIdle(this);
     if (status !== 200) {
       p.done(`HTTP ${status} ${body.toString('utf8', 0, Math.min(body.length, 200))}`);
     } else {
