@@ -1,5 +1,5 @@
 import type { Decision } from '../engine/decision.js';
-import { InvalidRequestError } from '../engine/input.js';
+import { InvalidRequestError } from '../service/request-validation.js';
 import type { Caller, CheckRequest } from '../engine/request.js';
 import type { CheckOptions, DecisionService } from '../service/decision-service.js';
 import { authzenToCheckRequest, mergeEvaluation, type AuthzenMapping, type AuthzenTuple } from './authzen-request.js';

@@ -1,4 +1,4 @@
-import { InvalidRequestError, parseCheckRequest, type RequestLimits } from '../engine/input.js';
+import { InvalidRequestError, parseCheckRequest, type RequestLimits } from '../service/request-validation.js';
 import type { CheckRequest } from '../engine/request.js';
 
 /** How AuthZEN entities become Verdict's request (docs/api.md, "AuthZEN over HTTP"). */
