@@ -163,7 +163,7 @@ describe('http: the AuthZEN listener through start, reload, workers and shutdown
       expect(r.stderr).to.contain('has 9 characters; a shared secret needs at least 32');
     });
 
-    it('an HTTP port already in use: exit 1 naming http.listen', async () => {
+    it('an HTTP port already in use: exit 1, the last line naming the HTTP address', async () => {
       const blocker = net.createServer();
       await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
       const port = (blocker.address() as net.AddressInfo).port;
@@ -171,7 +171,10 @@ describe('http: the AuthZEN listener through start, reload, workers and shutdown
         const proc = spawnVerdict(serveArgs({ policies: policiesDir(), args: ['--http', `127.0.0.1:${port}`] }));
         const status = await proc.exitWithin(15_000);
         expect(status.code).to.equal(1);
-        expect(proc.findLog('verdict failed to start')?.err).to.match(new RegExp(`http\\.listen 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+        const last = proc.logs[proc.logs.length - 1]!;
+        expect(last.code).to.equal('ADDRESS_IN_USE');
+        expect(last.msg).to.equal(`verdict failed to start: 127.0.0.1:${port} is already in use (another process is listening on it); choose another --http address or stop that process`);
+        expect(last.err).to.match(new RegExp(`http\\.listen 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
       } finally {
         blocker.close();
       }
