@@ -3,6 +3,7 @@ import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
 import { loadSigningKey } from '../keys/signing-key.js';
+import { validateHttp } from './http.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -70,6 +71,8 @@ export interface ConfigOverrides {
   readonly workers?: string;
   /** --routes: the ext_authz routes file (gateway.routesFile). */
   readonly routes?: string;
+  /** --http: serve the AuthZEN HTTP API on HOST:PORT (http.listen). */
+  readonly http?: string;
 }
 
 function setPath(target: Json, dotted: string, value: unknown): void {
@@ -98,6 +101,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
   VERDICT_SIGNING_KEY_FILE: 'events.signingKeyFile',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
+  VERDICT_HTTP_LISTEN: 'http.listen',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -153,6 +157,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.spoolDir !== undefined) setPath(flags, 'events.spoolDir', overrides.spoolDir);
   if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
   if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
+  if (overrides.http !== undefined) setPath(flags, 'http.listen', overrides.http);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
   return validateConfig(raw, configFile);
 }
@@ -161,7 +166,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway', 'http'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -245,6 +250,7 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   const headsBucket = optionalString('events.headsBucket');
   if (headsBucket && !/^[A-Za-z0-9_\-]+$/.test(headsBucket)) problems.push(`events.headsBucket: "${headsBucket}" must be letters, digits, _ and - ("" = do not record heads)`);
 
+  const tokens = validateTokens(raw, problems);
   const config: VerdictConfig = {
     workers: int('workers', 1, 256),
     listen,
@@ -287,8 +293,9 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       headsIntervalMs: int('events.headsIntervalMs', 1000, 3_600_000),
     },
     tls: validateTls(raw, problems),
-    tokens: validateTokens(raw, problems),
+    tokens,
     gateway: validateGateway(raw, problems),
+    http: validateHttp(raw, problems, tokens),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
