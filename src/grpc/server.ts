@@ -3,7 +3,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { ServiceLimits } from '../config/schema.js';
-import { guardRequestDecoding } from './codec-guard.js';
+import { guardRequestDecoding, guardService } from './codec-guard.js';
+import { withStrictHealthDecoding } from './health-codec.js';
 import { LOADER_OPTIONS, VERDICT_PROTO } from './proto.js';
 import { withDeclaredDependencies } from './reflection-descriptors.js';
 
@@ -41,7 +42,13 @@ export class GrpcHost {
       this.serviceNames.push(s.name);
     }
     this.health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(this.serviceNames.map((n) => [n, 'NOT_SERVING'])) });
-    this.health.addToServer(this.server);
+    // A malformed health request is INVALID_ARGUMENT, like any other (grpc-js would answer INTERNAL).
+    this.health.addToServer({
+      addService: (definition, implementation) => {
+        const guarded = guardService(withStrictHealthDecoding(definition as ServiceDefinition), implementation, limits.maxMessageBytes);
+        this.server.addService(guarded.definition, guarded.implementation as never);
+      },
+    });
     // keepCase: reflection clients see the proto's own field names (request_id), not camelCase.
     const reflectionPackage = protoLoader.loadSync([VERDICT_PROTO, healthProtoPath, ...extraProtoFiles], { ...LOADER_OPTIONS, keepCase: true });
     new ReflectionService(withDeclaredDependencies(reflectionPackage)).addToServer(this.server);
