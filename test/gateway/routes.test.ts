@@ -151,6 +151,28 @@ describe('gateway: tls, tokens and gateway settings', () => {
     expect(problems).to.contain('tokens.issuers[3].algorithms: a secretFile issuer must list its HMAC algorithms explicitly');
   });
 
+  it('refuses a JWKS over plain HTTP unless the issuer allows it explicitly', () => {
+    const issuer = { issuer: 'https://a/', audiences: ['x'] };
+    const problems = validate({
+      tokens: {
+        issuers: [
+          { ...issuer, jwksUrl: 'http://idp.example.org/jwks.json' },
+          { ...issuer, issuer: 'https://b/', jwksUrl: 'http://127.0.0.1:8080/jwks.json', allowInsecureJwksUrl: true },
+          { ...issuer, issuer: 'https://c/', jwksUrl: 'https://idp.example.org/jwks.json' },
+          { ...issuer, issuer: 'https://d/', jwksFile: 'd.json', allowInsecureJwksUrl: true },
+          { ...issuer, issuer: 'https://e/', jwksUrl: 'ftp://idp.example.org/jwks.json' },
+        ],
+      },
+    });
+    expect(problems).to.contain(
+      'tokens.issuers[0].jwksUrl: "http://idp.example.org/jwks.json" is plain HTTP: whoever can alter the traffic can replace the signing keys and mint tokens; ' +
+        'use https://, or set tokens.issuers[0].allowInsecureJwksUrl: true',
+    );
+    expect(problems).not.to.match(/tokens\.issuers\[[12]\]/);
+    expect(problems).to.contain('tokens.issuers[3].allowInsecureJwksUrl: only applies to jwksUrl');
+    expect(problems).to.contain('tokens.issuers[4].jwksUrl: "ftp://idp.example.org/jwks.json" must be an http(s) URL');
+  });
+
   it('refuses an allowlist or required client certificates without client CAs, and unknown settings', () => {
     const problems = validate({ tls: { certFile: 'c.pem', keyFile: 'k.pem', requireClientCert: true, allowedCallers: ['spiffe://x/*'], ciphers: 'x' } });
     expect(problems).to.contain('tls.requireClientCert: needs tls.clientCaFile');
