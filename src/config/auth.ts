@@ -1,3 +1,4 @@
+import { parseAllowlistEntry } from '../auth/callers.js';
 import type { GatewayConfig, IssuerConfig, KeySource, TlsConfig, TokensConfig } from './schema.js';
 
 type Json = Record<string, unknown>;
@@ -103,7 +104,8 @@ export function validateTls(raw: Json, problems: string[]): TlsConfig | undefine
   if (config.requireClientCert && !clientCaFile) problems.push('tls.requireClientCert: needs tls.clientCaFile (the CAs that sign client certificates)');
   if (config.allowedCallers.length > 0 && !clientCaFile) problems.push('tls.allowedCallers: needs tls.clientCaFile: callers are identified by their client certificates');
   for (const c of config.allowedCallers) {
-    if (c.indexOf('*') !== -1 && c.indexOf('*') !== c.length - 1) problems.push(`tls.allowedCallers: "${c}": "*" is only allowed at the end (a prefix match)`);
+    const parsed = parseAllowlistEntry(c);
+    if (typeof parsed === 'string') problems.push(`tls.allowedCallers: ${parsed}`);
   }
   return config;
 }

@@ -74,7 +74,7 @@ export interface TlsConfig {
   readonly requireClientCert: boolean;
   /** How often the files are checked for changes. */
   readonly reloadIntervalMs: number;
-  /** Caller ids (SPIFFE IDs or certificate CNs; a trailing "*" matches a prefix) allowed to ask; empty = any. */
+  /** Callers allowed to ask, by kind: spiffe://td/path, spiffe://td/prefix/*, cn:<CN>, uri:<URI> (src/auth/callers.ts); empty = any. */
   readonly allowedCallers: readonly string[];
 }
 
