@@ -24,7 +24,9 @@ export interface StreamOutcome {
 export function connect(address: string, options: http2.SecureClientSessionOptions = {}): Promise<ClientHttp2Session> {
   const secure = 'ca' in options;
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`${secure ? 'https' : 'http'}://${address}`, options);
+    // The client holds what it sends in its session memory (Node's default: 10 MB) and resets
+    // streams with ENHANCE_YOUR_CALM when the server's answer arrives beyond it.
+    const session = http2.connect(`${secure ? 'https' : 'http'}://${address}`, { maxSessionMemory: 4096, ...options });
     session.once('error', reject);
     session.once('remoteSettings', () => {
       session.off('error', reject);
