@@ -14,13 +14,17 @@ interface Pending {
   deadline: number;
   /** Bytes held for this request: its messages so far (prefixes included); for streaming methods only the one being received. */
   bytes: number;
-  /** Bytes of the 5-byte message prefix seen so far, and the prefix itself. */
+  /** Bytes of the 5-byte message prefix seen so far (0 = none), and the length read from it so far. */
   prefixFill: number;
-  readonly prefix: Buffer;
+  length: number;
   /** Message bytes still to come once the prefix is complete. */
   remaining: number;
   /** grpc-js's call for this stream (bound by `interceptor`), which answers with a status. */
   call: StatusSender | undefined;
+  /** Links of the pending list (oldest deadline first); `listed` while in it. */
+  prev: Pending | undefined;
+  next: Pending | undefined;
+  listed: boolean;
 }
 
 /** The part of grpc-js's server call used here: sending the final status marks the call cancelled. */
@@ -29,6 +33,8 @@ interface StatusSender {
 }
 
 const PREFIX = 5;
+const PENDING = Symbol('pendingRequest');
+type GuardedStream = ServerHttp2Stream & { [PENDING]: Pending };
 /** A cut-off stream is reset this long after its status was sent. */
 const RESET_AFTER_MS = 1_000;
 
@@ -43,11 +49,14 @@ const RESET_AFTER_MS = 1_000;
  *   requests that arrive promptly; over time, DEADLINE_EXCEEDED;
  * - a message announcing more than `limits.maxMessageBytes` is refused from its 5-byte prefix
  *   (INVALID_ARGUMENT, the same text as the codec guard), before any of it is buffered.
- * Pending requests are kept in a Set in deadline order (every deadline is now + the same timeout),
+ * Pending requests are kept in a list in deadline order (every deadline is now + the same timeout),
  * so one sweep timer per process serves them all and eviction takes the first entry.
  */
 export class TransportGuard {
-  private readonly pending = new Set<Pending>();
+  /** Requests not received whole, as a linked list in deadline order (cheaper than a Set on every call). */
+  private head: Pending | undefined;
+  private tail: Pending | undefined;
+  private count = 0;
   private pendingBytes = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly attached = new WeakSet<object>();
@@ -84,13 +93,13 @@ export class TransportGuard {
   readonly interceptor: ServerInterceptor = (_method, call) => {
     const p = this.opening;
     this.opening = undefined;
-    if (p && this.pending.has(p)) p.call = call as unknown as StatusSender;
+    if (p?.listed) p.call = call as unknown as StatusSender;
     return call as ServerInterceptingCall;
   };
 
   /** Incomplete requests and the bytes they hold (for tests and stats). */
   stats(): { pendingRequests: number; pendingBytes: number } {
-    return { pendingRequests: this.pending.size, pendingBytes: this.pendingBytes };
+    return { pendingRequests: this.count, pendingBytes: this.pendingBytes };
   }
 
   close(): void {
@@ -106,35 +115,51 @@ export class TransportGuard {
       deadline: Date.now() + this.limits.requestTimeoutMs,
       bytes: 0,
       prefixFill: 0,
-      prefix: Buffer.allocUnsafe(PREFIX),
+      length: 0,
       remaining: 0,
       call: undefined,
+      prev: undefined,
+      next: undefined,
+      listed: false,
     };
-    this.pending.add(p);
+    this.append(p);
     this.opening = p;
-    while (this.pending.size > this.limits.maxPendingRequests) {
-      const oldest = this.pending.values().next().value!;
+    while (this.count > this.limits.maxPendingRequests) {
+      const oldest = this.head!;
       this.cutOff(oldest, status.RESOURCE_EXHAUSTED, `request not received whole: the server holds ${this.limits.maxPendingRequests} incomplete requests (transport.maxPendingRequests) and this one was the oldest`, 'transport.maxPendingRequests');
     }
     if (stream.closed) return;
-    stream.on('data', (chunk: Buffer) => this.onData(p, chunk));
-    stream.once('end', () => this.release(p));
-    stream.once('close', () => this.release(p));
+    // shared listeners (no closures per call: this is on every call's path); `this` is the stream
+    (stream as GuardedStream)[PENDING] = p;
+    stream.on('data', this.dataListener);
+    stream.on('end', this.releaseListener);
+    stream.on('close', this.releaseListener);
   }
 
+  private readonly dataListener = ((guard: TransportGuard) =>
+    function (this: GuardedStream, chunk: Buffer) {
+      guard.onData(this[PENDING], chunk);
+    })(this);
+
+  private readonly releaseListener = ((guard: TransportGuard) =>
+    function (this: GuardedStream) {
+      guard.release(this[PENDING]);
+    })(this);
+
   private onData(p: Pending, chunk: Buffer): void {
-    if (!this.pending.has(p)) return;
+    if (!p.listed) return;
     let off = 0;
     let held = p.bytes;
     while (off < chunk.length) {
       if (p.prefixFill < PREFIX) {
-        const n = Math.min(PREFIX - p.prefixFill, chunk.length - off);
-        chunk.copy(p.prefix, p.prefixFill, off, off + n);
-        p.prefixFill += n;
-        off += n;
-        held += n;
-        if (p.prefixFill < PREFIX) break;
-        const length = p.prefix.readUInt32BE(1);
+        // byte 0 is the compression flag, bytes 1-4 the length (big-endian)
+        if (p.prefixFill > 0) p.length = p.length * 256 + chunk[off]!;
+        p.prefixFill++;
+        off++;
+        held++;
+        if (p.prefixFill < PREFIX) continue;
+        const length = p.length;
+        p.length = 0;
         if (length > this.maxMessageBytes) {
           this.cutOff(p, status.INVALID_ARGUMENT, `request: message of ${length} bytes exceeds the limit of ${this.maxMessageBytes} bytes (limits.maxMessageBytes)`, 'limits.maxMessageBytes');
           return;
@@ -163,32 +188,52 @@ export class TransportGuard {
 
   /** Over the byte budget: cut off the oldest requests holding partial messages until within it. */
   private shed(): void {
-    for (const q of this.pending) {
-      if (this.pendingBytes <= this.limits.maxPendingBytes) return;
-      if (q.bytes === 0) continue;
-      this.cutOff(q, status.RESOURCE_EXHAUSTED, `request not received whole: incomplete requests hold more than ${this.limits.maxPendingBytes} bytes (transport.maxPendingBytes) and this one was among the oldest`, 'transport.maxPendingBytes');
+    for (let q = this.head; q && this.pendingBytes > this.limits.maxPendingBytes; ) {
+      const next = q.next;
+      if (q.bytes > 0) this.cutOff(q, status.RESOURCE_EXHAUSTED, `request not received whole: incomplete requests hold more than ${this.limits.maxPendingBytes} bytes (transport.maxPendingBytes) and this one was among the oldest`, 'transport.maxPendingBytes');
+      q = next;
     }
   }
 
   private restartClock(p: Pending): void {
-    // re-inserting keeps the Set in deadline order
-    this.pending.delete(p);
+    // moving it to the end keeps the list in deadline order
+    this.unlink(p);
     p.deadline = Date.now() + this.limits.requestTimeoutMs;
-    this.pending.add(p);
+    this.append(p);
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const p of this.pending) {
-      if (p.deadline > now) return;
+    for (let p = this.head; p && p.deadline <= now; p = this.head) {
       this.cutOff(p, status.DEADLINE_EXCEEDED, `request not received whole within ${this.limits.requestTimeoutMs} ms (transport.requestTimeoutMs)`, 'transport.requestTimeoutMs');
     }
   }
 
   private release(p: Pending): void {
-    if (!this.pending.delete(p)) return;
+    if (!p.listed) return;
+    this.unlink(p);
     this.pendingBytes -= p.bytes;
     p.bytes = 0;
+  }
+
+  private append(p: Pending): void {
+    p.prev = this.tail;
+    p.next = undefined;
+    if (this.tail) this.tail.next = p;
+    else this.head = p;
+    this.tail = p;
+    p.listed = true;
+    this.count++;
+  }
+
+  private unlink(p: Pending): void {
+    if (p.prev) p.prev.next = p.next;
+    else this.head = p.next;
+    if (p.next) p.next.prev = p.prev;
+    else this.tail = p.prev;
+    p.prev = p.next = undefined;
+    p.listed = false;
+    this.count--;
   }
 
   /**
