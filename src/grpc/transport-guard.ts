@@ -239,9 +239,10 @@ export class TransportGuard {
   /**
    * Ends the call with a gRPC status and resets the stream a moment later. grpc-js sends the
    * status (trailers-only, or trailers after headers it already sent); the stream is paused, so
-   * the client can send at most one flow-control window more. The reset follows after RESET_AFTER_MS: right behind the status,
-   * clients report CANCELLED instead of it; close(NO_ERROR) makes Node hold the stream until its
-   * write side finishes, which under load starved the connection's other streams.
+   * the client can send at most one flow-control window more. The reset waits RESET_AFTER_MS:
+   * right behind the status, clients report CANCELLED instead of it; and close(NO_ERROR) makes
+   * Node hold the stream until its write side finishes, which under load starved the
+   * connection's other streams.
    */
   private cutOff(p: Pending, code: status, details: string, limit: TransportLimit): void {
     this.release(p);
