@@ -39,6 +39,7 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     keepaliveTimeoutMs: 20_000,
     maxConnectionAgeMs: 0,
     maxConnectionAgeGraceMs: 0,
+    maxSessionMemoryMb: 32,
   },
   events: {
     enabled: true,
@@ -267,6 +268,7 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       keepaliveTimeoutMs: int('transport.keepaliveTimeoutMs', 100, 600_000),
       maxConnectionAgeMs: int('transport.maxConnectionAgeMs', 0, 30 * 86_400_000),
       maxConnectionAgeGraceMs: int('transport.maxConnectionAgeGraceMs', 0, 86_400_000),
+      maxSessionMemoryMb: int('transport.maxSessionMemoryMb', 1, 65_536),
     },
     events: {
       enabled: bool('events.enabled'),

@@ -85,6 +85,8 @@ export interface TransportConfig {
   readonly maxConnectionAgeMs: number;
   /** ... and closed this long after that, whatever is in flight; 0 = wait for the calls. */
   readonly maxConnectionAgeGraceMs: number;
+  /** What Node's HTTP/2 layer may hold for one connection (answers its client has not read, headers), in MB. */
+  readonly maxSessionMemoryMb: number;
 }
 
 /** Transport security of the gRPC server (src/auth/tls.ts); absent = plaintext. */

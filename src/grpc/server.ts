@@ -31,6 +31,9 @@ export function grpcTransportOptions(t: TransportConfig): ChannelOptions {
     'grpc.max_concurrent_streams': t.maxConcurrentStreams,
     'grpc.keepalive_time_ms': t.keepaliveTimeMs,
     'grpc.keepalive_timeout_ms': t.keepaliveTimeoutMs,
+    // grpc-js turns Node's per-connection cap off by default; without it a client that never
+    // reads its answers makes the server buffer every answer of every call it sends
+    'grpc-node.max_session_memory': t.maxSessionMemoryMb,
   };
   if (t.idleTimeoutMs > 0) options['grpc.max_connection_idle_ms'] = t.idleTimeoutMs;
   if (t.maxConnectionAgeMs > 0) options['grpc.max_connection_age_ms'] = t.maxConnectionAgeMs;

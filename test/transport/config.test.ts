@@ -26,13 +26,14 @@ describe('transport settings', () => {
       keepaliveTimeoutMs: 20_000,
       maxConnectionAgeMs: 0,
       maxConnectionAgeGraceMs: 0,
+      maxSessionMemoryMb: 32,
     });
   });
 
   it('names the setting, the range and the value of every bad one, and unknown ones', () => {
     const found = problems({ transport: { ...DEFAULT_CONFIG.transport, maxConnections: 0, requestTimeoutMs: 5, maxConcurrentStreams: 'many', maxStreams: 3 } });
     expect(found).to.include.members([
-      'transport.maxStreams: unknown setting in configuration (known: maxConnections, maxConcurrentStreams, requestTimeoutMs, maxPendingRequests, maxPendingBytes, idleTimeoutMs, keepaliveTimeMs, keepaliveTimeoutMs, maxConnectionAgeMs, maxConnectionAgeGraceMs)',
+      'transport.maxStreams: unknown setting in configuration (known: maxConnections, maxConcurrentStreams, requestTimeoutMs, maxPendingRequests, maxPendingBytes, idleTimeoutMs, keepaliveTimeMs, keepaliveTimeoutMs, maxConnectionAgeMs, maxConnectionAgeGraceMs, maxSessionMemoryMb)',
       'transport.maxConnections: must be an integer from 1 to 1000000 (got 0)',
       'transport.requestTimeoutMs: must be an integer from 100 to 600000 (got 5)',
       'transport.maxConcurrentStreams: must be an integer from 1 to 1000000 (got "many")',
@@ -51,6 +52,7 @@ describe('transport settings', () => {
       'grpc.max_concurrent_streams': 1000,
       'grpc.keepalive_time_ms': 60_000,
       'grpc.keepalive_timeout_ms': 20_000,
+      'grpc-node.max_session_memory': 32,
       'grpc.max_connection_idle_ms': 300_000,
     });
     expect(grpcTransportOptions({ ...DEFAULT_CONFIG.transport, idleTimeoutMs: 0, maxConnectionAgeMs: 600_000, maxConnectionAgeGraceMs: 30_000 })).to.deep.include({

@@ -4,9 +4,12 @@
  * peers. Each test shows the bound holding and a normal Check answered meanwhile.
  */
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
+import path from 'node:path';
 import { status, type ClientReadableStream } from '@grpc/grpc-js';
 import { expect } from 'chai';
+import protobuf from 'protobufjs';
 import { authzClient, check, closeClients, docRequest, healthClient, policyDir, sleep } from '../grpc/fixtures.js';
+import { PROTO_ROOT } from '../../src/grpc/proto.js';
 import { cleanupServerProcesses, startServer, type VerdictProcess } from '../support/server-process.js';
 import { connect, grpcFrame, openStream, outcome, rssOf, type StreamOutcome } from './helpers/h2.js';
 import { FRAME, RawH2 } from './helpers/raw-h2.js';
@@ -211,6 +214,25 @@ describe('transport limits (real server, raw HTTP/2)', function () {
     expect(await idle.waitClosed(3_000)).to.equal(true);
     expect(busy.closed).to.equal(false);
     expect(busy.frames.some((f) => f.type === FRAME.GOAWAY)).to.equal(false);
+  });
+
+  it('a client that never reads its answers: once they pass transport.maxSessionMemoryMb, its calls are reset and the connection closed', async () => {
+    const server = await serve({ maxSessionMemoryMb: 4 });
+    const root = await protobuf.load(path.join(PROTO_ROOT, 'verdict/v1/authorization.proto'));
+    const type = root.lookupType('verdict.v1.CheckBatchRequest');
+    const items = Array.from({ length: 100 }, (_, i) => ({ action: { name: 'read' }, resource: { type: 'document', id: `d${i}` } }));
+    const batch = Buffer.from(type.encode(type.fromObject({ subject: { id: 'alice', roles: ['employee'] }, items, explain: true })).finish());
+    // RawH2 never grants flow-control window: the server can send it 64 KiB, and must hold the rest
+    const reader = await raw(server.port);
+    for (let i = 0; i < 300; i++) {
+      reader.headers(1 + 2 * i, '/verdict.v1.Authorization/CheckBatch');
+      reader.data(1 + 2 * i, grpcFrame(batch), true);
+    }
+    expect(await reader.waitClosed(20_000), 'the connection was closed').to.equal(true);
+    expect(reader.frames.some((f) => (f.type === FRAME.RST_STREAM && f.payload.readUInt32BE(0) === 11) || f.type === FRAME.GOAWAY)).to.equal(true);
+    // far fewer than 300 answers were made before the server stopped holding them
+    expect(reader.frames.filter((f) => f.type === FRAME.HEADERS).length).to.be.below(200);
+    await normalCheckWorks(server);
   });
 
   it('a peer that stops answering PINGs is dropped after transport.keepaliveTimeMs + keepaliveTimeoutMs', async () => {
