@@ -85,7 +85,7 @@ export interface TransportConfig {
   readonly maxConnectionAgeMs: number;
   /** ... and closed this long after that, whatever is in flight; 0 = wait for the calls. */
   readonly maxConnectionAgeGraceMs: number;
-  /** What Node's HTTP/2 layer may hold for one connection (answers its client has not read, headers), in MB. */
+  /** What Node's HTTP/2 layer may hold for one connection (frames for a client that does not read, header blocks), in MB. */
   readonly maxSessionMemoryMb: number;
 }
 
