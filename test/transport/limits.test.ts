@@ -214,6 +214,7 @@ describe('transport limits (real server, raw HTTP/2)', function () {
     expect(await idle.waitClosed(3_000)).to.equal(true);
     expect(busy.closed).to.equal(false);
     expect(busy.frames.some((f) => f.type === FRAME.GOAWAY)).to.equal(false);
+    await normalCheckWorks(server);
   });
 
   it('a client that never reads its answers: once they pass transport.maxSessionMemoryMb, its calls are reset and the connection closed', async () => {
