@@ -2,6 +2,7 @@ import type { VerdictConfig } from '../config/schema.js';
 import { authorizationService } from '../grpc/authorization-service.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
+import { rateLimitedLimitLog } from '../grpc/transport-guard.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
 import { AuthzenHttpService } from '../http/http-service.js';
 import { formatIssue } from '../policy/index.js';
@@ -79,7 +80,10 @@ export class VerdictServer {
       },
       ...(this.edge?.services ?? []),
     ];
-    this.host = new GrpcHost(services, config.limits, this.edge?.extraProtoFiles);
+    this.host = new GrpcHost(services, config.limits, this.edge?.extraProtoFiles, {
+      transport: config.transport,
+      onLimit: rateLimitedLimitLog((fields, msg) => logger.warn(fields, msg)),
+    });
   }
 
   private guard(implementation: Record<string, unknown>): Record<string, unknown> {
