@@ -18,10 +18,10 @@ function split(rules: readonly CompiledRule[]): CandidateRules {
 /**
  * Index of one resource type's rules by action. Every action named literally in a rule gets its
  * candidate list at load; other actions (matched only by globs) are computed once and memoised.
- * A check therefore costs one Map lookup however many types and rules the set holds.
+ * A check therefore costs one Map lookup however many types and rules the set holds. `ordered` is in
+ * the order of the set's documents (file path order, then position in the file).
  */
-export function buildResourceTypeIndex(rules: readonly CompiledRule[], hasOwnPolicy: boolean): ResourceTypeIndex {
-  const ordered = [...rules].sort((a, b) => a.ordinal - b.ordinal);
+export function buildResourceTypeIndex(ordered: readonly CompiledRule[], hasOwnPolicy: boolean): ResourceTypeIndex {
   const globRules = ordered.filter((r) => r.actions.some((p) => p.endsWith('*')));
   const exact = new Map<string, CandidateRules>();
   const literalActions = new Set(ordered.flatMap((r) => r.actions.filter((p) => !p.endsWith('*'))));
