@@ -26,7 +26,7 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     maxRoles: 256,
     maxIdentifierLength: 1024,
   },
-  reload: { watch: true, debounceMs: 200, pollIntervalMs: 2000 },
+  reload: { watch: true, debounceMs: 25, settleMs: 2000, pollIntervalMs: 2000 },
   shutdown: { graceMs: 10_000 },
   events: {
     enabled: true,
@@ -93,6 +93,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_EVENTS_STREAM: 'events.stream',
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
+  VERDICT_RELOAD_SETTLE_MS: 'reload.settleMs',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -240,6 +241,7 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
     reload: {
       watch: bool('reload.watch'),
       debounceMs: int('reload.debounceMs', 0, 60_000),
+      settleMs: int('reload.settleMs', 0, 600_000),
       pollIntervalMs: int('reload.pollIntervalMs', 0, 3_600_000),
     },
     shutdown: { graceMs: int('shutdown.graceMs', 0, 600_000) },
