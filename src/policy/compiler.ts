@@ -104,7 +104,20 @@ export class PolicyCompiler {
       units.delete(path);
     }
     const orderedPaths = added.length === 0 && removed.length === 0 ? base.orderedPaths : orderPaths(digests.keys());
-    const built = yield* assemble({ previous: base.set, units, touched });
+    let built = yield* assemble({ previous: base.set, units, touched });
+    if (built.issues.length > 0) {
+      // Problems between files name positions in both: files read the fast way (no positions) are
+      // read again precisely, and the types they govern are rebuilt.
+      const types = new Set(built.issues.map((i) => units.get(i.file)?.documents.map((d) => d.resource) ?? []).flat());
+      const again = new Set<string>();
+      for (const [path, unit] of units) if (!unit.precise && unit.documents.some((d) => types.has(d.resource))) again.add(path);
+      for (const path of again) {
+        yield;
+        const file = files.find((f) => f.path === path)!;
+        units.set(path, yield* compileFileUnit(file, this.pool, true));
+      }
+      if (again.size > 0) built = yield* assemble({ previous: built.state, units, touched: again });
+    }
     const issues: PolicyIssue[] = [];
     for (const unit of units.values()) if (unit.issues.length > 0) issues.push(...unit.issues);
     issues.push(...built.issues);

@@ -54,6 +54,8 @@ export interface FileUnit {
   readonly resources: ReadonlySet<string>;
   /** Expressions compiled for it (to bound the environments' caches). */
   readonly expressions: number;
+  /** Read with exact positions; a fast-read unit (positions line 0) is read again before its positions are reported. */
+  readonly precise: boolean;
 }
 
 /**
@@ -85,8 +87,8 @@ export class EnvironmentPool {
 }
 
 /** Parses and compiles one file; never throws (every problem is an issue of the unit). */
-export function* compileFileUnit(file: { readonly path: string; readonly text: string; readonly sha256: string }, pool: EnvironmentPool): Work<FileUnit> {
-  const parsed = parsePolicyFile(file);
+export function* compileFileUnit(file: { readonly path: string; readonly text: string; readonly sha256: string }, pool: EnvironmentPool, precise = false): Work<FileUnit> {
+  const parsed = parsePolicyFile(file, precise);
   const issues: PolicyIssue[] = [...parsed.issues];
   const base = celBaseEnvironment();
   const pathKey = pathOrderKey(file.path);
@@ -138,5 +140,7 @@ export function* compileFileUnit(file: { readonly path: string; readonly text: s
     });
   }
   pool.count(expressions);
-  return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions };
+  // A problem in a fast-read file needs its exact position: read it again, precisely.
+  if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, true);
+  return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions, precise: parsed.precise };
 }

@@ -1,0 +1,83 @@
+import jsyaml from 'js-yaml';
+import { Pair, Scalar, YAMLMap, YAMLSeq, type Node } from 'yaml';
+
+/**
+ * The fast path for reading policy YAML. The `yaml` library keeps every position for error messages
+ * and costs about 0.7 ms per generated policy file; js-yaml reads the same file about ten times
+ * faster but keeps no positions. Positions only matter when something is wrong, so a file is first
+ * read with js-yaml, and the result is used only when it is certain to be what `yaml` reads: no
+ * YAML feature where the two libraries could differ (anchors and aliases, tabs, carriage returns,
+ * directives, non-mapping documents, keys an object would reorder, scalars the YAML 1.2 core schema
+ * of `yaml` would type differently). Anything else, and any file in which a problem is found later,
+ * is read again with `yaml` for exact `file:line:column` errors.
+ */
+
+// The YAML 1.2 core schema as `yaml` resolves plain scalars: a string that looks like one of these
+// would be a null, bool or number there, so it goes the precise way.
+const CORE_NON_STRING = /^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+/** Positions in a fast read are unknown: nodes get an empty range at offset 0. */
+const NO_RANGE: [number, number, number] = [0, 0, 0];
+
+class NotSimple extends Error {}
+
+function toNode(value: unknown): Node {
+  if (Array.isArray(value)) {
+    const seq = new YAMLSeq();
+    for (const item of value) seq.items.push(toNode(item));
+    seq.range = NO_RANGE;
+    return seq;
+  }
+  if (value !== null && typeof value === 'object') {
+    if (Object.getPrototypeOf(value) !== Object.prototype) throw new NotSimple(); // a Date or another typed value
+    const map = new YAMLMap();
+    for (const key of Object.keys(value)) {
+      if (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key)) throw new NotSimple();
+      map.items.push(new Pair(scalar(key), toNode((value as Record<string, unknown>)[key])));
+    }
+    map.range = NO_RANGE;
+    return map;
+  }
+  return scalar(value);
+}
+
+function scalar(value: unknown): Scalar {
+  if (typeof value === 'string') {
+    if (CORE_NON_STRING.test(value) || value === '') throw new NotSimple();
+  } else if (value !== null && typeof value !== 'boolean') {
+    throw new NotSimple(); // numbers: a policy has none where a value is expected, so it is an error anyway
+  }
+  const s = new Scalar(value);
+  s.range = NO_RANGE;
+  return s;
+}
+
+/**
+ * The documents of `text` as `yaml` nodes without positions, or undefined when the fast read is not
+ * certain to match `yaml` (then the caller reads the text with `yaml`).
+ */
+export function fastYamlDocuments(text: string): Node[] | undefined {
+  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text)) return undefined;
+  let anchored = false;
+  const values: unknown[] = [];
+  try {
+    jsyaml.loadAll(text, (doc) => values.push(doc), {
+      schema: jsyaml.CORE_SCHEMA,
+      listener(event, state) {
+        if (event === 'close' && (state as unknown as { anchor: string | null }).anchor !== null) anchored = true;
+      },
+    });
+  } catch {
+    return undefined;
+  }
+  if (anchored || values.length === 0) return undefined;
+  try {
+    return values.map((v) => {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new NotSimple();
+      return toNode(v);
+    });
+  } catch (err) {
+    if (err instanceof NotSimple) return undefined;
+    throw err;
+  }
+}
