@@ -146,7 +146,7 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
     wildcard = buildType(WILDCARD_RESOURCE, documentsOf(WILDCARD_RESOURCE, filesByType.get(WILDCARD_RESOURCE) ?? [], units), undefined);
     builds.set(WILDCARD_RESOURCE, wildcard);
   }
-  const types = rebuildAll ? [...filesByType.keys()] : [...affected];
+  const types = rebuildAll ? new Set([...filesByType.keys(), ...affected]) : affected;
   for (const type of types) {
     if (type === WILDCARD_RESOURCE) continue;
     yield;
