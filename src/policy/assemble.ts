@@ -117,7 +117,7 @@ export interface AssembleInput {
 }
 
 /** Rebuilds what the touched files affect; returns the new state and every set-level issue. */
-export function* assemble(input: AssembleInput): Work<{ state: SetState; issues: PolicyIssue[] }> {
+export function* assemble(input: AssembleInput): Work<{ state: SetState; issues: PolicyIssue[]; typesChanged: boolean }> {
   const { previous, units, touched } = input;
   const affected = new Set<string>();
   const filesByType = new Map(previous.filesByType);
@@ -139,7 +139,10 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
     const list = filesByType.get(type);
     if (list) filesByType.set(type, [...list].sort(byPathOrder));
   }
+  yield;
   const builds = new Map(previous.builds);
+  let typesChanged = false;
+  yield;
   const rebuildAll = affected.has(WILDCARD_RESOURCE) || !builds.has(WILDCARD_RESOURCE);
   let wildcard = builds.get(WILDCARD_RESOURCE);
   if (rebuildAll) {
@@ -151,12 +154,14 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
     if (type === WILDCARD_RESOURCE) continue;
     yield;
     const files = filesByType.get(type);
+    if (!files !== !previous.builds.has(type)) typesChanged = true;
     if (files) builds.set(type, buildType(type, documentsOf(type, files, units), wildcard));
     else builds.delete(type);
   }
+  yield;
   const issues: PolicyIssue[] = [];
   for (const b of builds.values()) if (b.issues.length > 0) issues.push(...b.issues);
-  return { state: { units, filesByType, builds }, issues };
+  return { state: { units, filesByType, builds }, issues, typesChanged };
 }
 
 function byPathOrder(a: string, b: string): number {
@@ -166,7 +171,7 @@ function byPathOrder(a: string, b: string): number {
 }
 
 /** The engine's view of a state that has no issues. */
-export function policySetOf(state: SetState, revision: string, orderedPaths: readonly string[]): CompiledPolicySet {
+export function policySetOf(state: SetState, revision: string, orderedPaths: readonly string[], resourceTypes?: readonly string[]): CompiledPolicySet {
   const indexes = new Map<string, ResourceTypeIndex>();
   let ruleCount = 0;
   for (const [type, build] of state.builds) {
@@ -179,7 +184,7 @@ export function policySetOf(state: SetState, revision: string, orderedPaths: rea
   return {
     revision,
     policies,
-    resourceTypes: [...indexes.keys()].sort(),
+    resourceTypes: resourceTypes ?? [...indexes.keys()].sort(),
     ruleCount,
     indexFor: (type) => indexes.get(type) ?? fallback,
   };

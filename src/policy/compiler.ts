@@ -2,7 +2,7 @@ import type { CompiledPolicySet } from '../engine/model.js';
 import type { PolicyFile, PolicyFileChange } from '../service/policy-source.js';
 import { assemble, EMPTY_STATE, policySetOf, type SetState } from './assemble.js';
 import type { PolicyIssue } from './issues.js';
-import { pathOrderKey, policyRevision } from './revision.js';
+import { pathOrderKey, revisionOfOrdered } from './revision.js';
 import { runInSlices, runToEnd, type Work } from './slices.js';
 import { compileFileUnit, EnvironmentPool, type FileUnit } from './unit.js';
 
@@ -25,9 +25,11 @@ interface CompilerState {
   readonly set: SetState;
   readonly digests: ReadonlyMap<string, string>;
   readonly orderedPaths: readonly string[];
+  /** The set's sorted type names, kept while no type comes or goes. */
+  readonly resourceTypes: readonly string[] | undefined;
 }
 
-const INITIAL: CompilerState = { set: EMPTY_STATE, digests: new Map(), orderedPaths: [] };
+const INITIAL: CompilerState = { set: EMPTY_STATE, digests: new Map(), orderedPaths: [], resourceTypes: undefined };
 /** Units kept besides the live ones (a rejected change, files deleted and restored), most recent last. */
 const SPARE_UNITS = 64;
 
@@ -103,7 +105,9 @@ export class PolicyCompiler {
       touched.add(path);
       units.delete(path);
     }
+    yield;
     const orderedPaths = added.length === 0 && removed.length === 0 ? base.orderedPaths : orderPaths(digests.keys());
+    yield;
     let built = yield* assemble({ previous: base.set, units, touched });
     if (built.issues.length > 0) {
       // Problems between files name positions in both: files read the fast way (no positions) are
@@ -118,6 +122,7 @@ export class PolicyCompiler {
       }
       if (again.size > 0) built = yield* assemble({ previous: built.state, units, touched: again });
     }
+    yield;
     const issues: PolicyIssue[] = [];
     for (const unit of units.values()) if (unit.issues.length > 0) issues.push(...unit.issues);
     issues.push(...built.issues);
@@ -125,9 +130,12 @@ export class PolicyCompiler {
       issues.push({ file: '.', line: 1, column: 1, code: 'NO_POLICIES', message: 'no policy files found (*.yaml or *.yml, excluding *_test.yaml)' });
     }
     issues.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
-    const revision = policyRevision([...digests].map(([path, sha256]) => ({ path, sha256 })));
-    const state: CompilerState = { set: built.state, digests, orderedPaths };
-    const set = issues.length === 0 ? policySetOf(built.state, revision, orderedPaths) : undefined;
+    yield;
+    const revision = revisionOfOrdered(orderedPaths.map((path) => ({ path, sha256: digests.get(path)! })));
+    yield;
+    const state: CompilerState = { set: built.state, digests, orderedPaths, resourceTypes: built.typesChanged ? undefined : base.resourceTypes };
+    const set = issues.length === 0 ? policySetOf(built.state, revision, orderedPaths, state.resourceTypes) : undefined;
+    if (set) (state as { resourceTypes?: readonly string[] }).resourceTypes = set.resourceTypes;
     return { revision, issues, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
   }
 }

@@ -26,8 +26,13 @@ export function comparePolicyPaths(a: string, b: string): number {
  * needs only that file hashed again.
  */
 export function policyRevision(files: readonly { readonly path: string; readonly sha256: string }[]): string {
-  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const sorted = files.map((f) => ({ f, k: pathOrderKey(f.path) })).sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return revisionOfOrdered(sorted.map((e) => e.f));
+}
+
+/** policyRevision of files already in path order (comparePolicyPaths). */
+export function revisionOfOrdered(files: Iterable<{ readonly path: string; readonly sha256: string }>): string {
   const hash = createHash('sha256');
-  for (const f of sorted) hash.update(f.path).update('\0').update(f.sha256).update('\n');
+  for (const f of files) hash.update(f.path).update('\0').update(f.sha256).update('\n');
   return `sha256:${hash.digest('hex').slice(0, 16)}`;
 }

@@ -259,6 +259,7 @@ export class WorkerPolicies {
   constructor(
     private readonly store: PolicyStore,
     private readonly reply: (message: PolicyToPrimary) => void,
+    private readonly logger: Logger,
   ) {}
 
   /** The whole set at start; resolves with the change (rejected when the set does not load). */
@@ -275,7 +276,9 @@ export class WorkerPolicies {
         const files = message.full ? new Map<string, PolicyFile>() : new Map(this.files);
         for (const p of message.removed) files.delete(p);
         for (const f of message.upserts) files.set(f.path, f);
+        const startedAt = Date.now();
         const change = await this.store.prepare({ files: [...files.values()], trigger: message.trigger });
+        this.logger.debug({ revision: change.change.revision, status: change.change.result.status, startedAt, endedAt: Date.now(), compileMs: Math.round(change.compileMs * 10) / 10 }, 'policy change compiled');
         this.prepared = { id: message.id, change, files };
         const r = change.change.result;
         const set = change.candidate.set;

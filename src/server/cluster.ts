@@ -179,7 +179,7 @@ export async function runClusterWorker(
         () => leave(1),
       );
     };
-    const policies = new WorkerPolicies(server.store, send);
+    const policies = new WorkerPolicies(server.store, send, logger);
     // Policy messages are handled one at a time, in the order the primary sent them.
     let queue: Promise<void> = Promise.resolve();
     process.on('message', (msg: ToWorker) => {
