@@ -1,5 +1,5 @@
 import jsyaml from 'js-yaml';
-import { Pair, Scalar, YAMLMap, YAMLSeq, type Node } from 'yaml';
+import type { Node } from 'yaml';
 
 /**
  * The fast path for reading policy YAML. The `yaml` library keeps every position for error messages
@@ -19,37 +19,37 @@ const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
 /** Positions in a fast read are unknown: nodes get an empty range at offset 0. */
 const NO_RANGE: [number, number, number] = [0, 0, 0];
 
+// The reader only asks `yaml`'s isMap/isSeq/isScalar (which look at these registered symbols) and
+// reads items, key, value, range and type: plain objects with those cost a fraction of the classes.
+const NODE_TYPE = Symbol.for('yaml.node.type');
+const MAP = Symbol.for('yaml.map');
+const SEQ = Symbol.for('yaml.seq');
+const PAIR = Symbol.for('yaml.pair');
+const SCALAR = Symbol.for('yaml.scalar');
+
 class NotSimple extends Error {}
 
 function toNode(value: unknown): Node {
-  if (Array.isArray(value)) {
-    const seq = new YAMLSeq();
-    for (const item of value) seq.items.push(toNode(item));
-    seq.range = NO_RANGE;
-    return seq;
-  }
+  if (Array.isArray(value)) return { [NODE_TYPE]: SEQ, items: value.map(toNode), range: NO_RANGE } as unknown as Node;
   if (value !== null && typeof value === 'object') {
     if (Object.getPrototypeOf(value) !== Object.prototype) throw new NotSimple(); // a Date or another typed value
-    const map = new YAMLMap();
+    const items: unknown[] = [];
     for (const key of Object.keys(value)) {
       if (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key)) throw new NotSimple();
-      map.items.push(new Pair(scalar(key), toNode((value as Record<string, unknown>)[key])));
+      items.push({ [NODE_TYPE]: PAIR, key: scalar(key), value: toNode((value as Record<string, unknown>)[key]) });
     }
-    map.range = NO_RANGE;
-    return map;
+    return { [NODE_TYPE]: MAP, items, range: NO_RANGE } as unknown as Node;
   }
   return scalar(value);
 }
 
-function scalar(value: unknown): Scalar {
+function scalar(value: unknown): Node {
   if (typeof value === 'string') {
     if (CORE_NON_STRING.test(value) || value === '') throw new NotSimple();
   } else if (value !== null && typeof value !== 'boolean') {
     throw new NotSimple(); // numbers: a policy has none where a value is expected, so it is an error anyway
   }
-  const s = new Scalar(value);
-  s.range = NO_RANGE;
-  return s;
+  return { [NODE_TYPE]: SCALAR, value, range: NO_RANGE, type: undefined } as unknown as Node;
 }
 
 /**
