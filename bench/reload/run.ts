@@ -11,9 +11,10 @@
  *
  *   node dist/bench/reload/run.js [--types 1000,10000] [--workers 1,2] [--changes 5] [--cold-reps 3]
  *        [--load-seconds 10] [--storm 60] [--storm-types 1000] [--in-flight 16] [--json] [--write-docs]
+ *        [--from-json FILE]   (render / write the docs from the results of an earlier --json run)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -373,7 +374,9 @@ async function main(): Promise<void> {
   const opts = { changes: flags.int('changes', 5), coldReps: flags.int('cold-reps', 3), loadSeconds: flags.num('load-seconds', 10), inFlight: flags.int('in-flight', 16) };
   const stormChanges = flags.int('storm', 60);
   const results: CaseResult[] = [];
-  for (const types of typesList) {
+  const fromJson = flags.optStr('from-json');
+  if (fromJson) results.push(...(JSON.parse(await readFile(fromJson, 'utf8')) as CaseResult[]));
+  else for (const types of typesList) {
     for (const workers of workersList) {
       results.push(await measureCase(types, workers, { ...opts, storm: types === stormTypes && workers === workersList[workersList.length - 1] ? stormChanges : 0 }));
     }

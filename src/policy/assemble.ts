@@ -37,6 +37,24 @@ export interface SetState {
 
 export const EMPTY_STATE: SetState = { units: new Map(), filesByType: new Map(), builds: new Map() };
 
+/**
+ * Rules of a large set repeat the same role and action lists (a template per type): each distinct
+ * list is kept once and shared (they are never modified), which keeps thousands of rules small.
+ * Bounded: past the limit the table starts afresh (sharing is only an optimisation).
+ */
+const MAX_SHARED = 4096;
+const sharedRoleSets = new Map<string, ReadonlySet<string>>();
+const sharedActionLists = new Map<string, readonly string[]>();
+
+function shared<T>(table: Map<string, T>, key: string, make: () => T): T {
+  let v = table.get(key);
+  if (v === undefined) {
+    if (table.size >= MAX_SHARED) table.clear();
+    table.set(key, (v = make()));
+  }
+  return v;
+}
+
 const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 const byOrderKey = (a: UnitDocument, b: UnitDocument) => (a.orderKey < b.orderKey ? -1 : a.orderKey > b.orderKey ? 1 : 0);
 
@@ -81,19 +99,20 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
       if (r.broken) continue;
       const roles = r.roles ?? [];
       const derivedRoles: CompiledDerivedRole[] = [];
-      const staticRoles = new Set<string>();
+      const staticNames: string[] = [];
       for (const role of roles) {
         const derived = scope.get(role) ?? wildScope?.get(role);
         if (derived) derivedRoles.push(derived);
-        else staticRoles.add(role);
+        else staticNames.push(role);
       }
+      const staticRoles = shared(sharedRoleSets, staticNames.join('\0'), () => new Set(staticNames));
       own.push({
         key: doc.orderKey,
         rule: {
           policy: doc.policy,
           name: r.name,
           effect: r.effect,
-          actions: r.actions,
+          actions: shared(sharedActionLists, r.actions.join('\0'), () => r.actions),
           anyRole: roles.length === 0 || roles.includes('*'),
           staticRoles,
           derivedRoles,
