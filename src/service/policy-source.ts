@@ -95,8 +95,8 @@ export interface PolicyChange {
   readonly removed: readonly PolicyFileChange[];
   readonly result: PolicyChangeResult;
   /**
-   * The candidate's files with their text, when the component that made the record holds them
-   * (a single process and the cluster primary do; a cluster worker receives only what changed).
+   * The candidate's files with their text, when the component that made the record holds them (a
+   * single process and each cluster worker do; the primary's log records carry only the digests).
    */
   readonly files?: readonly PolicyFile[];
 }
