@@ -99,8 +99,7 @@ export class PolicyDistributor {
   /** A worker serves now, with the revision it was sent; one that missed a change meanwhile catches up. */
   workerReady(index: number, revision: string): void {
     this.workerRevision.set(index, revision);
-    if (this.queued && !this.running) this.kick();
-    else if (revision !== this.live?.revision && !this.running) this.queueSnapshot({ files: [...this.live!.files.values()], trigger: { kind: 'file-change', detail: 'worker catching up' } }, true);
+    this.kick();
   }
 
   workerGone(index: number): void {
@@ -143,18 +142,25 @@ export class PolicyDistributor {
     this.pending.clear();
   }
 
-  private queueSnapshot(snapshot: PolicySnapshot, catchUp = false): void {
-    if (catchUp && this.queued) return;
+  private queueSnapshot(snapshot: PolicySnapshot): void {
     this.queued = snapshot;
     this.kick();
   }
 
+  /** Distributes queued snapshots one at a time; then brings workers that started meanwhile up to date (once). */
   private kick(): void {
     this.running ??= (async () => {
-      while (this.queued && !this.closed && this.readyWorkers().length > 0) {
+      let caughtUp = false;
+      for (;;) {
+        const live = this.live;
+        if (!this.queued && !caughtUp && live && this.readyWorkers().some((i) => this.workerRevision.get(i) !== live.revision)) {
+          caughtUp = true;
+          this.queued = { files: [...live.files.values()], trigger: { kind: 'file-change', detail: 'a worker catching up' } };
+        }
+        if (!this.queued || this.closed || this.readyWorkers().length === 0) break;
         const snapshot = this.queued;
         this.queued = undefined;
-        await this.distribute(snapshot);
+        if (!(await this.distribute(snapshot))) break; // no worker took it: tried again when one is ready
       }
       this.running = undefined;
     })();
@@ -188,7 +194,8 @@ export class PolicyDistributor {
     for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: toWire(this.failure) });
   }
 
-  private async distribute(snapshot: PolicySnapshot): Promise<void> {
+  /** False when no worker could take the snapshot (it stays queued). */
+  private async distribute(snapshot: PolicySnapshot): Promise<boolean> {
     const live = this.live!;
     const files = new Map(snapshot.files.map((f) => [f.path, f]));
     const revision = policyRevision(snapshot.files);
@@ -207,12 +214,14 @@ export class PolicyDistributor {
         for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: null });
       }
       logPolicyChange(this.logger, { ...base, at: new Date(), result: { status: 'unchanged' } }, undefined);
-      return;
+      return true;
     }
     // Phase one, one worker after another: the first to answer is the canary.
     const started = performance.now();
     const prepared: { index: number; id: number; reply: Extract<PolicyToPrimary, { type: 'policy-prepared' }> }[] = [];
-    for (const index of this.readyWorkers().sort((a, b) => a - b)) {
+    // A catch-up (same revision) goes only to the workers that are behind.
+    const targets = revision === live.revision ? behind : this.readyWorkers();
+    for (const index of targets.sort((a, b) => a - b)) {
       const full = this.workerRevision.get(index) !== live.revision;
       const id = this.nextId++;
       const reply = await this.request(index, { type: 'policy-prepare', id, full, upserts: full ? snapshot.files.slice() : upserts, removed: full ? [] : removed, trigger: snapshot.trigger });
@@ -221,33 +230,30 @@ export class PolicyDistributor {
         for (const p of prepared) this.send(p.index, { type: 'policy-abort', id: p.id });
         this.send(index, { type: 'policy-abort', id });
         this.reject(snapshot.trigger, reply.message ?? 'policy set rejected', reply.issues ?? [], base);
-        return;
+        return true;
       }
       prepared.push({ index, id, reply });
     }
     if (prepared.length === 0) {
-      this.queued ??= snapshot; // no worker to take it now; tried again when one is ready
-      return;
+      this.queued ??= snapshot;
+      return false;
     }
     const compiledMs = performance.now() - started;
     // Phase two: every worker swaps.
     const loadedAt = new Date();
     await Promise.all(prepared.map((p) => this.request(p.index, { type: 'policy-commit', id: p.id, loadedAt: loadedAt.toISOString() })));
     for (const p of prepared) this.workerRevision.set(p.index, revision);
-    const wasFailing = this.failure !== undefined;
+    if (revision === live.revision) return true; // only workers catching up: a standing failure still stands
     this.failure = undefined;
     this.live = { files, revision, loadedAt };
     const first = prepared[0]!.reply;
-    if (revision === live.revision) {
-      if (wasFailing) for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: null });
-      return; // only workers catching up
-    }
     logPolicyChange(this.logger, { ...base, at: loadedAt, result: { status: 'applied' } }, { policies: { length: first.policies }, ruleCount: first.rules }, {
       workers: prepared.length,
       compileMs: prepared.map((p) => Math.round(p.reply.compileMs * 10) / 10),
       liveAfterMs: Math.round(performance.now() - started),
       preparedAfterMs: Math.round(compiledMs),
     });
+    return true;
   }
 }
 
