@@ -379,6 +379,8 @@ async function main(): Promise<void> {
   else for (const types of typesList) {
     for (const workers of workersList) {
       results.push(await measureCase(types, workers, { ...opts, storm: types === stormTypes && workers === workersList[workersList.length - 1] ? stormChanges : 0 }));
+      // Kept as it goes, so a failure later does not lose what was measured.
+      await writeFile(flags.str('partial', path.join(os.tmpdir(), 'verdict-bench-reload.json')), JSON.stringify(results, null, 2));
     }
   }
   if (flags.bool('json')) {

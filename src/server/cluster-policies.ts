@@ -62,7 +62,7 @@ export class PolicyDistributor {
   private readonly pending = new Map<number, { index: number; resolve: (m: PolicyToPrimary | undefined) => void }>();
   private nextId = 1;
   private queued: PolicySnapshot | undefined;
-  private running: Promise<void> | undefined;
+  private running = false;
   private closed = false;
 
   constructor(
@@ -149,21 +149,28 @@ export class PolicyDistributor {
 
   /** Distributes queued snapshots one at a time; then brings workers that started meanwhile up to date (once). */
   private kick(): void {
-    this.running ??= (async () => {
-      let caughtUp = false;
-      for (;;) {
-        const live = this.live;
-        if (!this.queued && !caughtUp && live && this.readyWorkers().some((i) => this.workerRevision.get(i) !== live.revision)) {
-          caughtUp = true;
-          this.queued = { files: [...live.files.values()], trigger: { kind: 'file-change', detail: 'a worker catching up' } };
-        }
-        if (!this.queued || this.closed || this.readyWorkers().length === 0) break;
-        const snapshot = this.queued;
-        this.queued = undefined;
-        if (!(await this.distribute(snapshot))) break; // no worker took it: tried again when one is ready
+    if (this.running) return;
+    this.running = true;
+    // `finally` runs on a later turn even when the loop had nothing to do, so `running` never sticks.
+    void this.loop().finally(() => {
+      this.running = false;
+      if (this.queued && !this.closed && this.readyWorkers().length > 0) this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    let caughtUp = false;
+    for (;;) {
+      const live = this.live;
+      if (!this.queued && !caughtUp && live && this.readyWorkers().some((i) => this.workerRevision.get(i) !== live.revision)) {
+        caughtUp = true;
+        this.queued = { files: [...live.files.values()], trigger: { kind: 'file-change', detail: 'a worker catching up' } };
       }
-      this.running = undefined;
-    })();
+      if (!this.queued || this.closed || this.readyWorkers().length === 0) return;
+      const snapshot = this.queued;
+      this.queued = undefined;
+      if (!(await this.distribute(snapshot))) return; // no worker took it: tried again when one is ready
+    }
   }
 
   private request(index: number, message: PolicyToWorker & { id: number }): Promise<PolicyToPrimary | undefined> {

@@ -34,7 +34,7 @@ export class PolicyStore implements LivePolicy {
   private failure: PolicyLoadFailure | undefined;
   private readonly compiler = new PolicyCompiler();
   private next: Job | undefined;
-  private running: Promise<void> | undefined;
+  private running = false;
   private closed = false;
 
   constructor(
@@ -90,7 +90,16 @@ export class PolicyStore implements LivePolicy {
     return new Promise((resolve) => {
       const waiters = [...(this.next?.waiters ?? []), resolve];
       this.next = { ...job, waiters };
-      this.running ??= this.drain();
+      if (!this.running) this.startDrain();
+    });
+  }
+
+  private startDrain(): void {
+    this.running = true;
+    // Reset on a later turn even when drain() had nothing to await, so `running` never sticks.
+    void this.drain().finally(() => {
+      this.running = false;
+      if (this.next) this.startDrain();
     });
   }
 
@@ -104,7 +113,6 @@ export class PolicyStore implements LivePolicy {
       else change = this.finish(this.unreadableChange(job.unreadable!.trigger, job.unreadable!.error));
       for (const w of job.waiters) w(change);
     }
-    this.running = undefined;
   }
 
   /**
