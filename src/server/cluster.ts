@@ -6,13 +6,15 @@ import type { PolicyIssueInfo } from '../service/policy-source.js';
 import { VerdictServer, type ClosableSink } from './app.js';
 import { PolicyDistributor, WorkerPolicies, type PolicyToPrimary, type PolicyToWorker } from './cluster-policies.js';
 import type { Logger } from './logger.js';
+import { describeStartFailure, logStartFailure, policyFailure, type StartFailure } from './start-failure.js';
 
 /** Messages between the primary and its workers (IPC, structured clone). */
 type ToWorker = PolicyToWorker | { type: 'shutdown'; reason: string };
 type ToPrimary =
   | { type: 'listening' }
   | { type: 'ready'; port: number; revision: string }
-  | { type: 'failed'; message: string; policyIssues?: readonly PolicyIssueInfo[] }
+  /** `policyIssues`: the set did not load (every worker rejects the same set; the primary logs them once). */
+  | { type: 'failed'; message: string; failure: StartFailure; policyIssues?: readonly PolicyIssueInfo[] }
   | PolicyToPrimary;
 
 const WORKER_INDEX = 'VERDICT_CLUSTER_WORKER_INDEX';
@@ -40,6 +42,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   let resolveDone: (code: number) => void = () => undefined;
   const done = new Promise<number>((r) => (resolveDone = r));
   const restarts = new Map<number, number>();
+  /** Why the start failed: the first worker's report, logged as the last line once all have left. */
+  let startFailure: { failure: StartFailure; err: string; worker: number } | undefined;
 
   const policies = new PolicyDistributor(
     config,
@@ -55,7 +59,9 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   try {
     await policies.start();
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'verdict failed to start');
+    const issues = (err as { issues?: readonly PolicyIssueInfo[] }).issues;
+    const message = (err as Error).message;
+    logStartFailure(logger, issues ? policyFailure(config.policies, { at: new Date(), message, issues }) : describeStartFailure(err, config.listen), message);
     return 1;
   }
   let startFailureLogged = false;
@@ -95,7 +101,9 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
           startFailureLogged = true;
           logger.error({ errors: msg.policyIssues.map(formatIssue), keptRevision: null }, 'policy set rejected; not serving');
         }
-        if (!msg.policyIssues) logger.error({ worker: index, err: msg.message }, 'worker failed to start');
+        if (announced) logger.error({ worker: index, code: msg.failure.code, err: msg.message }, `worker failed to start: ${msg.failure.cause}`);
+        // A reason beats "exited before it started" (should the exit have been seen first).
+        else if (!startFailure || startFailure.failure.code === 'WORKER_EXITED') startFailure = { failure: msg.failure, err: msg.message, worker: index };
       } else policies.onMessage(index, msg);
     });
     worker.on('exit', (code, signal) => {
@@ -108,7 +116,12 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
       }
       if (!announced && !wasReady) {
         // A worker that cannot start now will not start on retry either (bad spool dir, port in use).
-        logger.fatal({ worker: index, code, signal }, 'verdict failed to start: a worker could not start');
+        // The cause is logged last, once every worker has left (their stop lines come before it).
+        startFailure ??= {
+          failure: { code: 'WORKER_EXITED', cause: `worker ${index} exited (${signal ?? `code ${code}`}) before it started serving` },
+          err: `exit ${signal ?? code}`,
+          worker: index,
+        };
         exitCode = 1;
         stop('start failed');
         return;
@@ -146,7 +159,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     policies.reload({ kind: 'sighup' });
   });
   const code = await done;
-  if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
+  if (startFailure) logStartFailure(logger, startFailure.failure, startFailure.err, { worker: startFailure.worker });
+  else if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
   return code;
 }
 
@@ -163,9 +177,23 @@ export async function runClusterWorker(
     events: { ...baseConfig.events, instanceId: process.env[WORKER_INSTANCE]!, spoolDir: process.env[WORKER_SPOOL]! },
   };
   const logger = baseLogger.child({ worker: index });
-  const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
-  const server = new VerdictServer({ config, logger, sink, managedPolicies: true });
   const send = (m: ToPrimary) => process.send?.(m);
+  // The primary logs the cause as the start's last line; the message must be out before we leave.
+  const reportFailure = (err: unknown) =>
+    new Promise<void>((resolve) => {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!process.connected || !process.send) return resolve();
+      process.send({ type: 'failed', message, failure: describeStartFailure(err, config.listen) } satisfies ToPrimary, undefined, {}, () => resolve());
+    });
+  let server: VerdictServer;
+  try {
+    const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
+    server = new VerdictServer({ config, logger, sink, managedPolicies: true });
+  } catch (err) {
+    await reportFailure(err);
+    if (process.connected) process.disconnect();
+    return 1;
+  }
   let started = false;
   return new Promise<number>((resolve) => {
     const stop = (reason: string) => {
@@ -190,17 +218,20 @@ export async function runClusterWorker(
         started = true;
         queue = queue.then(async () => {
           const first = await policies.load(msg);
-          if (first.result.status === 'rejected') {
-            send({ type: 'failed', message: first.result.message, policyIssues: first.result.issues });
+          const r = first.result;
+          if (r.status === 'rejected') {
+            // Sent before leaving, so the primary can log the issues and the cause.
+            await new Promise<void>((resolve) => {
+              if (!process.connected || !process.send) return resolve();
+              const failure = policyFailure(config.policies, { at: first.at, message: r.message, issues: r.issues });
+              process.send({ type: 'failed', message: r.message, failure, policyIssues: r.issues } satisfies ToPrimary, undefined, {}, () => resolve());
+            });
             stop('start failed');
             return;
           }
           server.start().then(
             (port) => send({ type: 'ready', port, revision: first.revision }),
-            (err: unknown) => {
-              send({ type: 'failed', message: (err as Error).message });
-              stop('start failed');
-            },
+            (err: unknown) => void reportFailure(err).then(() => stop('start failed')),
           );
         });
       } else {
