@@ -3,7 +3,6 @@ import { authorizationService } from '../grpc/authorization-service.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
-import { DirectorySource } from '../policy/directory-source.js';
 import { formatIssue } from '../policy/index.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
@@ -13,6 +12,7 @@ import { Edge } from './edge.js';
 import type { Logger } from './logger.js';
 import type { PolicyChange, PolicyChangeHooks } from '../service/policy-source.js';
 import { PolicyStore } from './policy-store.js';
+import { createPolicySource } from './policy-source.js';
 
 /** Compile work during a reload runs in slices of about this many ms, between which checks are answered. */
 export const RELOAD_SLICE_MS = 5;
@@ -61,8 +61,8 @@ export class VerdictServer {
     this.sink = config.logDecisions ? withDecisionLogging(sink, logger) : sink;
     const source = options.managedPolicies
       ? undefined
-      : new DirectorySource(config.policies, { watch: config.reload.watch, debounceMs: config.reload.debounceMs, settleMs: config.reload.settleMs, pollIntervalMs: config.reload.pollIntervalMs });
-    this.store = new PolicyStore(config.policies, source, {
+      : createPolicySource(config);
+    this.store = new PolicyStore(source?.name ?? config.policies, source, {
       sliceMs: RELOAD_SLICE_MS,
       hooks: { beforeSwap: options.beforePolicySwap, afterChange: (c) => this.onPolicyChange(c) },
     });

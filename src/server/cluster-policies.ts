@@ -6,11 +6,9 @@
  * has it compiled, the primary tells them all to swap, so all serve one revision again within a few
  * milliseconds and never all compile at the same time.
  */
-import type { PolicyChange, PolicyFile, PolicyIssueInfo, PolicySnapshot, PolicyTrigger } from '../service/policy-source.js';
+import type { PolicyChange, PolicyFile, PolicyIssueInfo, PolicySnapshot, PolicySource, PolicyTrigger } from '../service/policy-source.js';
 import type { PolicyLoadFailure } from '../service/live-policy.js';
-import { DirectorySource } from '../policy/directory-source.js';
 import { policyRevision } from '../policy/index.js';
-import type { VerdictConfig } from '../config/schema.js';
 import type { Logger } from './logger.js';
 import { logPolicyChange } from './app.js';
 import type { PolicyStore, PreparedChange } from './policy-store.js';
@@ -55,7 +53,6 @@ interface LiveFiles {
 
 /** The primary's side: one source, changes distributed to the workers in order. */
 export class PolicyDistributor {
-  readonly source: DirectorySource;
   private live: LiveFiles | undefined;
   private failure: PolicyLoadFailure | undefined;
   private readonly workerRevision = new Map<number, string>();
@@ -66,12 +63,11 @@ export class PolicyDistributor {
   private closed = false;
 
   constructor(
-    config: VerdictConfig,
+    private readonly source: PolicySource,
     private readonly logger: Logger,
     private readonly send: (index: number, message: PolicyToWorker) => boolean,
     private readonly readyWorkers: () => number[],
   ) {
-    this.source = new DirectorySource(config.policies, { watch: config.reload.watch, debounceMs: config.reload.debounceMs, settleMs: config.reload.settleMs, pollIntervalMs: config.reload.pollIntervalMs });
   }
 
   /** Reads the set to start with (workers validate it as they load it). */

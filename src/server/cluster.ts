@@ -6,6 +6,7 @@ import type { PolicyIssueInfo } from '../service/policy-source.js';
 import { VerdictServer, type ClosableSink } from './app.js';
 import { PolicyDistributor, WorkerPolicies, type PolicyToPrimary, type PolicyToWorker } from './cluster-policies.js';
 import type { Logger } from './logger.js';
+import { createPolicySource } from './policy-source.js';
 import { describeStartFailure, logStartFailure, policyFailure, type StartFailure } from './start-failure.js';
 
 /** Messages between the primary and its workers (IPC, structured clone). */
@@ -46,7 +47,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   let startFailure: { failure: StartFailure; err: string; worker: number } | undefined;
 
   const policies = new PolicyDistributor(
-    config,
+    createPolicySource(config),
     logger,
     (index, message) => {
       const w = workers.get(index);
