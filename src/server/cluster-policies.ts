@@ -67,8 +67,7 @@ export class PolicyDistributor {
     private readonly logger: Logger,
     private readonly send: (index: number, message: PolicyToWorker) => boolean,
     private readonly readyWorkers: () => number[],
-  ) {
-  }
+  ) {}
 
   /** Reads the set to start with (workers validate it as they load it). */
   async start(): Promise<void> {
