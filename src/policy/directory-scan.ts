@@ -172,3 +172,27 @@ export class FileContentCache {
     return out;
   }
 }
+
+/**
+ * `base` with only `paths` stat'ed again (files added, changed or deleted there), when the
+ * ConfigMap version (if any) is the same: what a change announced by file events needs, at the cost
+ * of those files rather than of the whole directory. Undefined when the version switched.
+ */
+export async function rescanPaths(dir: string, base: DirectoryScan, paths: Iterable<string>): Promise<DirectoryScan | undefined> {
+  if (base.dataTarget !== undefined) {
+    const target = await readlink(path.join(dir, CONFIGMAP_DATA_LINK)).catch(() => undefined);
+    if (target !== base.dataTarget) return undefined;
+  }
+  const files = new Map(base.files);
+  await Promise.all(
+    [...paths].map(async (rel) => {
+      try {
+        files.set(rel, stampOf(await stat(path.join(base.root, rel), { bigint: true })));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') files.delete(rel);
+        else files.set(rel, undefined);
+      }
+    }),
+  );
+  return { ...base, files };
+}

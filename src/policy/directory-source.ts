@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { PolicyFile, PolicySnapshot, PolicySource, PolicySourceEvent, PolicyTrigger } from '../service/policy-source.js';
-import { CONFIGMAP_DATA_LINK, FileContentCache, sameScan, sameStamp, scanDirectory, type DirectoryScan } from './directory-scan.js';
+import { CONFIGMAP_DATA_LINK, FileContentCache, rescanPaths, sameScan, sameStamp, scanDirectory, type DirectoryScan } from './directory-scan.js';
 import { isPolicyFile } from './source.js';
 
 export interface DirectorySourceOptions {
@@ -71,9 +71,9 @@ export class DirectorySource implements PolicySource {
   }
 
   /** Reads the files of `scan`; `files` is undefined when they changed meanwhile (`after` says how). */
-  private async readStable(scan: DirectoryScan, sync = false, force = false): Promise<{ files: PolicyFile[] | undefined; after: DirectoryScan }> {
+  private async readStable(scan: DirectoryScan, sync = false, force = false, only?: readonly string[]): Promise<{ files: PolicyFile[] | undefined; after: DirectoryScan }> {
     const files = await this.cache.read(scan, sync);
-    const after = await scanDirectory(this.directory, sync);
+    const after = (only && (await rescanPaths(this.directory, scan, only))) || (await scanDirectory(this.directory, sync));
     if (!force && !sameScan(scan, after)) return { files: undefined, after };
     this.base = after;
     this.events.clear();
@@ -198,8 +198,11 @@ export class DirectorySource implements PolicySource {
     const base = this.base;
     if (!base || !this.listener) return;
     let scan: DirectoryScan;
+    // Changes that file events announced (and nothing unexplained): only those files are stat'ed,
+    // not the whole directory. Polling still compares everything every pollIntervalMs.
+    const announced = !this.unexplained && this.events.size > 0 ? [...this.events.keys()] : undefined;
     try {
-      scan = await scanDirectory(this.directory);
+      scan = (announced && (await rescanPaths(this.directory, base, announced))) || (await scanDirectory(this.directory));
     } catch (err) {
       this.deliverUnreadable(err);
       return;
@@ -222,7 +225,7 @@ export class DirectorySource implements PolicySource {
     }
     const detail = this.describe(base, scan);
     try {
-      const read = await this.readStable(scan);
+      const read = await this.readStable(scan, false, false, announced);
       if (!read.files) {
         // Changed while being read: it is not complete yet.
         this.lastSeen = { scan: read.after, at: performance.now() };

@@ -71,7 +71,7 @@ describe('policy reloads never apply a file mid-write (real server process)', fu
     writeSync(fd, DENY_SECRET_OUTSIDE);
     closeSync(fd);
 
-    expect(answers.length).to.be.greaterThan(20);
+    expect(answers.length).to.be.greaterThan(5);
     expect(answers.filter((a) => a.allowed === true), 'reads allowed during the pause').to.deep.equal([]);
     for (const a of answers) expect(a).to.include({ revision: before.revision, rule: 'deny-secret-outside' });
     // The half file never became a revision at all.
