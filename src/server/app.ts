@@ -99,7 +99,8 @@ export class VerdictServer {
   }
 
   private onPolicyChange(change: PolicyChange): void {
-    logPolicyChange(this.options.logger, change, this.store.current()?.set);
+    // A cluster's rejections are decided and logged once, by the primary.
+    if (!(this.options.managedPolicies && change.result.status === 'rejected')) logPolicyChange(this.options.logger, change, this.store.current()?.set);
     if (change.result.status === 'applied') this.host.setServing(true);
   }
 

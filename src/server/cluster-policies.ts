@@ -26,8 +26,11 @@ export type PolicyToWorker =
   | { type: 'policy-prepare'; id: number; full: boolean; upserts: PolicyFile[]; removed: string[]; trigger: PolicyTrigger }
   | { type: 'policy-commit'; id: number; loadedAt: string }
   | { type: 'policy-abort'; id: number }
-  /** The primary's standing rejected change; null: it no longer stands. */
-  | { type: 'policy-failure'; failure: WireFailure | null };
+  /**
+   * The primary's standing rejected change; null: it no longer stands. `change`: the record of a
+   * change just rejected (times as ISO strings), for the worker's change hooks.
+   */
+  | { type: 'policy-failure'; failure: WireFailure | null; change?: WireChange };
 
 export type PolicyToPrimary =
   | {
@@ -42,6 +45,8 @@ export type PolicyToPrimary =
       rules: number;
     }
   | { type: 'policy-committed'; id: number; revision: string };
+
+type WireChange = Omit<PolicyChange, 'at' | 'files'> & { at: string };
 
 const toWire = (f: PolicyLoadFailure): WireFailure => ({ at: f.at.toISOString(), message: f.message, issues: f.issues });
 
@@ -193,7 +198,9 @@ export class PolicyDistributor {
       result: { status: 'rejected', message, issues },
     };
     logPolicyChange(this.logger, record, undefined);
-    for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: toWire(this.failure) });
+    const { files: _files, ...rest } = record;
+    const wire: WireChange = { ...rest, at: at.toISOString() };
+    for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: toWire(this.failure), change: wire });
   }
 
   /** False when no worker could take the snapshot (it stays queued). */
@@ -321,7 +328,8 @@ export class WorkerPolicies {
       }
       case 'policy-failure': {
         const f = message.failure;
-        this.store.recordFailure(f ? { at: new Date(f.at), message: f.message, issues: f.issues } : undefined);
+        if (message.change) this.store.recordRejected({ ...message.change, at: new Date(message.change.at) });
+        else this.store.recordFailure(f ? { at: new Date(f.at), message: f.message, issues: f.issues } : undefined);
         return;
       }
       case 'policy-load':

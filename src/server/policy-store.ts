@@ -170,7 +170,16 @@ export class PolicyStore implements LivePolicy {
     this.compiler.discard(prepared.candidate);
   }
 
-  /** Records a change decided elsewhere (the cluster primary) as this store's standing failure; undefined clears it. */
+  /**
+   * A change another component rejected (the cluster primary, for every worker): kept as the
+   * standing failure and passed to the change hooks like a rejection decided here.
+   */
+  recordRejected(change: PolicyChange): void {
+    if (change.result.status !== 'rejected') throw new Error('only a rejected change can be recorded as one');
+    this.finish(change);
+  }
+
+  /** Records a failure decided elsewhere (the cluster primary) as this store's standing failure; undefined clears it. */
   recordFailure(failure: PolicyLoadFailure | undefined): void {
     this.failure = failure;
   }
