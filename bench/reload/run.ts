@@ -315,7 +315,11 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
       const stormed = await storming;
       await sleep(2_000);
       const seen = server.logs.slice(logsBefore).filter((l) => l.msg === 'policy set reloaded' && l.worker === undefined).map((l) => String(l.revision));
-      storm = { steadyP99Ms: steady.latencyMs.p99, stormP99Ms: stormed.latencyMs.p99, changes: expected.length, liveInOrder: JSON.stringify(seen) === JSON.stringify(expected), revisionsSeen: seen.length };
+      // In order: what went live is the expected sequence with nothing out of place (changes that
+      // arrive while another compiles are applied together, as the latest, so some may be skipped).
+      let at = 0;
+      const inOrder = seen.every((r) => (at = expected.indexOf(r, at) + 1) > 0) && seen[seen.length - 1] === expected[expected.length - 1];
+      storm = { steadyP99Ms: steady.latencyMs.p99, stormP99Ms: stormed.latencyMs.p99, changes: expected.length, liveInOrder: inOrder, revisionsSeen: seen.length };
     }
     await stopServer(server);
     return {
@@ -360,7 +364,7 @@ function render(results: readonly CaseResult[]): string[] {
     if (r.storm) {
       const s = r.storm;
       lines.push(
-        `- Reload storm, ${fmtInt(r.types)} types, ${r.workers} worker(s): ${s.changes} one-file changes, one a second, under ${fmtInt(r.checksPerSecond)} checks/s: Check p99 ${fmtNum(s.stormP99Ms, 1)} ms against ${fmtNum(s.steadyP99Ms, 1)} ms without changes (**${fmtNum(s.stormP99Ms / s.steadyP99Ms, 2)}×**, target ≤ 2×); ${s.revisionsSeen} revisions went live, ${s.liveInOrder ? '**every change, in order**' : '**NOT every change in order**'}.`,
+        `- Reload storm, ${fmtInt(r.types)} types, ${r.workers} worker(s): ${s.changes} one-file changes, one a second, under ${fmtInt(r.checksPerSecond)} checks/s: Check p99 ${fmtNum(s.stormP99Ms, 1)} ms against ${fmtNum(s.steadyP99Ms, 1)} ms without changes (**${fmtNum(s.stormP99Ms / s.steadyP99Ms, 2)}×**, target ≤ 2×); ${s.revisionsSeen === s.changes && s.liveInOrder ? '**every change went live, in order**' : `${s.revisionsSeen} revisions went live ${s.liveInOrder ? 'in order, ending with the last change (the others were applied together with a later one)' : '**out of order or without the last change**'}`}.`,
       );
     }
   }
