@@ -86,12 +86,20 @@ export class DirectorySource implements PolicySource {
   subscribe(listener: (event: PolicySourceEvent) => void): void {
     this.listener = listener;
     if (this.options.watch && this.base) this.rewatch(this.base);
-    if (this.options.watch && this.options.pollIntervalMs > 0) {
-      this.pollTimer = setInterval(() => {
-        this.unexplainedIfChanged();
-      }, this.options.pollIntervalMs);
-      this.pollTimer.unref();
-    }
+    if (this.options.watch && this.options.pollIntervalMs > 0) this.schedulePoll(this.options.pollIntervalMs);
+  }
+
+  /**
+   * Polls every pollIntervalMs, but never spends more than about 2% of a core on it: a directory
+   * whose scan takes longer (tens of thousands of files) is polled less often.
+   */
+  private schedulePoll(ms: number): void {
+    if (this.closed) return;
+    this.pollTimer = setTimeout(() => {
+      const started = performance.now();
+      void this.unexplainedIfChanged().finally(() => this.schedulePoll(Math.max(this.options.pollIntervalMs, 50 * (performance.now() - started))));
+    }, ms);
+    this.pollTimer.unref();
   }
 
   close(): void {
@@ -99,7 +107,7 @@ export class DirectorySource implements PolicySource {
     this.listener = undefined;
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.pollTimer) clearTimeout(this.pollTimer);
     if (this.timer) clearTimeout(this.timer);
   }
 
@@ -153,9 +161,9 @@ export class DirectorySource implements PolicySource {
   }
 
   /** Polling: a change no file event announced cannot be vouched for; it waits for the settle window. */
-  private unexplainedIfChanged(): void {
+  private async unexplainedIfChanged(): Promise<void> {
     if (this.closed || this.examining || !this.base) return;
-    void scanDirectory(this.directory).then(
+    await scanDirectory(this.directory).then(
       (scan) => {
         const base = this.base;
         if (!base || sameScan(scan, base)) return;
