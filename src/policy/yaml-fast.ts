@@ -58,19 +58,29 @@ function scalar(value: unknown): Node {
  */
 export function fastYamlDocuments(text: string): Node[] | undefined {
   if (text.includes('\t') || text.includes('\r') || /^%/m.test(text)) return undefined;
-  let anchored = false;
+  let declined = false;
+  const opened: { line: number; position: number }[] = [];
   const values: unknown[] = [];
   try {
     jsyaml.loadAll(text, (doc) => values.push(doc), {
       schema: jsyaml.CORE_SCHEMA,
-      listener(event, state) {
-        if (event === 'close' && (state as unknown as { anchor: string | null }).anchor !== null) anchored = true;
+      listener(event, raw) {
+        const state = raw as unknown as { line: number; position: number; anchor: string | null };
+        if (event === 'open') {
+          opened.push({ line: state.line, position: state.position });
+          return;
+        }
+        const open = opened.pop();
+        if (state.anchor !== null) declined = true; // anchors (and so aliases)
+        // A flow collection or a quoted scalar over several lines: the libraries differ on how far
+        // its continuation lines must be indented.
+        else if (open && state.line !== open.line && /^(?:\s|#[^\n]*)*["'[{]/.test(text.slice(open.position, open.position + 256))) declined = true;
       },
     });
   } catch {
     return undefined;
   }
-  if (anchored || values.length === 0) return undefined;
+  if (declined || values.length === 0) return undefined;
   try {
     return values.map((v) => {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new NotSimple();

@@ -176,6 +176,9 @@ describe('fuzz: the fast YAML read agrees with the precise one', function () {
       plain.replace('    effect', '\teffect'),
       plain.replace('resource: doc', 'resource: 0x10'),
       plain.replace('resource: doc', 'resource: "123"'),
+      // A flow sequence continued on a less indented line: js-yaml accepts it, yaml does not.
+      plain.replace('actions: [read, "x:*"]', 'actions: [read,\n, "x:*"]'),
+      plain.replace('resource: doc', 'resource: "d\n  oc"'),
     ]) {
       expect(parsePolicyFile({ path: 'p.yaml', text }, false).precise, text).to.equal(true);
     }
