@@ -13,7 +13,7 @@ import { describeStartFailure, logStartFailure, policyFailure, type StartFailure
 type ToWorker = PolicyToWorker | { type: 'shutdown'; reason: string };
 type ToPrimary =
   | { type: 'listening' }
-  | { type: 'ready'; port: number; revision: string }
+  | { type: 'ready'; port: number; httpPort: number; revision: string }
   /** `policyIssues`: the set did not load (every worker rejects the same set; the primary logs them once). */
   | { type: 'failed'; message: string; failure: StartFailure; policyIssues?: readonly PolicyIssueInfo[] }
   | PolicyToPrimary;
@@ -94,7 +94,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
         if (!announced && ready.size === config.workers) {
           announced = true;
           const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-          logger.info({ listen: `${host}:${msg.port}`, workers: config.workers, policies: config.policies, revision: policies.revision(), events: config.events.enabled }, 'verdict serving');
+          const http = config.http ? { http: `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${msg.httpPort}` } : {};
+          logger.info({ listen: `${host}:${msg.port}`, ...http, workers: config.workers, policies: config.policies, revision: policies.revision(), events: config.events.enabled }, 'verdict serving');
         }
       } else if (msg.type === 'failed') {
         if (msg.policyIssues && !startFailureLogged) {
@@ -231,7 +232,7 @@ export async function runClusterWorker(
             return;
           }
           server.start().then(
-            (port) => send({ type: 'ready', port, revision: first.revision }),
+            (port) => send({ type: 'ready', port, httpPort: server.httpPort, revision: first.revision }),
             (err: unknown) => void reportFailure(err).then(() => stop('start failed')),
           );
         });

@@ -1,5 +1,6 @@
 import type { LivePolicy, LivePolicySet, PolicyLoadFailure } from '../service/live-policy.js';
 import type { PolicyChange, PolicyChangeHooks, PolicySnapshot, PolicySource, PolicyTrigger } from '../service/policy-source.js';
+import { DirectorySource } from '../policy/directory-source.js';
 import { PolicyCompiler, PolicyLoadError, type CompiledCandidate } from '../policy/index.js';
 
 export interface PolicyStoreOptions {
@@ -42,6 +43,11 @@ export class PolicyStore implements LivePolicy {
     private readonly source: PolicySource | undefined,
     private readonly options: PolicyStoreOptions,
   ) {}
+
+  /** A store over a directory that is not watched (tools and tests): `start()` loads it, `reload()` again. */
+  static forDirectory(dir: string): PolicyStore {
+    return new PolicyStore(dir, new DirectorySource(dir, { watch: false, debounceMs: 0, settleMs: 0, pollIntervalMs: 0 }), { sliceMs: 5 });
+  }
 
   current(): LivePolicySet | undefined {
     return this.live;
