@@ -28,7 +28,7 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     maxRoles: 256,
     maxIdentifierLength: 1024,
   },
-  reload: { watch: true, debounceMs: 200, pollIntervalMs: 2000 },
+  reload: { watch: true, debounceMs: 25, settleMs: 2000, pollIntervalMs: 2000 },
   shutdown: { graceMs: 10_000 },
   transport: {
     maxConnections: 1000,
@@ -114,6 +114,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
   VERDICT_SIGNING_KEY_FILE: 'events.signingKeyFile',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
+  VERDICT_RELOAD_SETTLE_MS: 'reload.settleMs',
   VERDICT_HTTP_LISTEN: 'http.listen',
 };
 
@@ -281,6 +282,7 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
     reload: {
       watch: bool('reload.watch'),
       debounceMs: int('reload.debounceMs', 0, 60_000),
+      settleMs: int('reload.settleMs', 0, 600_000),
       pollIntervalMs: int('reload.pollIntervalMs', 0, 3_600_000),
     },
     shutdown: { graceMs: int('shutdown.graceMs', 0, 600_000) },

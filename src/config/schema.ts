@@ -60,7 +60,7 @@ export interface VerdictConfig {
   /** Log one line per decision at info level (off by default: the decision stream is the audit trail). */
   readonly logDecisions: boolean;
   readonly limits: ServiceLimits;
-  readonly reload: { readonly watch: boolean; readonly debounceMs: number; readonly pollIntervalMs: number };
+  readonly reload: { readonly watch: boolean; readonly debounceMs: number; readonly settleMs: number; readonly pollIntervalMs: number };
   readonly shutdown: { readonly graceMs: number };
   readonly transport: TransportConfig;
   readonly events: EventsConfig;
