@@ -11,6 +11,9 @@
  */
 import { auditConsumeCommand, auditVerifyCommand } from './commands/audit.js';
 import { checkCommand } from './commands/check.js';
+import { fleetCommand } from './commands/fleet.js';
+import { policiesListCommand, policiesRollbackCommand, policiesShowCommand } from './commands/policies.js';
+import { policiesPushCommand } from './commands/policies-push.js';
 import { keysGenerateCommand, keysShowCommand } from './commands/keys.js';
 import { serveCommand } from './commands/serve.js';
 import { testCommand } from './commands/test.js';
@@ -22,6 +25,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   testCommand,
   checkCommand,
   serveCommand,
+  policiesPushCommand,
+  policiesListCommand,
+  policiesShowCommand,
+  policiesRollbackCommand,
+  fleetCommand,
   auditConsumeCommand,
   auditVerifyCommand,
   keysGenerateCommand,
@@ -30,6 +38,7 @@ export const COMMANDS: readonly CommandSpec[] = [
 
 /** One line for each command group (the first word of multi-word commands). */
 export const GROUPS: Readonly<Record<string, string>> = {
+  policies: 'publish policy sets as bundles to NATS, and list, show and roll back what a label names',
   audit: 'keep and verify the audit trail of decisions',
   keys: 'make and show the Ed25519 keys that sign checkpoints and keeper receipts',
 };

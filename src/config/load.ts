@@ -4,6 +4,8 @@ import { parse as parseYaml } from 'yaml';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
 import { loadSigningKey } from '../keys/signing-key.js';
 import { validateHttp } from './http.js';
+import { DEFAULT_BUNDLE_LIMITS } from '../bundles/format.js';
+import { parseBundleSourceUrl } from '../bundles/source-url.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -65,6 +67,16 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     headsBucket: 'VERDICT_HEADS',
     headsIntervalMs: 10_000,
   },
+  policySource: {
+    url: '',
+    bucket: 'VERDICT_POLICIES',
+    labelsBucket: 'VERDICT_POLICY_LABELS',
+    cacheDir: 'var/policy-cache',
+    timeoutMs: 5000,
+    pollIntervalMs: 10_000,
+    maxBundleBytes: DEFAULT_BUNDLE_LIMITS.maxBundleBytes,
+  },
+  fleet: { bucket: 'VERDICT_FLEET', heartbeatMs: 5000, natsUrl: '' },
 };
 
 type Json = Record<string, unknown>;
@@ -86,6 +98,8 @@ export interface ConfigOverrides {
   readonly routes?: string;
   /** --http: serve the AuthZEN HTTP API on HOST:PORT (http.listen). */
   readonly http?: string;
+  /** --policy-source: a bundle label in NATS (policySource.url). */
+  readonly policySource?: string;
 }
 
 function setPath(target: Json, dotted: string, value: unknown): void {
@@ -116,6 +130,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
   VERDICT_RELOAD_SETTLE_MS: 'reload.settleMs',
   VERDICT_HTTP_LISTEN: 'http.listen',
+  VERDICT_POLICY_SOURCE: 'policySource.url',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -172,6 +187,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
   if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
   if (overrides.http !== undefined) setPath(flags, 'http.listen', overrides.http);
+  if (overrides.policySource !== undefined) setPath(flags, 'policySource.url', overrides.policySource);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
   return validateConfig(raw, configFile);
 }
@@ -180,12 +196,14 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'policySource', 'fleet'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
     transport: Object.keys(DEFAULT_CONFIG.transport),
     events: Object.keys(DEFAULT_CONFIG.events),
+    policySource: Object.keys(DEFAULT_CONFIG.policySource),
+    fleet: Object.keys(DEFAULT_CONFIG.fleet),
   };
   for (const [section, keys] of Object.entries(known)) {
     const obj = section ? raw[section] : raw;
@@ -265,6 +283,24 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   const headsBucket = optionalString('events.headsBucket');
   if (headsBucket && !/^[A-Za-z0-9_\-]+$/.test(headsBucket)) problems.push(`events.headsBucket: "${headsBucket}" must be letters, digits, _ and - ("" = do not record heads)`);
 
+  const bucketName = (path: string, allowEmpty: boolean): string => {
+    const v = allowEmpty ? optionalString(path) : str(path);
+    if (v !== '' && !/^[A-Za-z0-9_\-]{1,64}$/.test(v)) problems.push(`${path}: "${v}" must be 1 to 64 letters, digits, _ and -${allowEmpty ? ' ("" = off)' : ''}`);
+    return v;
+  };
+  const policySourceUrl = optionalString('policySource.url');
+  if (policySourceUrl !== '') {
+    try {
+      parseBundleSourceUrl(policySourceUrl);
+    } catch (err) {
+      problems.push(`policySource.url: ${(err as Error).message}`);
+    }
+  }
+  const fleetNatsUrl = optionalString('fleet.natsUrl');
+  if (fleetNatsUrl !== '' && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(fleetNatsUrl) && !/^[^\s/:]+:\d+$/.test(fleetNatsUrl)) {
+    problems.push(`fleet.natsUrl: "${fleetNatsUrl}" must look like nats://host:4222 ("" = the policy source's NATS)`);
+  }
+
   const tokens = validateTokens(raw, problems);
   const config: VerdictConfig = {
     workers: int('workers', 1, 256),
@@ -325,6 +361,20 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
     tokens,
     gateway: validateGateway(raw, problems),
     http: validateHttp(raw, problems, tokens),
+    policySource: {
+      url: policySourceUrl,
+      bucket: bucketName('policySource.bucket', false),
+      labelsBucket: bucketName('policySource.labelsBucket', false),
+      cacheDir: str('policySource.cacheDir'),
+      timeoutMs: int('policySource.timeoutMs', 100, 600_000),
+      pollIntervalMs: int('policySource.pollIntervalMs', 0, 3_600_000),
+      maxBundleBytes: int('policySource.maxBundleBytes', 1024, 1024 * 1024 * 1024),
+    },
+    fleet: {
+      bucket: bucketName('fleet.bucket', true),
+      heartbeatMs: int('fleet.heartbeatMs', 1000, 600_000),
+      natsUrl: fleetNatsUrl,
+    },
   };
   const { transport, limits } = config;
   if (transport.maxPendingBytes < limits.maxMessageBytes) {

@@ -70,6 +70,38 @@ export interface VerdictConfig {
   readonly gateway?: GatewayConfig | undefined;
   /** OpenID AuthZEN over HTTP (src/http/); absent = not served. */
   readonly http?: HttpConfig | undefined;
+  /** Policies from a bundle label in NATS instead of the directory (src/bundles/); url "" = the directory. */
+  readonly policySource: PolicySourceConfig;
+  /** Heartbeats of this replica in a NATS KV bucket, for `verdict fleet` (src/bundles/fleet.ts). */
+  readonly fleet: FleetConfig;
+}
+
+/** A policy bundle label in NATS as the policy source (src/bundles/nats-source.ts). */
+export interface PolicySourceConfig {
+  /** nats://HOST:PORT[,HOST:PORT…]/LABEL (or tls://); "" = serve the `policies` directory. */
+  readonly url: string;
+  /** JetStream Object Store bucket holding the bundles, one object per revision. */
+  readonly bucket: string;
+  /** KV bucket with one key per label naming its current revision (with history). */
+  readonly labelsBucket: string;
+  /** Where the last good bundle is kept, so a start without NATS serves it. */
+  readonly cacheDir: string;
+  /** NATS connect and request timeout; at start, how long NATS gets before the cached bundle is used. */
+  readonly timeoutMs: number;
+  /** The label is also read this often, in case a watch update was missed; 0 = only the watch. */
+  readonly pollIntervalMs: number;
+  /** Largest bundle accepted (the whole object, bytes). */
+  readonly maxBundleBytes: number;
+}
+
+/** The fleet view: each replica reports itself to a KV bucket whose entries expire. */
+export interface FleetConfig {
+  /** KV bucket of replica heartbeats; "" = do not report. */
+  readonly bucket: string;
+  /** A heartbeat this often; the bucket keeps an entry 3 × as long. */
+  readonly heartbeatMs: number;
+  /** NATS to report to; "" = the policy source's NATS when it is a bundle label, else no report. */
+  readonly natsUrl: string;
 }
 
 /** What one client can make the gRPC server hold (src/grpc/transport-guard.ts, grpc-js options). Per process. */

@@ -14,7 +14,10 @@ import { Edge } from './edge.js';
 import type { Logger } from './logger.js';
 import type { PolicyChange, PolicyChangeHooks } from '../service/policy-source.js';
 import { PolicyStore } from './policy-store.js';
-import { createPolicySource } from './policy-source.js';
+import { createPolicySource, policySourceName } from './policy-source.js';
+import type { FleetReporter } from '../bundles/fleet.js';
+import { createFleetReporter } from '../bundles/replica-reporter.js';
+import type { PolicySource } from '../service/policy-source.js';
 
 /** Compile work during a reload runs in slices of about this many ms, between which checks are answered. */
 export const RELOAD_SLICE_MS = 5;
@@ -57,6 +60,10 @@ export class VerdictServer {
   private stopping: Promise<void> | undefined;
   /** The AuthZEN HTTP API (http.listen); made at start. */
   private http: AuthzenHttpService | undefined;
+  /** Where policies come from (undefined when handed over by a cluster primary). */
+  private readonly source: PolicySource | undefined;
+  /** Heartbeats for the fleet view (a replica that reads its own policies). */
+  private fleet: FleetReporter | undefined;
   port = 0;
   httpPort = 0;
 
@@ -66,8 +73,9 @@ export class VerdictServer {
     this.sink = config.logDecisions ? withDecisionLogging(sink, logger) : sink;
     const source = options.managedPolicies
       ? undefined
-      : createPolicySource(config);
-    this.store = new PolicyStore(source?.name ?? config.policies, source, {
+      : createPolicySource(config, logger);
+    this.source = source;
+    this.store = new PolicyStore(source?.name ?? policySourceName(config), source, {
       sliceMs: RELOAD_SLICE_MS,
       hooks: { beforeSwap: options.beforePolicySwap, afterChange: (c) => this.onPolicyChange(c) },
     });
@@ -110,6 +118,7 @@ export class VerdictServer {
     // A cluster's rejections are decided and logged once, by the primary.
     if (!(this.options.managedPolicies && change.result.status === 'rejected')) logPolicyChange(this.options.logger, change, this.store.current()?.set);
     if (change.result.status === 'applied') this.host.setServing(true);
+    this.fleet?.poke();
   }
 
   /** Loads policies, starts the sink, binds the port. Fails if the initial policy set is invalid. */
@@ -125,11 +134,16 @@ export class VerdictServer {
       }
     }
     await this.sink.start?.();
-    if (config.reload.watch && !this.options.managedPolicies) this.store.watch();
+    // A bundle label is always watched: reload.watch is about the directory's file events.
+    if ((config.reload.watch || config.policySource.url !== '') && !this.options.managedPolicies) this.store.watch();
     this.port = await this.host.bind(config.listen, this.edge?.credentials);
     const httpListen = await this.startHttp();
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-    logger.info({ listen: `${host}:${this.port}`, ...(httpListen ? { http: httpListen } : {}), policies: config.policies, revision: this.store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
+    if (!this.options.managedPolicies) {
+      this.fleet = createFleetReporter(config, logger, this.source, () => ({ revision: this.store.current()?.set.revision, loadedAt: this.store.current()?.loadedAt, lastFailure: this.store.lastFailure() }), `${host}:${this.port}`);
+      this.fleet?.start();
+    }
+    logger.info({ listen: `${host}:${this.port}`, ...(httpListen ? { http: httpListen } : {}), policies: this.store.sourceName, revision: this.store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
     return this.port;
   }
 
@@ -164,6 +178,7 @@ export class VerdictServer {
       const { config, logger } = this.options;
       logger.info({ reason }, 'verdict stopping');
       this.host.setServing(false);
+      await this.fleet?.close();
       this.store.close();
       const [grpc, http] = await Promise.all([this.host.shutdown(config.shutdown.graceMs), this.http?.stop(config.shutdown.graceMs)]);
       const how = grpc === 'forced' || http === 'forced' ? 'forced' : 'graceful';

@@ -88,6 +88,11 @@ export class PolicyDistributor {
     return this.failure;
   }
 
+  /** When the live revision went live (for the fleet view). */
+  loadedAt(): Date | undefined {
+    return this.live?.loadedAt;
+  }
+
   /** What a starting worker gets: the live set, and the standing failure if there is one. */
   messagesForNewWorker(): PolicyToWorker[] {
     const live = this.live!;
@@ -99,6 +104,7 @@ export class PolicyDistributor {
   /** A worker serves now, with the revision it was sent; one that missed a change meanwhile catches up. */
   workerReady(index: number, revision: string): void {
     this.workerRevision.set(index, revision);
+    if (revision === this.live?.revision) this.source.live?.(revision);
     this.kick();
   }
 
@@ -218,6 +224,7 @@ export class PolicyDistributor {
     const base = { trigger: snapshot.trigger, previousRevision: live.revision, revision, ...diff };
     const behind = this.readyWorkers().filter((i) => this.workerRevision.get(i) !== live.revision);
     if (revision === live.revision && behind.length === 0) {
+      this.source.live?.(revision);
       if (this.failure) {
         this.failure = undefined;
         for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: null });
@@ -255,6 +262,7 @@ export class PolicyDistributor {
     if (revision === live.revision) return true; // only workers catching up: a standing failure still stands
     this.failure = undefined;
     this.live = { files, revision, loadedAt };
+    this.source.live?.(revision);
     const first = prepared[0]!.reply;
     logPolicyChange(this.logger, { ...base, at: loadedAt, result: { status: 'applied' } }, { policies: { length: first.policies }, ruleCount: first.rules }, {
       workers: prepared.length,

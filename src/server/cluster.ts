@@ -6,7 +6,9 @@ import type { PolicyIssueInfo } from '../service/policy-source.js';
 import { VerdictServer, type ClosableSink } from './app.js';
 import { PolicyDistributor, WorkerPolicies, type PolicyToPrimary, type PolicyToWorker } from './cluster-policies.js';
 import type { Logger } from './logger.js';
-import { createPolicySource } from './policy-source.js';
+import { createPolicySource, policySourceName } from './policy-source.js';
+import { createFleetReporter } from '../bundles/replica-reporter.js';
+import type { FleetReporter } from '../bundles/fleet.js';
 import { describeStartFailure, logStartFailure, policyFailure, type StartFailure } from './start-failure.js';
 
 /** Messages between the primary and its workers (IPC, structured clone). */
@@ -46,8 +48,10 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   /** Why the start failed: the first worker's report, logged as the last line once all have left. */
   let startFailure: { failure: StartFailure; err: string; worker: number } | undefined;
 
+  const source = createPolicySource(config, logger);
+  let fleet: FleetReporter | undefined;
   const policies = new PolicyDistributor(
-    createPolicySource(config),
+    source,
     logger,
     (index, message) => {
       const w = workers.get(index);
@@ -62,7 +66,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   } catch (err) {
     const issues = (err as { issues?: readonly PolicyIssueInfo[] }).issues;
     const message = (err as Error).message;
-    logStartFailure(logger, issues ? policyFailure(config.policies, { at: new Date(), message, issues }) : describeStartFailure(err, config.listen), message);
+    logStartFailure(logger, issues ? policyFailure(policySourceName(config), { at: new Date(), message, issues }) : describeStartFailure(err, config.listen), message);
+    source.close();
     return 1;
   }
   let startFailureLogged = false;
@@ -95,7 +100,9 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
           announced = true;
           const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
           const http = config.http ? { http: `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${msg.httpPort}` } : {};
-          logger.info({ listen: `${host}:${msg.port}`, ...http, workers: config.workers, policies: config.policies, revision: policies.revision(), events: config.events.enabled }, 'verdict serving');
+          logger.info({ listen: `${host}:${msg.port}`, ...http, workers: config.workers, policies: source.name, revision: policies.revision(), events: config.events.enabled }, 'verdict serving');
+          fleet = createFleetReporter(config, logger, source, () => ({ revision: policies.revision(), loadedAt: policies.loadedAt(), lastFailure: policies.lastFailure() }), `${host}:${msg.port}`);
+          fleet?.start();
         }
       } else if (msg.type === 'failed') {
         if (msg.policyIssues && !startFailureLogged) {
@@ -139,13 +146,15 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     });
   };
   for (let i = 0; i < config.workers; i++) fork(i);
-  if (config.reload.watch) policies.watch();
+  // A bundle label is always watched: reload.watch is about the directory's file events.
+  if (config.reload.watch || config.policySource.url !== '') policies.watch();
 
   const stop = (reason: string) => {
     if (stopping) return;
     stopping = true;
     stopReason = reason;
-    policies.close();
+    // The heartbeat entry is removed before the policy source closes the connection they share.
+    void (fleet?.close() ?? Promise.resolve()).finally(() => policies.close());
     logger.info({ reason }, 'verdict stopping');
     broadcast({ type: 'shutdown', reason });
     if (workers.size === 0) resolveDone(exitCode);
@@ -225,7 +234,7 @@ export async function runClusterWorker(
             // Sent before leaving, so the primary can log the issues and the cause.
             await new Promise<void>((resolve) => {
               if (!process.connected || !process.send) return resolve();
-              const failure = policyFailure(config.policies, { at: first.at, message: r.message, issues: r.issues });
+              const failure = policyFailure(policySourceName(config), { at: first.at, message: r.message, issues: r.issues });
               process.send({ type: 'failed', message: r.message, failure, policyIssues: r.issues } satisfies ToPrimary, undefined, {}, () => resolve());
             });
             stop('start failed');

@@ -207,7 +207,10 @@ export class PolicyStore implements LivePolicy {
   private finish(change: PolicyChange): PolicyChange {
     const r = change.result;
     if (r.status === 'rejected') this.failure = { at: change.at, message: r.message, issues: r.issues };
-    else this.failure = undefined; // applied, or back to the live content: no failure stands
+    else {
+      this.failure = undefined; // applied, or back to the live content: no failure stands
+      this.source?.live?.(change.revision);
+    }
     this.options.hooks?.afterChange?.(change);
     return change;
   }

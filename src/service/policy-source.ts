@@ -55,6 +55,11 @@ export interface PolicySource {
   subscribe(listener: (event: PolicySourceEvent) => void): void;
   /** Stops watching; no event is delivered afterwards. */
   close(): void;
+  /**
+   * Told which revision went live (or was confirmed unchanged) after a snapshot it delivered was
+   * loaded: a bundle source keeps that bundle on disk as its last good one. Optional.
+   */
+  live?(revision: string): void;
 }
 
 /** One problem with a policy set, at a position in one of its files (1-based, as editors count). */

@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../../server/logger.js';
 import { describeStartFailure, logStartFailure, policyFailure } from '../../server/start-failure.js';
 import { VerdictServer, type ClosableSink } from '../../server/app.js';
 import { checkEdgeFiles } from '../../server/edge.js';
+import { policySourceName } from '../../server/policy-source.js';
 import { isClusterWorker, runClusterPrimary, runClusterWorker } from '../../server/cluster.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
@@ -21,6 +22,7 @@ export const serveCommand: CommandSpec = {
   flags: [
     { name: 'config', type: 'string', value: 'FILE', description: 'YAML configuration file', defaultNote: 'VERDICT_CONFIG, else none' },
     { name: 'policies', type: 'string', value: 'DIR', description: 'policy directory, watched and hot-reloaded; sets policies', defaultNote: 'policies' },
+    { name: 'policy-source', type: 'string', value: 'URL', description: 'serve the bundle a label names in NATS instead of a directory: nats://HOST:PORT/LABEL; sets policySource.url', defaultNote: 'the directory' },
     { name: 'listen', type: 'string', value: 'HOST:PORT', description: 'address to serve on; port 0 picks a free port; sets listen', defaultNote: '127.0.0.1:50051' },
     { name: 'http', type: 'string', value: 'HOST:PORT', description: 'also serve the AuthZEN API over HTTP on this address; sets http.listen', defaultNote: 'off' },
     { name: 'workers', type: 'string', value: 'N', description: 'processes sharing the port; sets workers', defaultNote: 'one per CPU' },
@@ -33,6 +35,7 @@ export const serveCommand: CommandSpec = {
     { name: 'log-level', type: 'string', value: 'LEVEL', description: 'fatal, error, warn, info, debug, trace or silent; sets logLevel', defaultNote: 'info' },
   ],
   conflicts: [
+    { flags: ['policies', 'policy-source'], why: 'policies come from a directory or from a bundle label, not both' },
     { flags: ['no-events', 'audit-required'], why: NO_EVENTS },
     { flags: ['no-events', 'nats'], why: NO_EVENTS },
     { flags: ['no-events', 'spool-dir'], why: NO_EVENTS },
@@ -42,6 +45,7 @@ export const serveCommand: CommandSpec = {
     { what: 'serve the example policies on the default address, publishing to a local NATS', command: 'verdict serve --policies policies' },
     { what: 'accept remote callers, two processes, no decision stream', command: 'verdict serve --policies policies --listen 0.0.0.0:50051 --workers 2 --no-events' },
     { what: 'also answer AuthZEN requests over HTTP on port 8080', command: 'verdict serve --policies policies --http 127.0.0.1:8080' },
+    { what: 'serve the bundle the label production names, switching when it changes (verdict policies push)', command: 'verdict serve --policy-source nats://127.0.0.1:4222/production --listen 127.0.0.1:50052' },
     { what: 'everything from a configuration file', command: 'verdict serve --config /etc/verdict/verdict.yaml' },
   ],
   exitCodes: [
@@ -76,6 +80,7 @@ async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
       workers: args.string('workers'),
       routes: args.string('routes'),
       http: args.string('http'),
+      policySource: args.string('policy-source'),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -108,7 +113,7 @@ async function runSingleProcess(config: VerdictConfig, logger: Logger): Promise<
     await server.start();
   } catch (err) {
     const failed = server?.store.current() === undefined ? server?.store.lastFailure() : undefined;
-    const failure = failed ? policyFailure(config.policies, failed) : describeStartFailure(err, config.listen);
+    const failure = failed ? policyFailure(policySourceName(config), failed) : describeStartFailure(err, config.listen);
     // Stop first (its lines come before), so the cause is the last line a supervisor shows.
     await server?.stop('start failed').catch(() => undefined);
     logStartFailure(logger, failure, (err as Error).message);
