@@ -134,7 +134,7 @@ async function fleet(args: ParsedArgs, io: CliOutput): Promise<number> {
         ]),
       ),
     ];
-    for (const r of rows.filter((x) => x.lastFailure)) lines.push(`${r.instance}: last failure at ${r.lastFailure!.at}: ${r.lastFailure!.message.split('\n').join(' | ')}`);
+    for (const r of rows.filter((x) => x.lastFailure)) lines.push(`${r.instance}: last failure at ${r.lastFailure!.at}: ${r.lastFailure!.message.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')}`);
     for (const e of unreadable) lines.push(`${e.key}: not a replica report (${e.problem})`);
     io.out(lines.join('\n'));
     return EXIT.OK;
