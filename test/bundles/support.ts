@@ -86,6 +86,7 @@ export interface ReplicaOptions {
   readonly pollIntervalMs?: number;
   readonly timeoutMs?: number;
   readonly heartbeatMs?: number;
+  readonly maxBundleBytes?: number;
   /** Wait for "verdict serving" (default true). */
   readonly wait?: boolean;
 }
@@ -95,7 +96,7 @@ export async function startReplica(o: ReplicaOptions): Promise<VerdictProcess & 
   const cacheDir = o.cacheDir ?? makeTempDir('bundle-cache');
   const config = {
     events: { instanceId: o.instance },
-    policySource: { bucket: o.names.objects, labelsBucket: o.names.labels, cacheDir, pollIntervalMs: o.pollIntervalMs ?? 10_000, timeoutMs: o.timeoutMs ?? 5000 },
+    policySource: { bucket: o.names.objects, labelsBucket: o.names.labels, cacheDir, pollIntervalMs: o.pollIntervalMs ?? 10_000, timeoutMs: o.timeoutMs ?? 5000, ...(o.maxBundleBytes ? { maxBundleBytes: o.maxBundleBytes } : {}) },
     fleet: { bucket: o.names.fleet, heartbeatMs: o.heartbeatMs ?? 1000 },
   };
   const cfgDir = makeTempDir('bundle-cfg');
