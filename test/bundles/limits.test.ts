@@ -9,6 +9,8 @@ import { connect, type NatsConnection } from 'nats';
 import { check, closeClients, docRequest, getPolicySet, authzClient } from '../grpc/fixtures.js';
 import { cleanupServerProcesses, runVerdict } from '../support/server-process.js';
 import { NATS_URL, randomToken, waitFor } from '../support/events-harness.js';
+import { BundleStore, LabelConflictError } from '../../src/bundles/store.js';
+import { DEFAULT_BUNDLE_LIMITS } from '../../src/bundles/format.js';
 import { bundleOf, deleteBuckets, forceBundle, policyDir, pushArgs, startReplica, uniqueBuckets, V1, V2 } from './support.js';
 
 describe('policy bundles: what a replica refuses (real process, real NATS)', function () {
@@ -59,5 +61,23 @@ describe('policy bundles: what a replica refuses (real process, real NATS)', fun
       const s = await getPolicySet(client);
       return s.revision === rev2 && s.lastFailure === undefined;
     });
+  });
+
+  it('a label update racing another is refused, not lost (compare-and-set)', async () => {
+    const store = await BundleStore.open(nc, { objects: n.objects, labels: n.labels }, { create: true, limits: DEFAULT_BUNDLE_LIMITS, timeoutMs: 5000 });
+    const label = `race-${randomToken(3)}`;
+    const record = (revision: string) => ({ schema: 'verdict.policy-label.v1' as const, revision, digest: '0'.repeat(64), size: 1, files: 1, at: new Date().toISOString(), by: 't', action: 'push' as const, message: '', previous: null, tests: { run: false, passed: 0, failed: 0, suiteErrors: 0 } });
+    const first = await store.setLabel(label, record('sha256:1111111111111111'), null);
+    // Both read the label at `first`; the one that writes second is refused.
+    await store.setLabel(label, record('sha256:2222222222222222'), first);
+    let err: unknown;
+    await store.setLabel(label, record('sha256:3333333333333333'), first).catch((e: unknown) => (err = e));
+    expect(err).to.be.instanceOf(LabelConflictError);
+    expect((err as Error).message).to.contain(`label ${label} changed meanwhile (another push or rollback); run the command again`);
+    // A label that must not exist yet, but does.
+    err = undefined;
+    await store.setLabel(label, record('sha256:4444444444444444'), null).catch((e: unknown) => (err = e));
+    expect(err).to.be.instanceOf(LabelConflictError);
+    expect((await store.label(label))!.record.revision).to.equal('sha256:2222222222222222');
   });
 });

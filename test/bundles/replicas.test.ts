@@ -116,6 +116,11 @@ describe('policy bundles: three replicas follow a label (real processes, real NA
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.contain('FAIL s › edit');
     expect(refused.stderr).to.contain('1 tests failed; not pushed (--allow-failing-tests pushes anyway)');
+    // The same files again: nothing stored, nothing changed (idempotent).
+    const again = await runVerdict(pushArgs(NATS_URL, n, policyDir(V2)));
+    expect(again.code, again.stderr).to.equal(0);
+    expect(again.stdout).to.contain(`bundle ${rev2}: already in ${n.objects}`);
+    expect(again.stdout).to.contain(`label ${n.label}: already ${rev2}; nothing changed`);
     // Nothing changed: the label still names rev2, and no replica moved.
     const list = await runVerdict(['policies', 'list', '--nats', NATS_URL, '--label', n.label, '--bucket', n.objects, '--labels-bucket', n.labels, '--json']);
     const history = (JSON.parse(list.stdout) as { history: { revision: string; current: boolean }[] }).history;
@@ -173,6 +178,14 @@ describe('policy bundles: three replicas follow a label (real processes, real NA
     expect(missing.stderr).to.contain(`bundle sha256:0123456789abcdef is not in object store ${n.objects}`);
     const list = await runVerdict(['policies', 'list', '--nats', NATS_URL, '--label', n.label, '--bucket', n.objects, '--labels-bucket', n.labels]);
     expect(list.stdout).to.match(new RegExp(`\\* +${rev1} .* rollback .* back to v1`));
+    const show = await runVerdict(['policies', 'show', n.label, '--nats', NATS_URL, '--bucket', n.objects, '--labels-bucket', n.labels]);
+    expect(show.stdout).to.contain(`revision ${rev1} (label ${n.label})`);
+    expect(show.stdout).to.match(/document\.yaml +[0-9a-f]{64} +\d+/);
+    const file = await runVerdict(['policies', 'show', rev2, 'document.yaml', '--nats', NATS_URL, '--bucket', n.objects, '--labels-bucket', n.labels]);
+    expect(file.stdout).to.equal(V2);
+    const none = await runVerdict(['policies', 'show', rev2, 'nope.yaml', '--nats', NATS_URL, '--bucket', n.objects, '--labels-bucket', n.labels]);
+    expect(none.code).to.equal(1);
+    expect(none.stderr).to.contain(`bundle ${rev2} has no file "nope.yaml" (it has 1: document.yaml)`);
     const fleet = await waitFor('the fleet current again', async () => {
       const f = await fleetJson(n.fleet);
       return f.replicas.every((r) => r.current === true && r.lastFailure === null) ? f : undefined;
