@@ -81,7 +81,9 @@ describe('policy bundles: three replicas follow a label (real processes, real NA
 
   it('a push switches all three within a second of the label update (measured)', async () => {
     expect((await check(clients[0]![0]!, docRequest('edit'))).allowed ?? false).to.equal(false);
-    const push = await runVerdict(pushArgs(NATS_URL, n, policyDir(V2), '--message', 'employees edit'));
+    const dir = policyDir(V2);
+    const commandStarted = Date.now();
+    const push = await runVerdict(pushArgs(NATS_URL, n, dir, '--message', 'employees edit'));
     expect(push.code, push.stderr).to.equal(0);
     rev2 = /label \S+: (sha256:[0-9a-f]{16}) \(was sha256:/.exec(push.stdout)![1]!;
     // t0: when NATS stored the label update.
@@ -99,7 +101,7 @@ describe('policy bundles: three replicas follow a label (real processes, real NA
     }, 15_000, 5);
     const last = Math.max(...seen.values()) - t0;
     // The figure for the report (the push command itself takes longer: it compiles and runs the suites).
-    console.log(`      push → last replica serving ${rev2}: ${last} ms (label stored at ${entry.created.toISOString()})`);
+    console.log(`      label update → last replica serving ${rev2}: ${last} ms; from the start of the push command (a new node process: compile, suites, upload): ${Math.max(...seen.values()) - commandStarted} ms`);
     expect(last, 'switch time, generous margin for a shared machine (target ≤ 1 s)').to.be.below(5000);
     // The new revision decides: edits are allowed everywhere now.
     for (const c of clients.flat()) expect((await check(c, docRequest('edit'))).allowed).to.equal(true);
