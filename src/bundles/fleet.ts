@@ -1,6 +1,7 @@
 /**
  * The fleet view. Every replica (a single process, or a cluster's primary for all its workers)
- * puts a heartbeat in a NATS KV bucket every fleet.heartbeatMs: who it is, which policy source and
+ * puts a heartbeat in a NATS KV bucket every fleet.heartbeatMs (and at once when its revision or
+ * standing failure changes): who it is, which policy source and
  * revision it serves, since when, and its standing policy failure. The bucket keeps an entry for
  * three heartbeats (its TTL), so a replica that died disappears; one that missed two is stale.
  * A replica that stops gracefully deletes its entry. `verdict fleet` reads the bucket.
@@ -70,6 +71,9 @@ export interface FleetReporterOptions {
 export class FleetReporter {
   private kv: { nc: NatsConnection; kv: Promise<KV> } | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private changeTimer: NodeJS.Timeout | undefined;
+  /** Revision and failure time of the last report: a change is reported at once. */
+  private reported = '';
   private soon: NodeJS.Timeout | undefined;
   private stopUp: (() => void) | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -96,6 +100,17 @@ export class FleetReporter {
     this.stopUp = this.link.onUp(() => this.poke());
     this.timer = setInterval(() => void this.report(), this.options.heartbeatMs);
     this.timer.unref();
+    // A policy change (or failure) is reported at once, not at the next heartbeat: one comparison
+    // every 250 ms, whoever owns the policies (a single process, or a cluster primary).
+    this.changeTimer = setInterval(() => {
+      if (this.signature() !== this.reported) this.poke();
+    }, 250);
+    this.changeTimer.unref();
+  }
+
+  private signature(): string {
+    const s = this.state();
+    return `${s.revision ?? ''}|${s.lastFailure?.at.getTime() ?? ''}`;
   }
 
   /** Reports soon (after a policy change), instead of at the next heartbeat. */
@@ -153,7 +168,9 @@ export class FleetReporter {
     this.writing = true;
     try {
       const kv = await this.bucket(nc);
+      const signature = this.signature();
       if (!this.closed) await kv.put(this.key, JSON.stringify(this.build()));
+      this.reported = signature;
     } catch (err) {
       if (Date.now() - this.lastFailureLog > 60_000) {
         this.lastFailureLog = Date.now();
@@ -173,6 +190,7 @@ export class FleetReporter {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.changeTimer) clearInterval(this.changeTimer);
     if (this.soon) clearTimeout(this.soon);
     this.stopUp?.();
     const nc = this.link.connection();

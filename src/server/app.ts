@@ -118,7 +118,6 @@ export class VerdictServer {
     // A cluster's rejections are decided and logged once, by the primary.
     if (!(this.options.managedPolicies && change.result.status === 'rejected')) logPolicyChange(this.options.logger, change, this.store.current()?.set);
     if (change.result.status === 'applied') this.host.setServing(true);
-    this.fleet?.poke();
   }
 
   /** Loads policies, starts the sink, binds the port. Fails if the initial policy set is invalid. */
