@@ -1,4 +1,6 @@
+import { armMeter, disarmMeter } from '../cel/meter.js';
 import { CallerValue, ResourceValue, SubjectValue, ANONYMOUS_CALLER } from '../cel/values.js';
+import { DEFAULT_COST_LIMITS } from './limits.js';
 import type { Decision, DecisionReason, EvaluationErrorInfo, RuleOutcome, RuleTrace } from './decision.js';
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, CompiledPolicySet, CompiledRule } from './model.js';
 import type { CheckRequest, EvaluationOptions } from './request.js';
@@ -142,11 +144,23 @@ function decision(set: CompiledPolicySet, effect: 'ALLOW' | 'DENY', reason: Deci
  * does not apply. Any unexpected failure is a DENY with reason INTERNAL_ERROR.
  */
 export function decide(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): Decision {
+  return decideMetered(set, request, options).decision;
+}
+
+/**
+ * `decide`, also returning the cost units the decision used. Conditions charge a meter armed for
+ * this decision only (src/cel/meter.ts); when its limit is reached the condition being evaluated
+ * errors, which fails closed like any evaluation error.
+ */
+export function decideMetered(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): { decision: Decision; cost: number } {
+  armMeter(options.costLimit ?? DEFAULT_COST_LIMITS.maxDecisionCost, options.costSetting ?? 'limits.maxDecisionCost');
+  let result: Decision;
   try {
-    return options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
+    result = options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
   } catch (err) {
-    return decision(set, 'DENY', 'INTERNAL_ERROR', undefined, [{ policy: '', rule: '', message: errorMessage(err) }]);
+    result = decision(set, 'DENY', 'INTERNAL_ERROR', undefined, [{ policy: '', rule: '', message: errorMessage(err) }]);
   }
+  return { decision: result, cost: disarmMeter() };
 }
 
 function decideFast(set: CompiledPolicySet, request: CheckRequest, now: Date): Decision {

@@ -11,7 +11,8 @@ import type {
 } from '../engine/model.js';
 import { buildResourceTypeIndex } from './action-index.js';
 import type { PolicySourceFile, ResourcePolicyDocument } from './document.js';
-import { checkExpression } from './expression.js';
+import { checkDocumentCosts, DEFAULT_COST_ESTIMATE_LIMITS, type CostEstimateLimits } from './cost.js';
+import { checkExpression, type CheckedExpression } from './expression.js';
 import { PolicyLoadError, type PolicyIssue, type SourcePosition } from './issues.js';
 import { parsePolicyFile } from './parse.js';
 import { compileVariables, newVariablesEnvCache, type VariablesEnvCache } from './variables.js';
@@ -31,6 +32,12 @@ interface PolicyUnit {
   readonly doc: ResourcePolicyDocument;
   readonly policy: CompiledPolicy;
   readonly env: Environment;
+  readonly variables: ReadonlyMap<string, CheckedExpression>;
+}
+
+export interface CompileOptions {
+  /** Request and cost limits for each condition's worst case (CEL_COST); default: the defaults of `limits`. */
+  readonly limits?: CostEstimateLimits;
 }
 
 /**
@@ -39,7 +46,7 @@ interface PolicyUnit {
  * and action. Every problem in every file is collected; if there is any, nothing is returned and a
  * PolicyLoadError carries them all (a broken set never half-loads).
  */
-export function compilePolicySet(files: readonly PolicySourceFile[]): CompiledPolicySet {
+export function compilePolicySet(files: readonly PolicySourceFile[], options: CompileOptions = {}): CompiledPolicySet {
   const issues: PolicyIssue[] = [];
   const documents: ResourcePolicyDocument[] = [];
   for (const file of files) {
@@ -64,7 +71,7 @@ export function compilePolicySet(files: readonly PolicySourceFile[]): CompiledPo
       createVariables: vars.factory.create,
       hasVariables: doc.variables.length > 0,
     };
-    units.push({ doc, policy, env: vars.env });
+    units.push({ doc, policy, env: vars.env, variables: vars.checked });
   }
 
   // Derived roles are scoped to a resource type ("*" ones to every type); names are unique in scope.
@@ -134,6 +141,8 @@ export function compilePolicySet(files: readonly PolicySourceFile[]): CompiledPo
       list.push(rule);
     }
   }
+
+  for (const { doc, env, variables } of units) checkDocumentCosts(doc, env, variables, options.limits ?? DEFAULT_COST_ESTIMATE_LIMITS, issues);
 
   if (issues.length > 0) {
     issues.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));

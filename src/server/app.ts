@@ -49,8 +49,8 @@ export class VerdictServer {
     const { config, logger } = options;
     const sink = options.sink ?? { ...DISCARDING_SINK, close: async () => undefined };
     this.sink = config.logDecisions ? withDecisionLogging(sink, logger) : sink;
-    this.store = new PolicyStore(config.policies, { onReload: (r) => this.onReload(r) });
-    this.decisions = new DecisionService(this.store, this.sink);
+    this.store = new PolicyStore(config.policies, { onReload: (r) => this.onReload(r) }, false, { limits: config.limits });
+    this.decisions = new DecisionService(this.store, this.sink, config.limits);
     try {
       this.edge = new Edge(config, logger, this.decisions);
     } catch (err) {

@@ -44,6 +44,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     config.policies,
     { onReload: (r) => onPrimaryReload(r, store, logger, broadcast) },
     true,
+    { limits: config.limits },
   );
   const first = await store.reload();
   if (first.status === 'rejected') {

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { CompiledPolicySet } from '../engine/model.js';
-import { compilePolicySet, listFiles, PolicyLoadError, readPolicySources, type PolicyIssue, type PolicySourceFile } from '../policy/index.js';
+import { compilePolicySet, listFiles, PolicyLoadError, readPolicySources, type CompileOptions, type PolicyIssue, type PolicySourceFile } from '../policy/index.js';
 import { validateInChild } from './policy-validation.js';
 
 export interface LoadedPolicySet {
@@ -49,6 +49,8 @@ export class PolicyStore {
     readonly directory: string,
     private readonly events: PolicyStoreEvents = {},
     private readonly validateOnly = false,
+    /** The request and cost limits each condition's worst case is checked against (config `limits`). */
+    private readonly compileOptions: CompileOptions = {},
   ) {}
 
   current(): LoadedPolicySet | undefined {
@@ -80,7 +82,7 @@ export class PolicyStore {
     try {
       this.fingerprint = await this.computeFingerprint();
       const sources = await readPolicySources(this.directory);
-      const set = this.validateOnly ? await validateInChild(sources) : compilePolicySet(sources);
+      const set = this.validateOnly ? await validateInChild(sources, this.compileOptions) : compilePolicySet(sources, this.compileOptions);
       result = this.install(sources, set, new Date());
     } catch (err) {
       result = this.reject(err);
@@ -115,7 +117,7 @@ export class PolicyStore {
   loadSources(sources: readonly PolicySourceFile[], loadedAt: Date): ReloadResult {
     let result: ReloadResult;
     try {
-      result = this.install(sources, compilePolicySet(sources), loadedAt);
+      result = this.install(sources, compilePolicySet(sources, this.compileOptions), loadedAt);
     } catch (err) {
       result = this.reject(err);
     }

@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { CompiledPolicySet, PolicySetSummary } from '../engine/model.js';
-import { PolicyLoadError, type PolicyIssue, type PolicySourceFile } from '../policy/index.js';
+import { PolicyLoadError, type CompileOptions, type PolicyIssue, type PolicySourceFile } from '../policy/index.js';
 
 /** What the validation thread answers: the set's summary, or why it was rejected. */
 export type ValidationAnswer =
@@ -14,7 +14,7 @@ export type ValidationAnswer =
  * the compile's memory (a 1,000-type set: about 130 MB RSS, which V8 and malloc do not give
  * back; a worker thread still left about 40 MB). A process gives everything back when it exits.
  */
-export function validateInChild(sources: readonly PolicySourceFile[]): Promise<CompiledPolicySet> {
+export function validateInChild(sources: readonly PolicySourceFile[], options: CompileOptions = {}): Promise<CompiledPolicySet> {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(new URL('./policy-validation-child.js', import.meta.url)), [], {
       serialization: 'advanced',
@@ -34,7 +34,7 @@ export function validateInChild(sources: readonly PolicySourceFile[]): Promise<C
     child.once('exit', (code, signal) => {
       if (!answered) reject(new Error(`policy validation process exited (${signal ?? `code ${code}`}) without an answer`));
     });
-    child.send({ sources });
+    child.send({ sources, options });
   });
 }
 
