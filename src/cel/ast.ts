@@ -113,3 +113,17 @@ export function walk(root: CelNode, visit: (node: CelNode) => void): void {
     for (const c of children(node)) stack.push(evaluated(c.node));
   }
 }
+
+const BINARY = new Set(['==', '!=', '<', '<=', '>', '>=', 'in', '+', '-', '*', '/', '%']);
+
+/** True when cel-js picks this operator's or call's overload at run time (an operand is dyn). */
+export function dispatchesAtRunTime(node: CelNode): boolean {
+  let operands: CelNode[];
+  if (BINARY.has(node.op)) operands = node.args as CelNode[];
+  else if (node.op === 'rcall' || node.op === 'call') {
+    if (node.meta.macro) return false;
+    const c = callOperands(node);
+    operands = c.receiver ? [c.receiver, ...c.args] : c.args;
+  } else return false;
+  return operands.some((o) => evaluated(o).checkedType?.kind === 'dyn');
+}

@@ -18,8 +18,10 @@ export const COST = {
   iteration: 8,
   /** Appending one element to the list map() or filter() builds (an allocation). */
   push: 4,
-  /** A function call: cel-js resolves the overload at run time for dyn operands. */
+  /** A function call. */
   call: 8,
+  /** An operator or call with an operand of static type dyn: cel-js resolves the overload at run time. */
+  dynamic: 4,
   /** One list element visited by `in`. */
   element: 1,
   /** One nested list item or map entry visited by a deep `==` between lists or maps. */

@@ -13,7 +13,7 @@
  * Nodes whose static types make them cheap (numbers, booleans, timestamps) are left alone, so
  * ordinary conditions pay one charge per run plus one per list or string operation.
  */
-import { asNode, callOperands, children, evaluated, type CelNode, type ComprehensionArgs } from './ast.js';
+import { asNode, callOperands, children, dispatchesAtRunTime, evaluated, type CelNode, type ComprehensionArgs } from './ast.js';
 import { addCost, callCost, COST, CONSTANT_FUNCTIONS, equalsCost, inCost, orderCost, SIZED_FUNCTIONS } from './cost-model.js';
 import { charge } from './meter.js';
 import { compilePattern } from './regex.js';
@@ -38,7 +38,7 @@ export function instrumentExpression(ast: ASTNode): number {
 /** Fixed cost of evaluating `node` once, outside the iterations of the comprehensions inside it. */
 function scopeCost(root: CelNode): number {
   const node = evaluated(root);
-  let cost = node.op === 'accuPush' ? COST.node + COST.push : COST.node;
+  let cost = COST.node + (node.op === 'accuPush' ? COST.push : 0) + (dispatchesAtRunTime(node) ? COST.dynamic : 0);
   const macro = node.meta.macro;
   if (macro?.macroHasProps) cost += macro.macroHasProps.length - 1;
   for (const c of children(node)) {

@@ -11,7 +11,7 @@
  * `list.all(s, s.matches(re))` is not priced as if every element were the longest string allowed.
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
-import { asNode, callOperands, evaluated, type CelNode, type ComprehensionArgs } from '../cel/ast.js';
+import { asNode, callOperands, dispatchesAtRunTime, evaluated, type CelNode, type ComprehensionArgs } from '../cel/ast.js';
 import {
   addCostBound,
   callCostBound,
@@ -247,7 +247,7 @@ export class CostEstimator {
         const { name, receiver, args: params } = callOperands(node);
         const operands = [...(receiver ? [receiver] : []), ...params].map((n) => this.est(n, scope, depth, record));
         const call = callCostBound(name, operands.map((o) => o.size));
-        const cost = COST.node + operands.reduce((n, o) => n + o.cost, 0) + call.cost;
+        const cost = COST.node + (dispatchesAtRunTime(node) ? COST.dynamic : 0) + operands.reduce((n, o) => n + o.cost, 0) + call.cost;
         if (record && call.cost > 0) this.spot(node, call.cost);
         return { cost, size: call.result };
       }
@@ -278,7 +278,7 @@ export class CostEstimator {
             break;
         }
         if (record && extra > 0) this.spot(node, extra);
-        return { cost: COST.node + l.cost + r.cost + extra, size };
+        return { cost: COST.node + (dispatchesAtRunTime(node) ? COST.dynamic : 0) + l.cost + r.cost + extra, size };
       }
     }
   }
@@ -415,7 +415,11 @@ export function checkPolicyCosts(
   };
   const report = (e: CostedExpression, total: number, spot: CostHotspot | undefined, via: readonly string[]) => {
     let message = costMessage(total, limits.maxConditionCost, spot);
-    if (via.length > 0) message += `. It reads ${via.map((v) => `variables.${v} (${units(own.get(v) ?? 0)})`).join(', ')}`;
+    if (via.length > 0) {
+      const costly = [...via].sort((a, b) => (own.get(b) ?? 0) - (own.get(a) ?? 0));
+      const more = costly.length > 3 ? ` and ${costly.length - 3} more` : '';
+      message += `. It reads ${costly.slice(0, 3).map((v) => `variables.${v} (${units(own.get(v) ?? 0)})`).join(', ')}${more}`;
+    }
     const at = spot ? e.source.positionAt(spot.start) : e.source.position;
     issues.push({ ...at, code: 'CEL_COST', message: `${e.where}: ${message}` });
   };
