@@ -369,7 +369,7 @@ export function units(n: number): string {
 export function costMessage(total: number, limit: number, spot: CostHotspot | undefined): string {
   let message = `worst-case cost ${units(total)} is over the limit of ${units(limit)} (limits.maxConditionCost)`;
   if (spot?.iterations !== undefined) {
-    message += `: "${spot.text}" runs its step up to ${units(spot.iterations)} times (${spot.bound}), at ${units(spot.perIteration ?? 0)} each`;
+    message += `: "${spot.text}" runs its step up to ${units(spot.iterations)} times (${spot.bound}), at up to ${units(spot.perIteration ?? 0)} each`;
     if (spot.nested) message += `, and that step runs the loop "${spot.nested}"; loops nested over request lists multiply`;
     message +=
       '. Test membership with `in` rather than a nested loop (e.g. `a.exists(x, x in b)`), move work out of the loop into a variable, or lower the request limits that bound the list';
