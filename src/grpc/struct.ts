@@ -76,7 +76,11 @@ function valueToJson(v: ProtoValue, depth: number, maxDepth: number): AttributeV
 /** Plain JSON → google.protobuf.Struct in proto-loader's object form (used by clients and tests). */
 export function attributesToStruct(value: Record<string, unknown>): ProtoStruct {
   const fields: Record<string, ProtoValue> = {};
-  for (const [k, v] of Object.entries(value)) fields[k] = jsonToValue(v);
+  for (const [k, v] of Object.entries(value)) {
+    // A `__proto__` key is an attribute like any other (an assignment would set the prototype).
+    if (k === '__proto__') Object.defineProperty(fields, k, { value: jsonToValue(v), enumerable: true, writable: true, configurable: true });
+    else fields[k] = jsonToValue(v);
+  }
   return { fields };
 }
 

@@ -140,6 +140,13 @@ describe('adversarial: request limits on every input path', function () {
     expect(objectFormOutcome(AT_LIMITS)).to.equal('accepted');
   });
 
+  it('a "__proto__" attribute key is sent, counted and refused like any other (the client helper used to drop it)', async () => {
+    const req = JSON.parse(`{"subject":{"id":"alice","attributes":{"__proto__":{"x":"${'y'.repeat(4097)}"}}},"action":"read","resource":{"type":"document","id":"d1"}}`) as JsonCheckRequest;
+    const message = 'subject.attributes.__proto__.x: is longer than 4096 bytes (limits.maxStringBytes)';
+    await expectGrpcError(check(client, req), status.INVALID_ARGUMENT, message);
+    expect(jsonOutcome(req)).to.equal(message);
+  });
+
   it('limits are settings: a server with limits.maxAttributeItems 10 refuses 11 items', async () => {
     const small = await startServer({ policies: policyDir(), config: { limits: { maxAttributeItems: 10, maxStringBytes: 64 } } });
     const smallClient = authzClient(small.address);
