@@ -25,9 +25,51 @@ export function compilePattern(pattern: string): CompiledPattern {
   } catch (err) {
     throw new Error(`regular expression ${JSON.stringify(pattern)} is not valid RE2 syntax: ${describe(err)}`);
   }
-  const compiled: CompiledPattern = { source: pattern, test: (input) => re.test(input) };
+  const whole = wholeMatchBody(pattern);
+  let test: (input: string) => boolean = (input) => re.test(input);
+  if (whole !== undefined) {
+    // `^X$` matches exactly when X matches the whole input: re2js's anchored check is ~3× faster.
+    const anchored = RE2JS.compile(whole);
+    // Every match of X starts with its literal prefix (re2js computes it): a cheap first check.
+    const prefix = anchored.re2().prefix;
+    test = prefix ? (input) => input.startsWith(prefix) && anchored.testExact(input) : (input) => anchored.testExact(input);
+  }
+  const compiled: CompiledPattern = { source: pattern, test };
   if (cache.size < CACHE_LIMIT) cache.set(pattern, compiled);
   return compiled;
+}
+
+/**
+ * X when `pattern` is `^X$` with both anchors applying to the whole of X (no top-level `|`, no
+ * flag that changes what `^` and `$` mean), else undefined. The scan honours escapes and classes.
+ */
+export function wholeMatchBody(pattern: string): string | undefined {
+  if (pattern.length < 2 || pattern[0] !== '^' || !pattern.endsWith('$')) return undefined;
+  const body = pattern.slice(1, -1);
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === '\\') {
+      if (i === body.length - 1) return undefined; // the final `$` is escaped: `^a\$`
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      if (body[i + 1] === '^') i++;
+      if (body[i + 1] === ']') i++; // a leading `]` is a literal
+    } else if (c === '(') {
+      if (body[i + 1] === '?' && /^\(\?[a-zA-Z-]*[mU]/.test(body.slice(i))) return undefined;
+      depth++;
+    } else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return undefined;
+  }
+  return depth === 0 && !inClass ? body : undefined;
 }
 
 /** re2js messages are Go's ("invalid escape sequence: `\\1`"); add the hint a policy author needs. */
