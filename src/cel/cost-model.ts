@@ -333,6 +333,35 @@ export function callCost(name: string, args: readonly unknown[]): number {
   return COST.call + callOperandCost(name, args);
 }
 
+/**
+ * callCost for one function, resolved once (instrumentation binds it to the call node), so a
+ * call does not go through the switch on every evaluation.
+ */
+export function callCostOf(name: string): (args: readonly unknown[]) => number {
+  const a0 = (args: readonly unknown[]) => strLen(args[0]);
+  switch (name) {
+    case 'startsWith':
+    case 'endsWith':
+      return (args) => COST.call + Math.min(strLen(args[0]), strLen(args[1])) / COST.compareChars;
+    case 'contains':
+    case 'indexOf':
+    case 'lastIndexOf':
+      return (args) => COST.call + (strLen(args[0]) + strLen(args[1])) / COST.buildChars;
+    case 'lowerAscii':
+    case 'upperAscii':
+    case 'trim':
+    case 'substring':
+    case 'string':
+      return (args) => COST.call + a0(args) / COST.buildChars;
+    case 'timestamp':
+      return () => COST.call + COST.timestamp;
+    case 'inCidr':
+      return (args) => COST.call + COST.cidr + (strLen(args[0]) + strLen(args[1])) / COST.buildChars;
+    default:
+      return (args) => COST.call + callOperandCost(name, args);
+  }
+}
+
 function callOperandCost(name: string, args: readonly unknown[]): number {
   const a = args[0];
   const b = args[1];

@@ -14,7 +14,7 @@
  * ordinary conditions pay one charge per run plus one per list or string operation.
  */
 import { asNode, callOperands, children, dispatchesAtRunTime, evaluated, type CelNode, type ComprehensionArgs } from './ast.js';
-import { addCost, callCost, COST, CONSTANT_FUNCTIONS, equalsCost, inCost, orderCost, SIZED_FUNCTIONS } from './cost-model.js';
+import { addCost, callCostOf, COST, CONSTANT_FUNCTIONS, equalsCost, inCost, orderCost, SIZED_FUNCTIONS } from './cost-model.js';
 import { charge } from './meter.js';
 import { compilePattern } from './regex.js';
 import type { ASTNode } from '@marcbachmann/cel-js';
@@ -127,10 +127,10 @@ function wrapSized(node: CelNode): void {
       }
       if (CONSTANT_FUNCTIONS.has(name)) return;
       // Unknown functions are costed by the size of their operands (callCost's default).
-      const costed = SIZED_FUNCTIONS.has(name) ? name : '';
+      const costOf = callCostOf(SIZED_FUNCTIONS.has(name) ? name : '');
       // rcall handles take (values, ev, ast), call handles (values, ast, ev); the values come first.
       wrapped = (values, x, y) => {
-        charge(callCost(costed, values as unknown[]));
+        charge(costOf(values as unknown[]));
         return run(values, x, y);
       };
       break;

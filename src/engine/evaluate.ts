@@ -144,7 +144,12 @@ function decision(set: CompiledPolicySet, effect: 'ALLOW' | 'DENY', reason: Deci
  * does not apply. Any unexpected failure is a DENY with reason INTERNAL_ERROR.
  */
 export function decide(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): Decision {
-  return decideMetered(set, request, options).decision;
+  armMeter(options.costLimit ?? DEFAULT_COST_LIMITS.maxDecisionCost, options.costSetting ?? 'limits.maxDecisionCost');
+  try {
+    return decideArmed(set, request, options);
+  } finally {
+    disarmMeter();
+  }
 }
 
 /**
@@ -154,13 +159,16 @@ export function decide(set: CompiledPolicySet, request: CheckRequest, options: E
  */
 export function decideMetered(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): { decision: Decision; cost: number } {
   armMeter(options.costLimit ?? DEFAULT_COST_LIMITS.maxDecisionCost, options.costSetting ?? 'limits.maxDecisionCost');
-  let result: Decision;
-  try {
-    result = options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
-  } catch (err) {
-    result = decision(set, 'DENY', 'INTERNAL_ERROR', undefined, [{ policy: '', rule: '', message: errorMessage(err) }]);
-  }
+  const result = decideArmed(set, request, options);
   return { decision: result, cost: disarmMeter() };
+}
+
+function decideArmed(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): Decision {
+  try {
+    return options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
+  } catch (err) {
+    return decision(set, 'DENY', 'INTERNAL_ERROR', undefined, [{ policy: '', rule: '', message: errorMessage(err) }]);
+  }
 }
 
 function decideFast(set: CompiledPolicySet, request: CheckRequest, now: Date): Decision {
