@@ -243,7 +243,10 @@ export function attributeLikeSize(chars: number): Size {
 
 // ---- runtime costs (actual operands) -----------------------------------------------------------
 
-/** List items and map entries at every depth, counted up to `cap` (a bound is all that is needed). */
+/**
+ * List items and map entries at every depth, counted up to a little past `cap` (a bound is all that
+ * is needed; the count stops growing once it is over).
+ */
 export function itemsOf(value: unknown, cap = Infinity): number {
   if (value === null || typeof value !== 'object') return 0;
   let count = 0;
@@ -279,8 +282,13 @@ function countOf(v: unknown): number {
   return 0;
 }
 
-/** Actual cost of `x in coll`, the same formula as inCostBound. */
-export function inCost(x: unknown, coll: unknown): number {
+/**
+ * Actual cost of `x in coll`, the same formula as inCostBound. Measuring nested operands is itself
+ * work, so it stops as soon as the cost passes `cap` (what the decision has left): values that
+ * share structure (a list of 1,000 references to one list of 1,000 lists, ...) can hold more
+ * items than any budget.
+ */
+export function inCost(x: unknown, coll: unknown, cap = Infinity): number {
   if (!Array.isArray(coll)) return 0; // map membership: a key lookup
   const n = coll.length;
   let cost = n * COST.element;
@@ -294,21 +302,19 @@ export function inCost(x: unknown, coll: unknown): number {
       cost += chars / COST.compareChars;
     }
   } else if (x !== null && typeof x === 'object') {
-    const own = itemsOf(x);
-    let deep = 0;
-    for (let i = 0; i < n; i++) {
+    const own = itemsOf(x, cap / COST.deepItem);
+    for (let i = 0; i < n && cost <= cap; i++) {
       const e = coll[i] as unknown;
-      if (e !== null && typeof e === 'object') deep += itemsOf(e, own);
+      if (e !== null && typeof e === 'object') cost += itemsOf(e, own) * COST.deepItem;
     }
-    cost += Math.min(deep, n * own) * COST.deepItem;
   }
   return cost;
 }
 
-export function equalsCost(a: unknown, b: unknown): number {
+export function equalsCost(a: unknown, b: unknown, cap = Infinity): number {
   if (typeof a === 'string') return typeof b === 'string' && a.length === b.length ? a.length / COST.compareChars : 0;
   if (a !== null && typeof a === 'object' && b !== null && typeof b === 'object') {
-    const left = itemsOf(a);
+    const left = itemsOf(a, cap / COST.deepItem);
     return Math.min(left, itemsOf(b, left)) * COST.deepItem;
   }
   return 0;
@@ -422,7 +428,7 @@ function callOperandCost(name: string, args: readonly unknown[]): number {
       let count = 0;
       for (const v of args) {
         chars += strLen(v);
-        count += itemsOf(v);
+        count += itemsOf(v, 1e7);
       }
       return chars / COST.buildChars + count;
     }

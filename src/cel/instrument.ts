@@ -15,7 +15,7 @@
  */
 import { asNode, callOperands, children, dispatchesAtRunTime, evaluated, type CelNode, type ComprehensionArgs } from './ast.js';
 import { addCost, callCostOf, COST, CONSTANT_FUNCTIONS, equalsCost, inCost, orderCost, SIZED_FUNCTIONS } from './cost-model.js';
-import { charge } from './meter.js';
+import { charge, unitsLeft } from './meter.js';
 import { compilePattern } from './regex.js';
 import type { ASTNode } from '@marcbachmann/cel-js';
 
@@ -81,7 +81,7 @@ function wrapSized(node: CelNode): void {
       const [, right] = node.args as [CelNode, CelNode];
       if (right.checkedType?.kind === 'map') return;
       wrapped = (l, r, ast, ev) => {
-        charge(inCost(l, r));
+        charge(inCost(l, r, unitsLeft()));
         return run(l, r, ast, ev);
       };
       break;
@@ -91,7 +91,7 @@ function wrapSized(node: CelNode): void {
       const [left, right] = node.args as [CelNode, CelNode];
       if (cheap(left) || cheap(right)) return;
       wrapped = (l, r, ast, ev) => {
-        const c = equalsCost(l, r);
+        const c = equalsCost(l, r, unitsLeft());
         if (c > 0) charge(c);
         return run(l, r, ast, ev);
       };

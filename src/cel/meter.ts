@@ -44,6 +44,11 @@ export function disarmMeter(): number {
   return used;
 }
 
+/** Units the decision may still spend (Infinity when unarmed): a bound for measuring operands. */
+export function unitsLeft(): number {
+  return meter.remaining;
+}
+
 /** Charges `units`; throws once the decision's budget is spent. Hot: keep it tiny. */
 export function charge(units: number): void {
   if ((meter.remaining -= units) < 0) exceeded();

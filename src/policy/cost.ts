@@ -308,7 +308,8 @@ export class CostEstimator {
       const t = Math.min(1, mass / n);
       const mid = t < 1 ? stepAt(scaleSize(elem, t), false).cost : full.cost;
       const amortised = n * (COST.iteration + zero) + n * (mid - zero) + Math.ceil(mass) * (full.cost - zero);
-      loop = Math.min(loop, amortised);
+      // Sizes that overflowed make the amortised bound NaN: keep the plain one then.
+      if (amortised < loop) loop = amortised;
     }
     const cost = COST.node + iterable.cost + init.cost + loop;
     if (record) {
@@ -362,7 +363,7 @@ function findPush(step: CelNode): CelNode | undefined {
 
 /** "1,234,567" */
 export function units(n: number): string {
-  return Math.ceil(n).toLocaleString('en-US');
+  return Number.isFinite(n) ? Math.ceil(n).toLocaleString('en-US') : 'beyond any number';
 }
 
 /** The CEL_COST message: what is expensive and how to fix it. */
@@ -444,7 +445,8 @@ export function checkPolicyCosts(
     own.set(name, estimate.own);
     const via = [...closure(deps.get(name) ?? [])];
     const total = estimate.own + via.reduce((n, v) => n + (own.get(v) ?? 0), 0);
-    if (total > limits.maxConditionCost && !via.some((v) => over.has(v))) {
+    // `!(x <= limit)`: an estimate that overflowed to Infinity or NaN is over the limit too.
+    if (!(total <= limits.maxConditionCost) && !via.some((v) => over.has(v))) {
       over.add(name);
       report(e, total, estimate.hotspot, via);
     } else if (via.some((v) => over.has(v))) over.add(name);
@@ -454,7 +456,7 @@ export function checkPolicyCosts(
     const via = [...closure(referencedVariables(e.checked.ast).map((r) => r.name))];
     if (via.some((v) => over.has(v))) continue;
     const total = estimate.own + via.reduce((n, v) => n + (own.get(v) ?? 0), 0);
-    if (total > limits.maxConditionCost) report(e, total, estimate.hotspot, via);
+    if (!(total <= limits.maxConditionCost)) report(e, total, estimate.hotspot, via);
   }
 }
 

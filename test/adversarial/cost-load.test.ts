@@ -69,6 +69,14 @@ describe('adversarial: worst-case cost at load (CEL_COST)', () => {
     expect(issue.message).to.match(/It reads variables\.v15 \([\d,]+\), variables\.v14 \([\d,]+\), variables\.v13 \([\d,]+\) and 13 more$/);
   });
 
+  it('an estimate past any number (values built from values, 1000^110 items) is over the limit, not NaN that slips through', () => {
+    const vars = ['  v0: resource.attributes.l'];
+    for (let i = 1; i <= 110; i++) vars.push(`  v${i}: variables.v${i - 1}.map(x, variables.v${i - 1})`);
+    const text = `resource: doc\nvariables:\n${vars.join('\n')}\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    when: variables.v110 == variables.v109\n`;
+    const issue = costIssue([file('a.yaml', text)], { ...DEFAULT_REQUEST_LIMITS, maxConditionCost: 1e12 });
+    expect(issue.message).to.match(/^rule "r": worst-case cost beyond any number is over the limit/);
+  });
+
   it('counts each variable a condition reads once, and reports a condition over the limit only through cheap variables at the condition', () => {
     const loop = 'resource.attributes.viewers.exists(v, v in subject.attributes.groups)';
     const text = `resource: doc\nvariables:\n  a: ${loop}\n  b: ${loop.replace('viewers', 'editors')}\n  c: ${loop.replace('viewers', 'owners')}\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    when: variables.a || variables.b || variables.c || variables.a\n`;

@@ -99,6 +99,17 @@ describe('adversarial: decision budget at evaluation', () => {
     expect(decision.explanation![0]!.detail).to.match(OVER_BUDGET);
   });
 
+  it('a deep == between built values that share structure (10^12 items) is stopped at once, not measured forever', () => {
+    const vars = `variables:\n  a1: resource.attributes.list.map(x, resource.attributes.list)\n  a2: variables.a1.map(x, variables.a1)\n  a3: variables.a2.map(x, variables.a2)\n  b3: variables.a2.map(x, variables.a2)\n`;
+    const set = compilePolicySet([file('a.yaml', `resource: doc\n${vars}rules:\n${ruleText('deep', 'deny', 'variables.a3 == variables.b3')}`)], {
+      limits: { ...DEFAULT_REQUEST_LIMITS, maxConditionCost: 1e15 },
+    });
+    const { decision, ms } = timed(() => decideMetered(set, request({ list: list('u') }), { now: NOW }));
+    expect([decision.effect, decision.reason]).to.deep.equal(['DENY', 'RULE_ERROR']);
+    expect(decision.errors[0]!.message).to.match(OVER_BUDGET);
+    expect(ms, `took ${ms.toFixed(0)} ms`).to.be.below(1000);
+  });
+
   it('a small request under the same policy decides normally (the budget is per decision, not per set)', () => {
     const set = loadUnchecked(ruleText('nested', 'allow', NESTED));
     const first = decideMetered(set, request({ list: list('u') }), { now: NOW });
