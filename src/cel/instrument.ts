@@ -46,8 +46,21 @@ function scopeCost(root: CelNode): number {
     if (!c.perIteration) cost += inner;
     else wrapComprehension(node, COST.iteration + inner);
   }
-  wrapSized(node);
-  return cost;
+  return cost + wrapSized(node);
+}
+
+/** A literal whose comparison with anything costs under one unit (a short string, a number, ...). */
+function smallLiteral(node: CelNode): boolean {
+  const n = evaluated(node);
+  return n.op === 'value' && (typeof n.args !== 'string' || n.args.length < COST.compareChars);
+}
+
+/** A literal list of small literals: `x in [...]` costs at most its length. */
+function smallLiteralList(node: CelNode): number | undefined {
+  const n = evaluated(node);
+  if (n.op !== 'list') return undefined;
+  const items = n.args as CelNode[];
+  return items.every(smallLiteral) ? items.length * COST.element : undefined;
 }
 
 function wrapComprehension(node: CelNode, perIteration: number): void {
@@ -72,14 +85,21 @@ function iterations(items: unknown): number {
   return 0;
 }
 
-function wrapSized(node: CelNode): void {
-  if (instrumented.has(node) || !node.handle) return;
+/**
+ * Wraps the node's handle to charge what its operands cost, and returns 0; or, when that cost has
+ * a small bound known now (a literal operand), returns the bound to add to the fixed cost instead,
+ * so common conditions (`status == "published"`, `t in ["a", "b"]`) pay no wrapper at all.
+ */
+function wrapSized(node: CelNode): number {
+  if (instrumented.has(node) || !node.handle) return 0;
   const run = node.handle as Handle;
   let wrapped: Handle | undefined;
   switch (node.op) {
     case 'in': {
       const [, right] = node.args as [CelNode, CelNode];
-      if (right.checkedType?.kind === 'map') return;
+      if (right.checkedType?.kind === 'map') return 0;
+      const bound = smallLiteralList(right);
+      if (bound !== undefined) return bound;
       wrapped = (l, r, ast, ev) => {
         charge(inCost(l, r, unitsLeft()));
         return run(l, r, ast, ev);
@@ -89,7 +109,8 @@ function wrapSized(node: CelNode): void {
     case '==':
     case '!=': {
       const [left, right] = node.args as [CelNode, CelNode];
-      if (cheap(left) || cheap(right)) return;
+      if (cheap(left) || cheap(right)) return 0;
+      if (smallLiteral(left) || smallLiteral(right)) return 1;
       wrapped = (l, r, ast, ev) => {
         const c = equalsCost(l, r, unitsLeft());
         if (c > 0) charge(c);
@@ -102,7 +123,8 @@ function wrapSized(node: CelNode): void {
     case '>':
     case '>=': {
       const [left, right] = node.args as [CelNode, CelNode];
-      if (cheap(left) || cheap(right)) return;
+      if (cheap(left) || cheap(right)) return 0;
+      if (smallLiteral(left) || smallLiteral(right)) return 1;
       wrapped = (l, r, ast, ev) => {
         const c = orderCost(l, r);
         if (c > 0) charge(c);
@@ -111,7 +133,7 @@ function wrapSized(node: CelNode): void {
       break;
     }
     case '+': {
-      if (cheap(node)) return;
+      if (cheap(node)) return 0;
       wrapped = (l, r, ast, ev) => {
         charge(addCost(l, r));
         return run(l, r, ast, ev);
@@ -125,7 +147,7 @@ function wrapSized(node: CelNode): void {
         wrapped = matcher(args[0]!, run);
         break;
       }
-      if (CONSTANT_FUNCTIONS.has(name)) return;
+      if (CONSTANT_FUNCTIONS.has(name)) return 0;
       // Unknown functions are costed by the size of their operands (callCost's default).
       const costOf = callCostOf(SIZED_FUNCTIONS.has(name) ? name : '');
       // rcall handles take (values, ev, ast), call handles (values, ast, ev); the values come first.
@@ -136,10 +158,11 @@ function wrapSized(node: CelNode): void {
       break;
     }
     default:
-      return;
+      return 0;
   }
   instrumented.add(node);
   node.handle = wrapped as CelNode['handle'];
+  return 0;
 }
 
 /**
