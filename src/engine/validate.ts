@@ -94,17 +94,25 @@ function keyForPath(key: string): string {
 /** The traversal of one attribute: its path (built only for an error), items and string lengths. */
 class AttributeWalk {
   private readonly path: (string | number)[] = [];
+  private key = '';
   items = 0;
   /** UTF-16 units of every string seen; UTF-8 bytes are between this and three times this. */
   units = 0;
 
   constructor(
-    private readonly base: string,
+    private readonly field: string,
     private readonly limits: RequestLimits,
   ) {}
 
+  /** Starts on the attribute under `key` (one walker serves a whole map: no allocation per attribute). */
+  start(key: string): void {
+    this.key = key;
+    this.items = 0;
+    this.units = 0;
+  }
+
   at(): string {
-    let out = this.base;
+    let out = this.attributePath();
     for (const p of this.path) out += typeof p === 'number' ? `[${p}]` : `.${keyForPath(p)}`;
     return out;
   }
@@ -165,7 +173,7 @@ class AttributeWalk {
   }
 
   attributePath(): string {
-    return this.base;
+    return `${this.field}.${keyForPath(this.key)}`;
   }
 }
 
@@ -190,9 +198,10 @@ export function checkAttributes(value: unknown, field: string, limits: RequestLi
   const proto = Object.getPrototypeOf(value) as unknown;
   if (proto !== Object.prototype && proto !== null) throw new InvalidRequestError(field, 'must be a plain JSON object');
   let keys = 0;
+  const walk = new AttributeWalk(field, limits);
   for (const key in value) {
     if (++keys > limits.maxAttributes) throw new InvalidRequestError(field, `has more than ${limits.maxAttributes} attributes (limits.maxAttributes)`);
-    const walk = new AttributeWalk(`${field}.${keyForPath(key)}`, limits);
+    walk.start(key);
     walk.string(key);
     walk.value(value[key], 2);
     // UTF-8 bytes lie between the UTF-16 count and three times it; measure exactly only in between.
