@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_COST_LIMITS, DEFAULT_REQUEST_LIMITS } from '../engine/limits.js';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
 import { loadSigningKey } from '../keys/signing-key.js';
 import { validateHttp } from './http.js';
@@ -24,9 +25,8 @@ export const DEFAULT_CONFIG: VerdictConfig = {
   limits: {
     maxMessageBytes: 1024 * 1024,
     maxBatchItems: 100,
-    maxAttributeDepth: 10,
-    maxRoles: 256,
-    maxIdentifierLength: 1024,
+    ...DEFAULT_REQUEST_LIMITS,
+    ...DEFAULT_COST_LIMITS,
   },
   reload: { watch: true, debounceMs: 25, settleMs: 2000, pollIntervalMs: 2000 },
   shutdown: { graceMs: 10_000 },
@@ -278,6 +278,13 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       maxAttributeDepth: int('limits.maxAttributeDepth', 1, 64),
       maxRoles: int('limits.maxRoles', 1, 10_000),
       maxIdentifierLength: int('limits.maxIdentifierLength', 16, 65_536),
+      maxAttributes: int('limits.maxAttributes', 1, 100_000),
+      maxAttributeItems: int('limits.maxAttributeItems', 1, 1_000_000),
+      maxStringBytes: int('limits.maxStringBytes', 16, 64 * 1024 * 1024),
+      maxAttributeBytes: int('limits.maxAttributeBytes', 16, 64 * 1024 * 1024),
+      maxConditionCost: int('limits.maxConditionCost', 1000, 1e12),
+      maxDecisionCost: int('limits.maxDecisionCost', 1000, 1e12),
+      maxBatchCost: int('limits.maxBatchCost', 1000, 1e12),
     },
     reload: {
       watch: bool('reload.watch'),
@@ -329,6 +336,9 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   const { transport, limits } = config;
   if (transport.maxPendingBytes < limits.maxMessageBytes) {
     problems.push(`transport.maxPendingBytes: ${transport.maxPendingBytes} is below limits.maxMessageBytes (${limits.maxMessageBytes}), so the largest request allowed could never arrive; raise it to at least ${limits.maxMessageBytes}`);
+  }
+  if (limits.maxBatchCost < limits.maxDecisionCost) {
+    problems.push(`limits.maxBatchCost: must be at least limits.maxDecisionCost (${limits.maxDecisionCost}): a batch may always spend what one decision may`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

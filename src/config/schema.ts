@@ -1,8 +1,8 @@
-import type { RequestLimits } from '../engine/input.js';
+import type { CostLimits, RequestLimits } from '../engine/limits.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-export interface ServiceLimits extends RequestLimits {
+export interface ServiceLimits extends RequestLimits, CostLimits {
   /** Largest request message accepted, in bytes; bigger ones get INVALID_ARGUMENT. */
   readonly maxMessageBytes: number;
   /** Most items in one CheckBatch. */

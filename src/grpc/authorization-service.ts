@@ -1,5 +1,5 @@
 import { status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { decideWithToken, tokenBatchRequests, tokenCheckRequest } from '../auth/request-token.js';
+import { decideWithToken } from '../auth/request-token.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { ServiceLimits } from '../config/schema.js';
 import { InvalidRequestError } from '../engine/input.js';
@@ -12,6 +12,8 @@ import {
   toBatchRequests,
   toCheckRequest,
   toCheckResponse,
+  toTokenBatchRequests,
+  toTokenCheckRequest,
   type ProtoCheckBatchRequest,
   type ProtoCheckBatchResponse,
   type ProtoCheckRequest,
@@ -56,7 +58,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
       let request: CheckRequest;
       try {
-        request = msg.token ? tokenCheckRequest(msg, deps.limits, deps.tokens) : toCheckRequest(msg, deps.limits);
+        request = msg.token ? toTokenCheckRequest(msg, deps.limits, deps.tokens) : toCheckRequest(msg, deps.limits);
       } catch (err) {
         return handleError(err, callback, deps, 'Check');
       }
@@ -76,7 +78,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
       let requests: CheckRequest[];
       try {
-        requests = msg.token ? tokenBatchRequests(msg, deps.limits, deps.tokens) : toBatchRequests(msg, deps.limits);
+        requests = msg.token ? toTokenBatchRequests(msg, deps.limits, deps.tokens) : toBatchRequests(msg, deps.limits);
       } catch (err) {
         return handleError(err, callback, deps, 'CheckBatch');
       }

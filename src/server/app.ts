@@ -69,9 +69,10 @@ export class VerdictServer {
       : createPolicySource(config);
     this.store = new PolicyStore(source?.name ?? config.policies, source, {
       sliceMs: RELOAD_SLICE_MS,
+      compile: { limits: config.limits },
       hooks: { beforeSwap: options.beforePolicySwap, afterChange: (c) => this.onPolicyChange(c) },
     });
-    this.decisions = new DecisionService(this.store, this.sink);
+    this.decisions = new DecisionService(this.store, this.sink, config.limits);
     try {
       this.edge = new Edge(config, logger, this.decisions);
     } catch (err) {

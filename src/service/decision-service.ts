@@ -1,5 +1,6 @@
 import type { Decision } from '../engine/decision.js';
-import { decide } from '../engine/evaluate.js';
+import { decideMetered } from '../engine/evaluate.js';
+import { DEFAULT_COST_LIMITS, type CostLimits } from '../engine/limits.js';
 import type { CheckRequest } from '../engine/request.js';
 import type { DecisionRecord, DecisionSink } from './decision-record.js';
 import { newDecisionId } from './ids.js';
@@ -30,6 +31,7 @@ export class DecisionService {
   constructor(
     private readonly policy: LivePolicy,
     private readonly sink: DecisionSink,
+    private readonly costs: Pick<CostLimits, 'maxDecisionCost' | 'maxBatchCost'> = DEFAULT_COST_LIMITS,
   ) {}
 
   /**
@@ -42,11 +44,22 @@ export class DecisionService {
     const live = this.policy.current();
     if (!live) throw new NotReadyError('no policy set is loaded yet');
     const now = new Date();
+    const { maxDecisionCost, maxBatchCost } = this.costs;
+    // The items of one call (a CheckBatch) share one budget: each may spend up to maxDecisionCost
+    // of what is left. (maxBatchCost >= maxDecisionCost, so a single Check is bound by the latter.)
+    let left = maxBatchCost;
     const records: DecisionRecord[] = [];
     for (const request of requests) {
+      const byBatch = left < maxDecisionCost;
       // performance.now() is a double: no BigInt allocation per decision, sub-microsecond resolution.
       const start = performance.now();
-      const decision = decide(live.set, request, { now, explain: options.explain });
+      const { decision, cost } = decideMetered(live.set, request, {
+        now,
+        explain: options.explain,
+        costLimit: byBatch ? left : maxDecisionCost,
+        costSetting: byBatch ? 'limits.maxBatchCost' : 'limits.maxDecisionCost',
+      });
+      left -= cost;
       const evaluationNs = Math.round((performance.now() - start) * 1e6);
       records.push({ decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs });
       if (stopAfter?.(decision)) break;
