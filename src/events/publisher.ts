@@ -78,10 +78,11 @@ export class DecisionPublisher implements ClosableSink {
   private spoolError: string | undefined;
   readonly stats: PublisherStats = emptyStats();
 
+  private readonly healthListeners: ((health: TrailHealth) => void)[] = [];
+
   constructor(
     private readonly config: EventsConfig,
     private readonly logger: Logger,
-    private readonly onHealth: (health: TrailHealth) => void = () => undefined,
   ) {
     this.requiresDurability = config.required;
     this.builder = new EventBuilder(config);
@@ -95,7 +96,7 @@ export class DecisionPublisher implements ClosableSink {
         if (wasUp) this.logger.warn({ reason, unconfirmedBytes: this.log.pendingBytes() }, 'NATS unavailable; events are spooled and will be replayed');
         this.rewind();
       },
-      changed: () => this.onHealth(this.health()),
+      changed: () => this.onHealth(),
     });
   }
 
@@ -127,7 +128,22 @@ export class DecisionPublisher implements ClosableSink {
     this.link.start();
   }
 
-  health(): TrailHealth {
+  /** Called with the trail's health whenever it changes (connection, stream drift, spool errors). */
+  subscribeHealth(listener: (health: TrailHealth) => void): void {
+    this.healthListeners.push(listener);
+  }
+
+  private onHealth(): void {
+    const h = this.trailHealth();
+    for (const l of this.healthListeners) l(h);
+  }
+
+  /** The id of the last entry in the spool (see ThreadedPublisher's restart). */
+  lastSpooledId(): string | undefined {
+    return this.log.lastMsgId();
+  }
+
+  trailHealth(): TrailHealth {
     return { connected: this.link.up, publisherRunning: true, streamDrift: this.link.streamDrift, lastStreamIncident: this.link.lastIncident, spoolError: this.spoolError };
   }
 
@@ -269,7 +285,7 @@ export class DecisionPublisher implements ClosableSink {
     if (this.spoolError !== undefined) {
       this.spoolError = undefined;
       this.logger.info({ spool: this.config.spoolDir }, 'decision spool takes writes again');
-      this.onHealth(this.health());
+      this.onHealth();
     }
     for (const p of batch) p.waiter?.(true);
     if (!this.replaying && this.up && this.memory.length + batch.length <= this.config.queueSize) {
@@ -301,7 +317,7 @@ export class DecisionPublisher implements ClosableSink {
     }
     if (this.spoolError === undefined) {
       this.spoolError = `${reason}: ${message}`;
-      this.onHealth(this.health());
+      this.onHealth();
     }
     for (const p of batch) p.waiter?.(false);
     const first = batch[0]!.entry.seq;

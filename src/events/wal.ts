@@ -305,6 +305,37 @@ export class DecisionLog {
     }
   }
 
+  /**
+   * The message id of the last whole entry in the spool (undefined when it is empty). A restarted
+   * publisher thread uses it to tell which of the events handed to the dead one it had spooled.
+   */
+  lastMsgId(): string | undefined {
+    for (let segment = this.segment; segment >= this.oldestSegment; segment--) {
+      const size = segment === this.segment ? this.size : this.segmentSize(segment);
+      if (size === 0) continue;
+      const fd = segment === this.segment ? this.fd! : openSync(path.join(this.dir, segmentName(segment)), 'r');
+      try {
+        // The line before the final newline: read backwards in chunks until its start.
+        let end = size - 1;
+        let chunk = 64 * 1024;
+        for (;;) {
+          const start = Math.max(0, end - chunk);
+          const buf = Buffer.allocUnsafe(end - start);
+          const n = readSync(fd, buf, 0, end - start, start);
+          const nl = buf.subarray(0, n).lastIndexOf(10);
+          if (nl !== -1 || start === 0) {
+            const line = buf.toString('utf8', nl + 1, n);
+            return line.split('\t', 3)[1];
+          }
+          chunk *= 2;
+        }
+      } finally {
+        if (fd !== this.fd) closeSync(fd);
+      }
+    }
+    return undefined;
+  }
+
   private segmentSize(segment: number): number {
     try {
       return statSync(path.join(this.dir, segmentName(segment))).size;

@@ -7,6 +7,7 @@ import type { Caller, CheckRequest } from '../engine/request.js';
 import type { DecisionService } from '../service/decision-service.js';
 import { NotReadyError } from '../service/decision-service.js';
 import type { PolicyStore } from '../server/policy-store.js';
+import type { TrailStatusView } from '../server/app.js';
 import { rejectionOf } from './codec-guard.js';
 import {
   toBatchRequests,
@@ -30,6 +31,8 @@ export interface AuthorizationDeps {
   /** The caller proven by the transport (mTLS), recorded in events and visible to conditions. */
   readonly callerOf?: (call: object) => Caller | undefined;
   readonly onUnexpectedError: (err: unknown, method: string) => void;
+  /** The decision trail's state for GetPolicySet (TrailStatus); absent = not reported. */
+  readonly trail?: () => Promise<TrailStatusView>;
 }
 
 function fail(callback: ErrorCallback, code: status, details: string): void {
@@ -109,7 +112,15 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
         });
       }
       if (failure) response.lastFailure = { at: timestamp(failure.at), message: failure.message, issues: failure.issues };
-      callback(null, response);
+      if (!deps.trail) return callback(null, response);
+      deps.trail().then(
+        (t) => {
+          const { lastStreamIncident, ...rest } = t;
+          response.trail = { ...rest, ...(lastStreamIncident ? { lastStreamIncident: { ...lastStreamIncident, at: timestamp(lastStreamIncident.at) } } : {}) };
+          callback(null, response);
+        },
+        (err: unknown) => handleError(err, callback, deps, 'GetPolicySet'),
+      );
     },
   };
 }
