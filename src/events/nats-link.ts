@@ -158,8 +158,7 @@ export class NatsLink {
     } catch (err) {
       const message = (err as Error).message;
       if (/does not exist/.test(message)) {
-        if (this.streamSeen) this.incident(['the stream was deleted'], false);
-        this.setDrift([message]);
+        this.setDrift([message], this.streamSeen ? ['the stream was deleted'] : [message]);
         return;
       }
       this.logger.error({ err: message, stream: this.config.stream }, 'decision stream unavailable; events are spooled');
@@ -180,10 +179,10 @@ export class NatsLink {
   }
 
   /** The stream is not as required and Verdict may not (or could not) fix it: hold events in the spool. */
-  private setDrift(drift: readonly string[]): void {
+  private setDrift(drift: readonly string[], incident: readonly string[] = drift): void {
     const text = drift.join('; ');
     const now = Date.now();
-    if (text !== this.streamDrift.join('; ')) this.incident([...drift], false);
+    if (text !== this.streamDrift.join('; ')) this.incident([...incident], false);
     if (text !== this.lastDriftLog || now - this.lastDriftLogAt > 60_000) {
       this.lastDriftLog = text;
       this.lastDriftLogAt = now;
