@@ -65,7 +65,8 @@ export function natsAuthOptions(s: NatsAuthSettings): Partial<ConnectionOptions>
     options.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
   }
   if (s.natsCredsFile !== '') {
-    const creds = readSecret(s.natsCredsFile, 'natsCredsFile');
+    // As written: the client's parser needs the newline after the last block.
+    const creds = `${readSecret(s.natsCredsFile, 'natsCredsFile')}\n`;
     if (!/-{3,}BEGIN NATS USER JWT-{3,}/.test(creds) || !/-{3,}BEGIN USER NKEY SEED-{3,}/.test(creds)) {
       throw new NatsSettingsError(`events.natsCredsFile: ${s.natsCredsFile} is not a NATS .creds file (it needs a user JWT and a user nkey seed block)`);
     }
