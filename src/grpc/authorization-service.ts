@@ -46,6 +46,20 @@ function handleError(err: unknown, callback: ErrorCallback, deps: AuthorizationD
   fail(callback, status.INTERNAL, 'internal error while deciding; the request was not allowed');
 }
 
+/**
+ * The caller has given up on this call: grpc-js marks it cancelled (client cancel, RST_STREAM, or
+ * its deadline timer), but a deadline that passed while this turn was busy deciding is only seen
+ * by comparing the clock.
+ */
+function abandonedCall(call: ServerUnaryCall<unknown, unknown>): () => boolean {
+  return () => {
+    if (call.cancelled) return true;
+    const deadline = call.getDeadline();
+    const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+    return Number.isFinite(ms) && ms <= Date.now();
+  };
+}
+
 function withCaller(requests: CheckRequest[], caller: Caller | undefined): CheckRequest[] {
   return caller ? requests.map((r) => ({ ...r, caller })) : requests;
 }
@@ -65,7 +79,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       }
       const caller = deps.callerOf?.(call);
       if (caller) request = { ...request, caller };
-      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check' };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check', abandoned: abandonedCall(call) };
       const decided = msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, [request], options).then((o) => o[0]!) : deps.decisions.check(request, options);
       decided.then(
         (outcome) => callback(null, toCheckResponse(outcome.decisionId, outcome.decision)),
@@ -84,7 +98,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
         return handleError(err, callback, deps, 'CheckBatch');
       }
       requests = withCaller(requests, deps.callerOf?.(call));
-      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch' };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch', abandoned: abandonedCall(call) };
       (msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, requests, options) : deps.decisions.checkMany(requests, options)).then(
         (outcomes) =>
           callback(null, {
