@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect, credsAuthenticator, nkeys, type ConnectionOptions, type NatsConnection } from 'nats';
+import { connect, credsAuthenticator, nkeys, type ConnectionOptions, type NatsConnection, type StreamConfig } from 'nats';
 import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../../src/config/load.js';
 import { EVENT_SCHEMA } from '../../src/events/event.js';
 import { desiredStream } from '../../src/events/stream.js';
@@ -14,6 +14,7 @@ import {
 import { ConfiguredNats } from './nats-servers.js';
 
 const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/nats/nats-server.conf');
+const STREAM_EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/nats/verdict-stream.json');
 const encode = (s: string) => new TextEncoder().encode(s);
 
 interface KeyPair {
@@ -78,7 +79,10 @@ async function as(_res: Resources, url: string, opts: Partial<ConnectionOptions>
 /** The operator creates the stream as Verdict requires it (docs/events.md: "Who creates the stream"). */
 async function createStreamAsOperator(res: Resources, d: Deployment): Promise<NatsConnection> {
   const op = await as(res, d.nats.url, { user: 'operator', pass: d.passwords.operator });
-  await (await op.jetstreamManager()).streams.add(desiredStream({ ...DEFAULT_CONFIG.events, stream: d.names.stream, subjectPrefix: d.names.prefix }));
+  const example = JSON.parse(readFileSync(STREAM_EXAMPLE, 'utf8').replaceAll('VERDICT_DECISIONS', d.names.stream).replaceAll('verdict.decisions', d.names.prefix)) as StreamConfig;
+  // The example is exactly what Verdict requires of the stream with the default settings.
+  expect(example).to.deep.equal(desiredStream({ ...DEFAULT_CONFIG.events, stream: d.names.stream, subjectPrefix: d.names.prefix }));
+  await (await op.jetstreamManager()).streams.add(example);
   return op;
 }
 
