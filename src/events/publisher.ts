@@ -245,7 +245,7 @@ export class DecisionPublisher implements ClosableSink {
     if (!this.up || !this.link.nc) return;
     if (this.replaying) {
       const { entries, ends, next } = this.log.read(this.sendCursor, REPLAY_BATCH);
-      for (const e of entries) this.send(e);
+      for (const e of entries) this.send(e, Buffer.from(e.payload, 'utf8'), this.builder.subjectOf(e));
       if (entries.length > 0) this.sendCursor = ends[ends.length - 1]!;
       else this.sendCursor = next;
       if (comparePositions(this.sendCursor, this.log.end()) >= 0) {
@@ -255,7 +255,8 @@ export class DecisionPublisher implements ClosableSink {
         this.scheduleTick(true); // more to replay: yield to the event loop between batches
       }
     } else if (this.memory.length > 0) {
-      for (const m of this.memory) this.send(m.entry, m.bytes);
+      // Built by this process under the current prefix: the subject is as it must be.
+      for (const m of this.memory) this.send(m.entry, m.bytes, m.entry.subject);
       this.sendCursor = this.memory[this.memory.length - 1]!.end;
       this.memory = [];
     }
@@ -335,7 +336,7 @@ export class DecisionPublisher implements ClosableSink {
     }
   }
 
-  private send(entry: WalEntry, bytes: Uint8Array = Buffer.from(entry.payload, 'utf8')): void {
+  private send(entry: WalEntry, bytes: Uint8Array, subject: string): void {
     // NATS refuses a message larger than the server's max_payload (the client throws) or, silently
     // for a core publish, the stream's max_msg_size: check first, and record the refusal.
     const limit = this.builder.messageLimit;
@@ -346,7 +347,7 @@ export class DecisionPublisher implements ClosableSink {
     const h = headers();
     h.set('Nats-Msg-Id', entry.msgId);
     try {
-      this.link.nc!.publish(this.builder.subjectOf(entry), bytes, { headers: h });
+      this.link.nc!.publish(subject, bytes, { headers: h });
     } catch (err) {
       // Only a message NATS can never take throws here: retrying would stall the stream forever.
       this.refuse(entry, bytes.length, `${(err as { code?: string }).code ?? 'ERROR'}: ${(err as Error).message}`);
