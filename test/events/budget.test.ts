@@ -7,6 +7,7 @@ import { eventHash } from '../../src/events/chain.js';
 import { AttributeSelector, buildUnchainedEvent } from '../../src/events/event.js';
 import { EventBuilder } from '../../src/events/event-builder.js';
 import { decisionSubject, isSafeSubject, subjectToken } from '../../src/events/subjects.js';
+import { prng } from '../../bench/generate/large-policy-set.js';
 import type { DecisionRecord } from '../../src/service/decision-record.js';
 import { NO_ATTRIBUTES, record } from './fixtures.js';
 
@@ -102,6 +103,57 @@ describe('events: byte budgets and safe subjects', () => {
     const c = cutString('x'.repeat(100), 20);
     expect(bytes(c.value)).to.be.at.most(20);
     expect(c.value.endsWith(CUT_MARKER)).to.equal(true);
+  });
+
+  it('for hostile strings of any size (control characters, lone surrogates, astral, quotes), every event fits its budgets, hashes right and digests what it cut', () => {
+    const runs = Number(process.env.VERDICT_FUZZ_RUNS ?? 100);
+    const seed = Number(process.env.VERDICT_FUZZ_SEED ?? 20261207);
+    const rand = prng(seed);
+    const alphabet = ['a', 'Z', '0', '.', '*', '>', ' ', '~', '"', '\\', '\u0000', '\u0001', '\u001f', '\u007f', 'é', '€', '😀', '\ud800', '\udfff', '\u2028', '\u202e'];
+    const str = (max: number) => {
+      const n = Math.floor(rand() ** 3 * max);
+      let out = '';
+      for (let i = 0; i < n; i++) out += alphabet[Math.floor(rand() * alphabet.length)]!;
+      return out;
+    };
+    const all = new AttributeSelector({ includeAttributes: 'all', maskAttributes: [] });
+    for (let i = 0; i < runs; i++) {
+      const maxFieldBytes = 64 + Math.floor(rand() * 2048);
+      const maxListBytes = 512 + Math.floor(rand() * 8192);
+      const maxEventBytes = 16 * 1024 + Math.floor(rand() * 32 * 1024);
+      const base = record(i);
+      const r: DecisionRecord = {
+        ...base,
+        requestId: str(6000),
+        request: {
+          ...base.request,
+          action: str(3000),
+          subject: { ...base.request.subject, id: str(3000), type: str(200), roles: Array.from({ length: Math.floor(rand() * 40) }, () => str(800)) },
+          resource: { ...base.request.resource, id: str(3000), type: str(3000), attributes: { blob: str(40_000) } },
+        },
+        decision: { ...base.decision, errors: Array.from({ length: Math.floor(rand() * 4) }, () => ({ message: str(3000), policy: str(100), rule: str(100) })) },
+      };
+      const where = `seed ${seed}, case ${i}`;
+      const builder = new EventBuilder({ ...config, maxFieldBytes, maxListBytes, maxEventBytes });
+      const { entry } = builder.event(buildUnchainedEvent(r, 'unit', all));
+      expect(bytes(entry.payload), where).to.be.at.most(maxEventBytes);
+      const event = JSON.parse(entry.payload) as Record<string, any>;
+      expect(entry.payload, where).to.equal(canonicalJson(event));
+      expect(eventHash(event), where).to.equal(event.chain.hash);
+      expect(isSafeSubject('vt.unit', entry.subject), `${where}: ${entry.subject}`).to.equal(true);
+      const original: Record<string, string> = { requestId: r.requestId, action: r.request.action, 'subject.id': r.request.subject.id, 'subject.type': r.request.subject.type, 'resource.id': r.request.resource.id, 'resource.type': r.request.resource.type };
+      for (const [path, value] of Object.entries(original)) {
+        const stored = path.split('.').reduce((o, k) => o[k], event) as unknown as string;
+        if (event.cut?.[path]) {
+          expect(event.cut[path], `${where}: ${path}`).to.deep.equal({ bytes: bytes(value), sha256: sha256(value) });
+          expect(stored.endsWith(CUT_MARKER), `${where}: ${path}`).to.equal(true);
+        } else {
+          // Untouched, except that a lone surrogate cannot be held by UTF-8 JSON unescaped: the value round-trips.
+          expect(stored, `${where}: ${path}`).to.equal(value);
+        }
+        expect(bytes(stored), `${where}: ${path}`).to.be.at.most(event.cut?.[path] ? maxFieldBytes : Infinity);
+      }
+    }
   });
 
   describe('subjects', () => {
