@@ -9,7 +9,8 @@ import { NatsLink } from './nats-link.js';
 import { emptyStats, type PublisherStats, type TrailHealth } from './publisher-stats.js';
 import { HEADER_ALLOWANCE } from './stream.js';
 import { checkpointSubject } from './subjects.js';
-import { comparePositions, DecisionLog, WalError, type WalEntry, type WalPosition } from './wal.js';
+import { SpoolLosses } from './spool-losses.js';
+import { comparePositions, DecisionLog, type WalEntry, type WalPosition } from './wal.js';
 
 export type { PublisherStats } from './publisher-stats.js';
 
@@ -72,11 +73,8 @@ export class DecisionPublisher implements ClosableSink {
   private persistTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private spoolRetryTimer: NodeJS.Timeout | undefined;
-  private lastFailureLog = 0;
-  /** Events of this chain the spool refused since the last good write (explained by one record). */
-  private openLoss: { fromSeq: number; toSeq: number; count: number } | undefined;
-  private spoolError: string | undefined;
   readonly stats: PublisherStats = emptyStats();
+  private readonly losses: SpoolLosses;
 
   private readonly healthListeners: ((health: TrailHealth) => void)[] = [];
 
@@ -86,6 +84,7 @@ export class DecisionPublisher implements ClosableSink {
   ) {
     this.requiresDurability = config.required;
     this.builder = new EventBuilder(config);
+    this.losses = new SpoolLosses(logger, this.stats, this.builder);
     this.selector = new AttributeSelector(config);
     this.log = new DecisionLog(config.spoolDir, SEGMENT_BYTES, config.spoolMaxBytes);
     this.checkpointSubject = checkpointSubject(config.subjectPrefix, config.instanceId);
@@ -144,7 +143,7 @@ export class DecisionPublisher implements ClosableSink {
   }
 
   trailHealth(): TrailHealth {
-    return { connected: this.link.up, publisherRunning: true, streamDrift: this.link.streamDrift, lastStreamIncident: this.link.lastIncident, spoolError: this.spoolError };
+    return { connected: this.link.up, publisherRunning: true, streamDrift: this.link.streamDrift, lastStreamIncident: this.link.lastIncident, spoolError: this.losses.error };
   }
 
   private onReady(how: string): void {
@@ -241,7 +240,7 @@ export class DecisionPublisher implements ClosableSink {
 
   /** One turn: spool what was recorded (group commit), send what can be sent, arm a checkpoint. */
   private tick(): void {
-    if (this.pending.length > 0) this.writePending();
+    const spooled = this.pending.length === 0 || this.writePending();
     if (!this.up || !this.link.nc) return;
     if (this.replaying) {
       const { entries, ends, next } = this.log.read(this.sendCursor, REPLAY_BATCH);
@@ -260,12 +259,14 @@ export class DecisionPublisher implements ClosableSink {
       this.sendCursor = this.memory[this.memory.length - 1]!.end;
       this.memory = [];
     }
-    // A refusal found while sending is a new record: spool it (it is sent on the next turn).
-    if (this.pending.length > 0) this.scheduleTick();
+    // A refusal found while sending is a new record: spool it (it is sent on the next turn). After
+    // a failed write the pending loss record waits for the next decision or the retry timer.
+    if (spooled && this.pending.length > 0) this.scheduleTick();
     this.armCheckpoint();
   }
 
-  private writePending(): void {
+  /** Writes what is pending; false when the spool refused it. */
+  private writePending(): boolean {
     const batch = this.pending;
     this.pending = [];
     const sync = batch.some((p) => p.waiter !== undefined);
@@ -279,12 +280,10 @@ export class DecisionPublisher implements ClosableSink {
       );
     } catch (err) {
       this.spoolRefused(batch, err);
-      return;
+      return false;
     }
     this.stats.spooled += batch.length;
-    this.openLoss = undefined;
-    if (this.spoolError !== undefined) {
-      this.spoolError = undefined;
+    if (this.losses.written()) {
       this.logger.info({ spool: this.config.spoolDir }, 'decision spool takes writes again');
       this.onHealth();
     }
@@ -297,6 +296,7 @@ export class DecisionPublisher implements ClosableSink {
       this.replaying = true;
       this.memory = [];
     }
+    return true;
   }
 
   /**
@@ -305,28 +305,11 @@ export class DecisionPublisher implements ClosableSink {
    * queued for the next write, so the gap they leave is explained once the spool takes writes again.
    */
   private spoolRefused(batch: Pending[], err: unknown): void {
-    const reason = err instanceof WalError ? err.reason : 'EIO';
-    const message = err instanceof WalError ? err.message : String(err);
-    const decisions = batch.filter((p) => p.decision).length;
-    if (reason === 'SPOOL_FULL') this.stats.lostSpoolFull += decisions;
-    else this.stats.lostSpoolError += decisions;
-    this.stats.failed += decisions;
-    const now = Date.now();
-    if (now - this.lastFailureLog > 5000 || this.spoolError === undefined) {
-      this.lastFailureLog = now;
-      this.logger.error({ err: message, reason, lostSpoolFull: this.stats.lostSpoolFull, lostSpoolError: this.stats.lostSpoolError }, 'decision events could not be spooled; they are lost (required mode denies instead)');
-    }
-    if (this.spoolError === undefined) {
-      this.spoolError = `${reason}: ${message}`;
-      this.onHealth();
-    }
+    const wasFailing = this.losses.error !== undefined;
+    this.pending.unshift({ entry: this.losses.refused(batch, err), decision: false });
+    if (!wasFailing) this.onHealth();
     for (const p of batch) p.waiter?.(false);
-    const first = batch[0]!.entry.seq;
-    const last = batch[batch.length - 1]!.entry.seq;
-    if (this.openLoss && this.openLoss.toSeq + 1 === first) this.openLoss = { ...this.openLoss, toSeq: last, count: this.openLoss.count + decisions };
-    else this.openLoss = { fromSeq: first, toSeq: last, count: decisions };
-    this.pending.unshift({ entry: this.builder.lost({ chain: this.builder.chain.id, count: this.openLoss.count, fromSeq: this.openLoss.fromSeq, reason: message, stage: 'spool', toSeq: this.openLoss.toSeq }), decision: false });
-    // Retried on the next decision, or in a second if none comes; never in a busy loop.
+    // Retried with the next decision, or in a second if none comes; never in a loop.
     if (!this.spoolRetryTimer && !this.closing) {
       this.spoolRetryTimer = setTimeout(() => {
         this.spoolRetryTimer = undefined;
