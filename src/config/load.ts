@@ -4,6 +4,8 @@ import { parse as parseYaml } from 'yaml';
 import { MIN_EVENT_BYTES } from '../events/budget.js';
 import { natsServers, natsSettingsProblems } from '../events/nats-options.js';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
+import { loadSigningKey } from '../keys/signing-key.js';
+import { validateHttp } from './http.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -65,6 +67,9 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     natsCaFile: '',
     natsCertFile: '',
     natsKeyFile: '',
+    signingKeyFile: '',
+    headsBucket: 'VERDICT_HEADS',
+    headsIntervalMs: 10_000,
   },
 };
 
@@ -85,6 +90,8 @@ export interface ConfigOverrides {
   readonly workers?: string;
   /** --routes: the ext_authz routes file (gateway.routesFile). */
   readonly routes?: string;
+  /** --http: serve the AuthZEN HTTP API on HOST:PORT (http.listen). */
+  readonly http?: string;
 }
 
 function setPath(target: Json, dotted: string, value: unknown): void {
@@ -111,7 +118,9 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_INSTANCE_ID: 'events.instanceId',
   VERDICT_EVENTS_STREAM: 'events.stream',
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
+  VERDICT_SIGNING_KEY_FILE: 'events.signingKeyFile',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
+  VERDICT_HTTP_LISTEN: 'http.listen',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -167,6 +176,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.spoolDir !== undefined) setPath(flags, 'events.spoolDir', overrides.spoolDir);
   if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
   if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
+  if (overrides.http !== undefined) setPath(flags, 'http.listen', overrides.http);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
   return validateConfig(raw, configFile);
 }
@@ -175,7 +185,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway', 'http'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -215,6 +225,12 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
     }
     return n;
   };
+  const optionalString = (path: string): string => {
+    const v = get(path);
+    if (v === undefined || v === null) return '';
+    if (typeof v !== 'string') problems.push(`${path}: must be a string (got ${JSON.stringify(v)})`);
+    return typeof v === 'string' ? v : '';
+  };
   const list = (path: string): string[] => {
     const v = get(path);
     if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -237,24 +253,15 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       problems.push('events.natsUrl: must not hold credentials (they would be logged); use events.natsUser and events.natsPasswordFile, natsTokenFile, natsNkeySeedFile or natsCredsFile');
     }
   }
-  const optStr = (path: string): string => {
-    const v = get(path);
-    if (v === undefined || v === null || v === '') return '';
-    if (typeof v !== 'string') {
-      problems.push(`${path}: must be a string (got ${JSON.stringify(v)})`);
-      return '';
-    }
-    return v;
-  };
   const natsAuth = {
-    natsUser: optStr('events.natsUser'),
-    natsPasswordFile: optStr('events.natsPasswordFile'),
-    natsTokenFile: optStr('events.natsTokenFile'),
-    natsNkeySeedFile: optStr('events.natsNkeySeedFile'),
-    natsCredsFile: optStr('events.natsCredsFile'),
-    natsCaFile: optStr('events.natsCaFile'),
-    natsCertFile: optStr('events.natsCertFile'),
-    natsKeyFile: optStr('events.natsKeyFile'),
+    natsUser: optionalString('events.natsUser'),
+    natsPasswordFile: optionalString('events.natsPasswordFile'),
+    natsTokenFile: optionalString('events.natsTokenFile'),
+    natsNkeySeedFile: optionalString('events.natsNkeySeedFile'),
+    natsCredsFile: optionalString('events.natsCredsFile'),
+    natsCaFile: optionalString('events.natsCaFile'),
+    natsCertFile: optionalString('events.natsCertFile'),
+    natsKeyFile: optionalString('events.natsKeyFile'),
   };
   // The files are read now, so a missing or broken one stops the start with a message (never the secret).
   if (get('events.enabled') !== false && get('events.enabled') !== 'false') problems.push(...natsSettingsProblems(natsAuth));
@@ -271,7 +278,18 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   if (Buffer.byteLength(instanceId) > 256 || /[\u0000-\u001f\u007f]/.test(instanceId)) problems.push('events.instanceId: at most 256 bytes, without control characters');
   const stream = str('events.stream');
   if (!/^[A-Za-z0-9_\-]+$/.test(stream)) problems.push(`events.stream: "${stream}" must be letters, digits, _ and -`);
+  const signingKeyFile = optionalString('events.signingKeyFile');
+  if (signingKeyFile) {
+    try {
+      loadSigningKey(signingKeyFile);
+    } catch (err) {
+      problems.push(`events.signingKeyFile: ${(err as Error).message}`);
+    }
+  }
+  const headsBucket = optionalString('events.headsBucket');
+  if (headsBucket && !/^[A-Za-z0-9_\-]+$/.test(headsBucket)) problems.push(`events.headsBucket: "${headsBucket}" must be letters, digits, _ and - ("" = do not record heads)`);
 
+  const tokens = validateTokens(raw, problems);
   const config: VerdictConfig = {
     workers: int('workers', 1, 256),
     listen,
@@ -319,10 +337,14 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       healthRequiresTrail: bool('events.healthRequiresTrail'),
       replicas: int('events.replicas', 1, 5),
       ...natsAuth,
+      signingKeyFile,
+      headsBucket,
+      headsIntervalMs: int('events.headsIntervalMs', 1000, 3_600_000),
     },
     tls: validateTls(raw, problems),
-    tokens: validateTokens(raw, problems),
+    tokens,
     gateway: validateGateway(raw, problems),
+    http: validateHttp(raw, problems, tokens),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

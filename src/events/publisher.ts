@@ -3,7 +3,8 @@ import type { EventsConfig } from '../config/schema.js';
 import type { DecisionRecord } from '../service/decision-record.js';
 import type { ClosableSink } from '../server/app.js';
 import type { Logger } from '../server/logger.js';
-import { AttributeSelector, buildUnchainedEvent, CHECKPOINT_SCHEMA, type ChainCheckpoint, type UnchainedEvent } from './event.js';
+import { buildCheckpoint, checkpointAcknowledged } from './checkpoint.js';
+import { AttributeSelector, buildUnchainedEvent, type UnchainedEvent } from './event.js';
 import { EventBuilder, isChainRecord } from './event-builder.js';
 import { NatsLink } from './nats-link.js';
 import { emptyStats, type PublisherStats, type TrailHealth } from './publisher-stats.js';
@@ -366,13 +367,14 @@ export class DecisionPublisher implements ClosableSink {
     const last = this.lastSent;
     if (!last) return true;
     this.checkpointInFlight = true;
-    const body: ChainCheckpoint = { chain: last.chain, final, hash: last.hash, instance: this.config.instanceId, schema: CHECKPOINT_SCHEMA, seq: last.seq, time: new Date().toISOString() };
+    const body = buildCheckpoint(this.config, { chain: last.chain, seq: last.seq, hash: last.hash, final });
     try {
-      await js.publish(this.checkpointSubject, JSON.stringify(body), { msgID: `${last.chain}#${last.seq}${final ? '#final' : ''}`, timeout: this.config.ackTimeoutMs });
+      const ack = await js.publish(this.checkpointSubject, JSON.stringify(body), { msgID: `${last.chain}#${last.seq}${final ? '#final' : ''}`, timeout: this.config.ackTimeoutMs });
       this.stats.checkpoints++;
       this.log.commit(covered, false);
       // Events of this process's chain confirmed so far (replayed events of earlier runs are not counted).
       if (last.chain === this.builder.chain.id && last.seq > this.stats.published) this.stats.published = last.seq;
+      await checkpointAcknowledged(this.config, body, ack, this.link.nc, this.logger, this.closing);
       this.checkpointInFlight = false;
       this.armCheckpoint();
       return true;

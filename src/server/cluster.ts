@@ -5,6 +5,7 @@ import { formatIssue, type PolicySourceFile } from '../policy/index.js';
 import { VerdictServer, type ClosableSink } from './app.js';
 import type { Logger } from './logger.js';
 import { PolicyStore, type LoadFailure, type ReloadResult } from './policy-store.js';
+import { describeStartFailure, logStartFailure, policyFailure, type StartFailure } from './start-failure.js';
 
 /** Messages between the primary and its workers (IPC, structured clone). */
 type ToWorker =
@@ -12,7 +13,7 @@ type ToWorker =
   /** The primary's standing rejected change; null: it no longer stands (the files are back to the live set). */
   | { type: 'policy-failure'; failure: { at: string; message: string; issues: LoadFailure['issues'] } | null }
   | { type: 'shutdown'; reason: string };
-type ToPrimary = { type: 'listening' } | { type: 'ready'; port: number } | { type: 'failed'; message: string };
+type ToPrimary = { type: 'listening' } | { type: 'ready'; port: number; httpPort: number } | { type: 'failed'; message: string; failure: StartFailure };
 
 const WORKER_INDEX = 'VERDICT_CLUSTER_WORKER_INDEX';
 const WORKER_INSTANCE = 'VERDICT_CLUSTER_INSTANCE_ID';
@@ -39,6 +40,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   let resolveDone: (code: number) => void = () => undefined;
   const done = new Promise<number>((r) => (resolveDone = r));
   const restarts = new Map<number, number>();
+  /** Why the start failed: the first worker's report, logged as the last line once all have left. */
+  let startFailure: { failure: StartFailure; err: string; worker: number } | undefined;
 
   const store = new PolicyStore(
     config.policies,
@@ -47,7 +50,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   );
   const first = await store.reload();
   if (first.status === 'rejected') {
-    logger.fatal({ err: first.failure.message }, 'verdict failed to start');
+    logStartFailure(logger, policyFailure(config.policies, first.failure), first.failure.message);
     return 1;
   }
 
@@ -79,10 +82,13 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
         if (!announced && ready.size === config.workers) {
           announced = true;
           const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-          logger.info({ listen: `${host}:${msg.port}`, workers: config.workers, policies: config.policies, revision: store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
+          const http = config.http ? { http: `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${msg.httpPort}` } : {};
+          logger.info({ listen: `${host}:${msg.port}`, ...http, workers: config.workers, policies: config.policies, revision: store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
         }
       } else if (msg.type === 'failed') {
-        logger.error({ worker: index, err: msg.message }, 'worker failed to start');
+        if (announced) logger.error({ worker: index, code: msg.failure.code, err: msg.message }, `worker failed to start: ${msg.failure.cause}`);
+        // A reason beats "exited before it started" (should the exit have been seen first).
+        else if (!startFailure || startFailure.failure.code === 'WORKER_EXITED') startFailure = { failure: msg.failure, err: msg.message, worker: index };
       }
     });
     // A worker that starts (or replaces one) after a rejected change reports it like the others:
@@ -100,7 +106,12 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
       }
       if (!announced && !wasReady) {
         // A worker that cannot start now will not start on retry either (bad spool dir, port in use).
-        logger.fatal({ worker: index, code, signal }, 'verdict failed to start: a worker could not start');
+        // The cause is logged last, once every worker has left (their stop lines come before it).
+        startFailure ??= {
+          failure: { code: 'WORKER_EXITED', cause: `worker ${index} exited (${signal ?? `code ${code}`}) before it started serving` },
+          err: `exit ${signal ?? code}`,
+          worker: index,
+        };
         exitCode = 1;
         stop('start failed');
         return;
@@ -138,7 +149,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     void store.reload();
   });
   const code = await done;
-  if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
+  if (startFailure) logStartFailure(logger, startFailure.failure, startFailure.err, { worker: startFailure.worker });
+  else if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
   return code;
 }
 
@@ -174,9 +186,23 @@ export async function runClusterWorker(
     events: { ...baseConfig.events, instanceId: process.env[WORKER_INSTANCE]!, spoolDir: process.env[WORKER_SPOOL]! },
   };
   const logger = baseLogger.child({ worker: index });
-  const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
-  const server = new VerdictServer({ config, logger, sink, managedPolicies: true });
   const send = (m: ToPrimary) => process.send?.(m);
+  // The primary logs the cause as the start's last line; the message must be out before we leave.
+  const reportFailure = (err: unknown) =>
+    new Promise<void>((resolve) => {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!process.connected || !process.send) return resolve();
+      process.send({ type: 'failed', message, failure: describeStartFailure(err, config.listen) } satisfies ToPrimary, undefined, {}, () => resolve());
+    });
+  let server: VerdictServer;
+  try {
+    const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
+    server = new VerdictServer({ config, logger, sink, managedPolicies: true });
+  } catch (err) {
+    await reportFailure(err);
+    if (process.connected) process.disconnect();
+    return 1;
+  }
   let started = false;
   return new Promise<number>((resolve) => {
     const stop = (reason: string) => {
@@ -196,11 +222,8 @@ export async function runClusterWorker(
         if (!started) {
           started = true;
           server.start().then(
-            (port) => send({ type: 'ready', port }),
-            (err: unknown) => {
-              send({ type: 'failed', message: (err as Error).message });
-              stop('start failed');
-            },
+            (port) => send({ type: 'ready', port, httpPort: server.httpPort }),
+            (err: unknown) => void reportFailure(err).then(() => stop('start failed')),
           );
         }
       } else if (msg.type === 'policy-failure') {

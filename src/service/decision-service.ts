@@ -38,18 +38,25 @@ export class DecisionService {
     private readonly sink: DecisionSink,
   ) {}
 
-  /** Decides many requests against ONE policy set snapshot, so a batch never straddles a reload. */
-  async checkMany(requests: readonly CheckRequest[], options: CheckOptions): Promise<CheckOutcome[]> {
+  /**
+   * Decides many requests in order against ONE policy set snapshot, so a batch never straddles a
+   * reload. With `stopAfter`, deciding stops after the first decision it accepts (AuthZEN's
+   * short-circuit semantics): the requests after it are neither decided nor recorded, and the
+   * result is shorter than `requests`.
+   */
+  async checkMany(requests: readonly CheckRequest[], options: CheckOptions, stopAfter?: (decision: Decision) => boolean): Promise<CheckOutcome[]> {
     const live = this.store.current();
     if (!live) throw new NotReadyError('no policy set is loaded yet');
     const now = new Date();
-    const records: DecisionRecord[] = requests.map((request) => {
+    const records: DecisionRecord[] = [];
+    for (const request of requests) {
       // performance.now() is a double: no BigInt allocation per decision, sub-microsecond resolution.
       const start = performance.now();
       const decision = decide(live.set, request, { now, explain: options.explain });
       const evaluationNs = Math.round((performance.now() - start) * 1e6);
-      return { decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs };
-    });
+      records.push({ decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs });
+      if (stopAfter?.(decision)) break;
+    }
     if (options.abandoned?.() === true) {
       // Recorded as made but never received: the caller is gone, nobody waits for durability.
       for (const r of records) this.sink.record({ ...r, delivered: false });

@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { EVENT_SCHEMA, PUBLISH_REFUSED_SCHEMA } from '../../src/events/event.js';
 import {
-  check, countEvents, NATS_URL, randomToken, readStream, Resources, sleep, startVerdict, uniqueNames, waitFor, writePolicies,
+  check, countEvents, NATS_URL, randomToken, readStream, Resources, startVerdict, uniqueNames, waitFor, writePolicies,
   type CheckResponse, type ServerProc,
 } from '../support/events-harness.js';
 import { checkChains } from './chain-check.js';
@@ -19,8 +21,8 @@ describe('events: every event is publishable (real server, real NATS)', function
   afterEach(() => res.cleanup());
   after(() => res.cleanup());
 
-  async function serve(natsUrl: string, names: { stream: string; prefix: string }, configYaml: string, required = false): Promise<ServerProc> {
-    return startVerdict(res, { policies: writePolicies(res.tmpDir('policies')), natsUrl, ...names, spoolDir: res.tmpDir('spool'), instanceId: `vt-${randomToken(3)}`, configYaml, required });
+  async function serve(natsUrl: string, names: { stream: string; prefix: string }, configYaml: string, required = false, spoolDir = res.tmpDir('spool')): Promise<ServerProc> {
+    return startVerdict(res, { policies: writePolicies(res.tmpDir('policies')), natsUrl, ...names, spoolDir, instanceId: `vt-${randomToken(3)}`, configYaml, required });
   }
 
   it('a 200 KB request_id of control characters is stored cut to its byte budget (was: a 1.2 MB event NATS refused, a GAP)', async () => {
@@ -78,14 +80,16 @@ describe('events: every event is publishable (real server, real NATS)', function
     // NATS is down while a 100 KB event is spooled; the server that then comes up takes at most 64 KiB.
     const nats = await ConfiguredNats.prepare(res, () => 'max_payload: 65536');
     const names = uniqueNames();
-    const server = await serve(nats.url, names, 'events:\n  includeAttributes: all\n  checkpointIntervalMs: 20\n');
+    const spool = res.tmpDir('spool');
+    const server = await serve(nats.url, names, 'events:\n  includeAttributes: all\n  checkpointIntervalMs: 20\n', false, spool);
     await server.waitForLog(/^cannot connect to NATS/);
     const client = res.client(server.address);
     const blob = 'b'.repeat(100 * 1024);
     const first = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd1' } }, 'first');
     const big = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd2', attributes: { blob } } }, 'big');
     const third = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd3' } }, 'third');
-    await sleep(100); // spooled
+    // Built and spooled while NATS is down, under the 900 KiB budget.
+    await waitFor('3 events in the spool', () => readFileSync(path.join(spool, 'decisions-00000001.wal'), 'utf8').split('\n').filter(Boolean).length >= 3, 10_000, 20);
     await nats.restart();
     await server.waitForLog(/^NATS available/);
     // Built now, the same event fits NATS's limit without its attributes.

@@ -1,8 +1,11 @@
 /** The CLI around the gRPC service: `verdict serve` config errors, and `verdict check --server`. */
 import path from 'node:path';
 import { expect } from 'chai';
-import { cleanupServerProcesses, makeTempDir, runVerdict, startServer, writeFile } from '../support/server-process.js';
+import { cleanupServerProcesses, makeTempDir, REPO_ROOT, runVerdict, startServer, writeFile } from '../support/server-process.js';
 import { closeClients, policyDir, UUID } from './fixtures.js';
+
+/** The keys of `verdict check` output, in order (docs/api.md "CLI decision output"). */
+const DECISION_KEYS = ['decision', 'allowed', 'policy', 'rule', 'reason', 'revision', 'decisionId', 'errors'];
 
 describe('verdict CLI with the gRPC service (real processes)', function () {
   this.timeout(30_000);
@@ -68,8 +71,51 @@ describe('verdict CLI with the gRPC service (real processes)', function () {
 
       const invalid = await runVerdict(['check', '--server', server.address, '--request', invalidFile]);
       expect(invalid.code).to.equal(2);
-      expect(invalid.stderr).to.match(/check failed: resource\.type: /);
+      expect(invalid.stderr).to.match(/^invalid request: resource\.type: /);
       expect(invalid.stdout).to.equal('');
+    });
+
+    it('prints the same JSON as a local check --policies for the same request: names, values, allowed, errors and explanation', async () => {
+      // The example set has derived roles (traces list them); the fixture set has a rule whose
+      // condition errors on a string count (errors non-empty, reason NO_MATCHING_RULE).
+      const examples = path.join(REPO_ROOT, 'policies');
+      const fixture = policyDir();
+      const dir = makeTempDir('requests');
+      const cases: [string, string, string[]][] = [
+        [examples, path.join(REPO_ROOT, 'examples/requests/alice-edits-her-draft.json'), ['--explain']],
+        [examples, path.join(REPO_ROOT, 'examples/requests/bob-deletes-legal-hold.json'), ['--explain']],
+        [fixture, writeFile(dir, 'count.json', JSON.stringify({ subject: { id: 'a', roles: ['employee'] }, action: 'count', resource: { type: 'document', attributes: { count: 'many' } } })), ['--explain']],
+        [fixture, writeFile(dir, 'read.json', JSON.stringify({ subject: { id: 'a', roles: ['employee'] }, action: 'read', resource: { type: 'document' } })), []],
+      ];
+      const started = await Promise.all([examples, fixture].map((policies) => startServer({ policies })));
+      const servers = new Map([examples, fixture].map((policies, i) => [policies, started[i]!.address]));
+      const seen = new Set<string>();
+      for (const [policies, request, extra] of cases) {
+        const [local, remote] = await Promise.all([
+          runVerdict(['check', '--policies', policies, '--request', request, ...extra]),
+          runVerdict(['check', '--server', servers.get(policies)!, '--request', request, ...extra]),
+        ]);
+        const what = `${path.basename(request)} ${extra.join(' ')}`;
+        expect(remote.code, `${what}: ${remote.stderr}`).to.equal(local.code);
+        expect([0, 3], what).to.include(local.code);
+        const l = JSON.parse(local.stdout) as Record<string, unknown>;
+        const r = JSON.parse(remote.stdout) as Record<string, unknown>;
+        expect(Object.keys(l), what).to.deep.equal(extra.includes('--explain') ? [...DECISION_KEYS, 'explanation'] : DECISION_KEYS);
+        expect(Object.keys(r), what).to.deep.equal(Object.keys(l));
+        expect(l.decisionId).to.equal('');
+        expect(r.decisionId).to.match(UUID);
+        expect({ ...r, decisionId: '' }, what).to.deep.equal(l);
+        expect(l.allowed).to.equal(local.code === 0);
+        expect(l.decision).to.equal(local.code === 0 ? 'EFFECT_ALLOW' : 'EFFECT_DENY');
+        seen.add(`${String(l.reason)}${(l.errors as unknown[]).length > 0 ? '+errors' : ''}`);
+        for (const t of (l.explanation ?? []) as Record<string, unknown>[]) {
+          expect(Object.keys(t)).to.deep.equal(['policy', 'rule', 'effect', 'outcome', 'detail', 'derivedRoles']);
+          expect(String(t.outcome)).to.match(/^RULE_OUTCOME_/);
+          if ((t.derivedRoles as string[]).length > 0) seen.add('derivedRoles');
+        }
+      }
+      // The cases covered what they were chosen for.
+      expect([...seen]).to.include.members(['RULE_ALLOW', 'RULE_DENY', 'NO_MATCHING_RULE+errors', 'derivedRoles']);
     });
 
     it('exits 1 when no server answers', async () => {

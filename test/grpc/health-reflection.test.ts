@@ -87,7 +87,7 @@ describe('gRPC health and reflection (real server process)', function () {
     const rejected = proc.findLog('policy set rejected; not serving');
     expect(rejected, proc.tail()).to.not.equal(undefined);
     expect((rejected!.errors as string[]).join('\n')).to.match(new RegExp(`^document\\.yaml:${line}:\\d+: INVALID_EFFECT`, 'm'));
-    const fatal = proc.findLog('verdict failed to start');
+    const fatal = proc.findLog(/^verdict failed to start: policy set .* rejected: document\.yaml:/);
     expect(fatal, proc.tail()).to.include({ level: 60 });
     expect(String(fatal!.err)).to.match(new RegExp(`document\\.yaml:${line}:\\d+`));
   });

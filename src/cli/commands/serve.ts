@@ -1,13 +1,56 @@
 import { ConfigError, loadConfig } from '../../config/load.js';
-import { createLogger } from '../../server/logger.js';
+import type { VerdictConfig } from '../../config/schema.js';
+import { routeLibraryLogs } from '../../server/library-logs.js';
+import { createLogger, type Logger } from '../../server/logger.js';
+import { describeStartFailure, logStartFailure, policyFailure } from '../../server/start-failure.js';
 import { VerdictServer, type ClosableSink } from '../../server/app.js';
 import { checkEdgeFiles } from '../../server/edge.js';
 import { isClusterWorker, runClusterPrimary, runClusterWorker } from '../../server/cluster.js';
-import { parseArgs, stringFlag } from '../args.js';
 import type { CliOutput } from '../output.js';
+import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
 
-export const serveUsage =
-  'verdict serve [--config FILE] [--policies DIR] [--listen HOST:PORT] [--workers N] [--routes FILE] [--nats URL] [--no-events] [--audit-required] [--log-level LEVEL]   run the gRPC decision service';
+const NO_EVENTS = 'with --no-events no decision is published, so it would have no effect';
+
+export const serveCommand: CommandSpec = {
+  name: 'serve',
+  summary: 'run the gRPC decision service (and Envoy ext_authz with --routes, AuthZEN over HTTP with --http)',
+  details: [
+    'Each setting comes from the first of: a flag, a VERDICT_* environment variable, the --config\n' +
+      'file, the default (docs/operations.md). Logs are JSON lines on stdout.',
+  ],
+  flags: [
+    { name: 'config', type: 'string', value: 'FILE', description: 'YAML configuration file', defaultNote: 'VERDICT_CONFIG, else none' },
+    { name: 'policies', type: 'string', value: 'DIR', description: 'policy directory, watched and hot-reloaded; sets policies', defaultNote: 'policies' },
+    { name: 'listen', type: 'string', value: 'HOST:PORT', description: 'address to serve on; port 0 picks a free port; sets listen', defaultNote: '127.0.0.1:50051' },
+    { name: 'http', type: 'string', value: 'HOST:PORT', description: 'also serve the AuthZEN API over HTTP on this address; sets http.listen', defaultNote: 'off' },
+    { name: 'workers', type: 'string', value: 'N', description: 'processes sharing the port; sets workers', defaultNote: 'one per CPU' },
+    { name: 'routes', type: 'string', value: 'FILE', description: 'serve Envoy ext_authz with this routes file; sets gateway.routesFile' },
+    { name: 'nats', type: 'string', value: 'URL', description: 'NATS server for the decision stream; sets events.natsUrl', defaultNote: 'nats://127.0.0.1:4222' },
+    { name: 'no-events', type: 'boolean', description: 'do not publish decisions; sets events.enabled: false' },
+    { name: 'audit-required', type: 'boolean', description: 'answer only once the decision is on disk; sets events.required: true' },
+    { name: 'spool-dir', type: 'string', value: 'DIR', description: 'the event spool; workers use DIR/w<N>; sets events.spoolDir', defaultNote: 'var/spool' },
+    { name: 'instance-id', type: 'string', value: 'ID', description: "names this instance's hash chain (events.instanceId)", defaultNote: '<hostname>-<pid>' },
+    { name: 'log-level', type: 'string', value: 'LEVEL', description: 'fatal, error, warn, info, debug, trace or silent; sets logLevel', defaultNote: 'info' },
+  ],
+  conflicts: [
+    { flags: ['no-events', 'audit-required'], why: NO_EVENTS },
+    { flags: ['no-events', 'nats'], why: NO_EVENTS },
+    { flags: ['no-events', 'spool-dir'], why: NO_EVENTS },
+    { flags: ['no-events', 'instance-id'], why: NO_EVENTS },
+  ],
+  examples: [
+    { what: 'serve the example policies on the default address, publishing to a local NATS', command: 'verdict serve --policies policies' },
+    { what: 'accept remote callers, two processes, no decision stream', command: 'verdict serve --policies policies --listen 0.0.0.0:50051 --workers 2 --no-events' },
+    { what: 'also answer AuthZEN requests over HTTP on port 8080', command: 'verdict serve --policies policies --http 127.0.0.1:8080' },
+    { what: 'everything from a configuration file', command: 'verdict serve --config /etc/verdict/verdict.yaml' },
+  ],
+  exitCodes: [
+    { code: EXIT.OK, meaning: 'stopped by SIGTERM or SIGINT' },
+    { code: EXIT.FAILURE, meaning: 'could not start (the last log line names the cause), or an error during shutdown' },
+    { code: EXIT.USAGE, meaning: 'usage error or invalid configuration (printed on stderr)' },
+  ],
+  run: runServe,
+};
 
 /** Builds the decision sink from config; the NATS publisher is loaded only when events are on. */
 export type SinkFactory = (config: import('../../config/schema.js').VerdictConfig, logger: import('pino').Logger) => Promise<ClosableSink | undefined>;
@@ -17,58 +60,68 @@ export function setSinkFactory(factory: SinkFactory): void {
   sinkFactory = factory;
 }
 
-export async function serveCommand(argv: readonly string[], io: CliOutput): Promise<number> {
-  const args = parseArgs(argv, ['no-events', 'audit-required', 'help'], ['config', 'policies', 'listen', 'nats', 'log-level', 'spool-dir', 'instance-id', 'workers', 'routes']);
-  if (args.flags.has('help')) {
-    io.out(serveUsage);
-    return 0;
-  }
+async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
   let config;
   try {
     config = loadConfig({
-      configFile: stringFlag(args, 'config'),
-      policies: stringFlag(args, 'policies'),
-      listen: stringFlag(args, 'listen'),
-      natsUrl: stringFlag(args, 'nats'),
-      noEvents: args.flags.has('no-events'),
-      required: args.flags.has('audit-required'),
-      logLevel: stringFlag(args, 'log-level'),
-      spoolDir: stringFlag(args, 'spool-dir'),
-      instanceId: stringFlag(args, 'instance-id'),
-      workers: stringFlag(args, 'workers'),
-      routes: stringFlag(args, 'routes'),
+      configFile: args.string('config'),
+      policies: args.string('policies'),
+      listen: args.string('listen'),
+      natsUrl: args.string('nats'),
+      noEvents: args.flag('no-events'),
+      required: args.flag('audit-required'),
+      logLevel: args.string('log-level'),
+      spoolDir: args.string('spool-dir'),
+      instanceId: args.string('instance-id'),
+      workers: args.string('workers'),
+      routes: args.string('routes'),
+      http: args.string('http'),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
       io.err(err.message);
-      return 2;
+      return EXIT.USAGE;
     }
     throw err;
   }
   const edgeProblems = checkEdgeFiles(config);
   if (edgeProblems.length > 0) {
     io.err(new ConfigError(edgeProblems).message);
-    return 2;
+    return EXIT.USAGE;
   }
   const logger = createLogger(config.logLevel);
+  routeLibraryLogs(logger, config.logLevel);
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, `verdict crashed: ${err.message}`);
+    process.exit(EXIT.FAILURE);
+  });
   if (isClusterWorker()) return runClusterWorker(config, logger, sinkFactory);
   if (config.workers > 1) return runClusterPrimary(config, logger);
-  const sink = config.events.enabled ? await sinkFactory(config, logger) : undefined;
-  const server = new VerdictServer({ config, logger, sink });
+  return runSingleProcess(config, logger);
+}
+
+async function runSingleProcess(config: VerdictConfig, logger: Logger): Promise<number> {
+  let server: VerdictServer | undefined;
   try {
+    const sink = config.events.enabled ? await sinkFactory(config, logger) : undefined;
+    server = new VerdictServer({ config, logger, sink });
     await server.start();
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'verdict failed to start');
-    await server.stop('start failed').catch(() => undefined);
-    return 1;
+    const failed = server?.store.current() === undefined ? server?.store.lastFailure() : undefined;
+    const failure = failed ? policyFailure(config.policies, failed) : describeStartFailure(err, config.listen);
+    // Stop first (its lines come before), so the cause is the last line a supervisor shows.
+    await server?.stop('start failed').catch(() => undefined);
+    logStartFailure(logger, failure, (err as Error).message);
+    return EXIT.FAILURE;
   }
+  const running = server;
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
-      server.stop(signal).then(
-        () => resolve(0),
+      running.stop(signal).then(
+        () => resolve(EXIT.OK),
         (err: unknown) => {
           logger.error({ err }, 'error during shutdown');
-          resolve(1);
+          resolve(EXIT.FAILURE);
         },
       );
     };
@@ -76,7 +129,7 @@ export async function serveCommand(argv: readonly string[], io: CliOutput): Prom
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       logger.info('SIGHUP: reloading policies');
-      void server.reload();
+      void running.reload();
     });
   });
 }

@@ -1,10 +1,25 @@
 import { loadPolicyDirectory, PolicyLoadError, formatIssue } from '../../policy/index.js';
 import { loadSuites, runTest, type PolicyTestResult } from '../../testing/suite.js';
 import type { RuleTrace } from '../../engine/decision.js';
-import { parseArgs } from '../args.js';
 import type { CliOutput } from '../output.js';
+import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
 
-export const testUsage = 'verdict test [DIR] [--verbose]  run the *_test.yaml suites under DIR against its policies';
+export const testCommand: CommandSpec = {
+  name: 'test',
+  summary: 'run the *_test.yaml suites under DIR against the policies in DIR',
+  positionals: [{ name: 'DIR', description: 'policy directory with its test suites, read recursively (default: policies)' }],
+  flags: [{ name: 'verbose', type: 'boolean', description: 'also print every test that passed' }],
+  examples: [
+    { what: 'run the example policy suites; failures print every rule considered', command: 'verdict test policies/' },
+    { what: 'list every test, passed or not', command: 'verdict test policies/ --verbose' },
+  ],
+  exitCodes: [
+    { code: EXIT.OK, meaning: 'every test passed' },
+    { code: EXIT.FAILURE, meaning: 'a test failed, a suite has an error, the policy set is rejected, or DIR has no suites' },
+    { code: EXIT.USAGE, meaning: 'usage error' },
+  ],
+  run: runTests,
+};
 
 function formatTrace(t: RuleTrace): string {
   const detail = t.detail ? `: ${t.detail}` : '';
@@ -21,8 +36,7 @@ function reportFailure(io: CliOutput, r: PolicyTestResult): void {
   for (const t of traces) io.out(formatTrace(t));
 }
 
-export async function testCommand(argv: readonly string[], io: CliOutput): Promise<number> {
-  const args = parseArgs(argv, ['verbose'], []);
+async function runTests(args: ParsedArgs, io: CliOutput): Promise<number> {
   const dir = args.positionals[0] ?? 'policies';
   let set;
   try {
@@ -31,7 +45,7 @@ export async function testCommand(argv: readonly string[], io: CliOutput): Promi
     if (!(err instanceof PolicyLoadError)) throw err;
     for (const issue of err.issues) io.err(formatIssue(issue));
     io.err(`${dir}: policy set rejected; no tests run`);
-    return 1;
+    return EXIT.FAILURE;
   }
   const { tests, errors } = await loadSuites(dir);
   for (const e of errors) io.err(`${e.file}:${e.line}: suite error: ${e.message}`);
@@ -42,7 +56,7 @@ export async function testCommand(argv: readonly string[], io: CliOutput): Promi
     const result = runTest(set, test, now);
     if (result.passed) {
       passed++;
-      if (args.flags.has('verbose')) io.out(`ok   ${test.suite} › ${test.name}`);
+      if (args.flag('verbose')) io.out(`ok   ${test.suite} › ${test.name}`);
     } else {
       failed++;
       reportFailure(io, result);
@@ -51,7 +65,7 @@ export async function testCommand(argv: readonly string[], io: CliOutput): Promi
   io.out(`policy tests (${dir}, revision ${set.revision}): ${passed} passed, ${failed} failed${errors.length ? `, ${errors.length} suite errors` : ''}`);
   if (tests.length === 0 && errors.length === 0) {
     io.err(`no test suites (*_test.yaml) found under ${dir}`);
-    return 1;
+    return EXIT.FAILURE;
   }
-  return failed > 0 || errors.length > 0 ? 1 : 0;
+  return failed > 0 || errors.length > 0 ? EXIT.FAILURE : EXIT.OK;
 }
