@@ -3,7 +3,7 @@ import { decide } from '../engine/evaluate.js';
 import type { CheckRequest } from '../engine/request.js';
 import type { DecisionRecord, DecisionSink } from './decision-record.js';
 import { newDecisionId } from './ids.js';
-import type { PolicyStore } from '../server/policy-store.js';
+import type { LivePolicy } from './live-policy.js';
 
 export interface CheckOptions {
   readonly explain: boolean;
@@ -34,7 +34,7 @@ export class NotReadyError extends Error {
  */
 export class DecisionService {
   constructor(
-    private readonly store: PolicyStore,
+    private readonly policy: LivePolicy,
     private readonly sink: DecisionSink,
   ) {}
 
@@ -45,7 +45,7 @@ export class DecisionService {
    * result is shorter than `requests`.
    */
   async checkMany(requests: readonly CheckRequest[], options: CheckOptions, stopAfter?: (decision: Decision) => boolean): Promise<CheckOutcome[]> {
-    const live = this.store.current();
+    const live = this.policy.current();
     if (!live) throw new NotReadyError('no policy set is loaded yet');
     const now = new Date();
     const records: DecisionRecord[] = [];
@@ -83,7 +83,7 @@ export class DecisionService {
    * gateway route), recorded like any other decision with the live revision.
    */
   async refuse(request: CheckRequest, reason: Decision['reason'], options: CheckOptions): Promise<CheckOutcome> {
-    const live = this.store.current();
+    const live = this.policy.current();
     if (!live) throw new NotReadyError('no policy set is loaded yet');
     const now = new Date();
     const decision: Decision = { effect: 'DENY', reason, policy: '', rule: '', revision: live.set.revision, errors: [] };
