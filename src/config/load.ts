@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_COST_LIMITS, DEFAULT_REQUEST_LIMITS } from '../engine/limits.js';
+import { MIN_EVENT_BYTES } from '../events/budget.js';
+import { natsServers, natsSettingsProblems } from '../events/nats-options.js';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
 import { loadSigningKey } from '../keys/signing-key.js';
 import { validateHttp } from './http.js';
@@ -61,6 +63,23 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     includeAttributes: 'none',
     maskAttributes: [],
     instanceId: `${os.hostname()}-${process.pid}`,
+    maxFieldBytes: 1024,
+    maxListBytes: 16 * 1024,
+    maxEventBytes: 900 * 1024,
+    handoffMaxEvents: 50_000,
+    handoffMaxBytes: 64 * 1024 * 1024,
+    manageStream: true,
+    streamCheckIntervalMs: 10_000,
+    healthRequiresTrail: false,
+    replicas: 1,
+    natsUser: '',
+    natsPasswordFile: '',
+    natsTokenFile: '',
+    natsNkeySeedFile: '',
+    natsCredsFile: '',
+    natsCaFile: '',
+    natsCertFile: '',
+    natsKeyFile: '',
     signingKeyFile: '',
     headsBucket: 'VERDICT_HEADS',
     headsIntervalMs: 10_000,
@@ -242,9 +261,25 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   const logLevel = str('logLevel') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`logLevel: "${logLevel}" must be one of ${LOG_LEVELS.join(', ')}`);
   const natsUrl = str('events.natsUrl');
-  if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl) && !/^[^\s/:]+:\d+$/.test(natsUrl)) {
-    problems.push(`events.natsUrl: "${natsUrl}" must look like nats://host:4222`);
+  for (const url of natsServers(natsUrl)) {
+    if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(url) && !/^[^\s/:]+:\d+$/.test(url)) {
+      problems.push(`events.natsUrl: "${url.replace(/\/\/[^/@]*@/, '//…@')}" must look like nats://host:4222 (several: comma-separated)`);
+    } else if (/\/\/[^/@]*@/.test(url)) {
+      problems.push('events.natsUrl: must not hold credentials (they would be logged); use events.natsUser and events.natsPasswordFile, natsTokenFile, natsNkeySeedFile or natsCredsFile');
+    }
   }
+  const natsAuth = {
+    natsUser: optionalString('events.natsUser'),
+    natsPasswordFile: optionalString('events.natsPasswordFile'),
+    natsTokenFile: optionalString('events.natsTokenFile'),
+    natsNkeySeedFile: optionalString('events.natsNkeySeedFile'),
+    natsCredsFile: optionalString('events.natsCredsFile'),
+    natsCaFile: optionalString('events.natsCaFile'),
+    natsCertFile: optionalString('events.natsCertFile'),
+    natsKeyFile: optionalString('events.natsKeyFile'),
+  };
+  // The files are read now, so a missing or broken one stops the start with a message (never the secret).
+  if (get('events.enabled') !== false && get('events.enabled') !== 'false') problems.push(...natsSettingsProblems(natsAuth));
   const include = get('events.includeAttributes');
   let includeAttributes: EventsConfig['includeAttributes'] = 'none';
   if (include === 'none' || include === 'all') includeAttributes = include;
@@ -252,6 +287,10 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   else problems.push('events.includeAttributes: must be "none", "all" or a list of attribute paths such as resource.attributes.department');
   const prefix = str('events.subjectPrefix');
   if (!/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$/.test(prefix)) problems.push(`events.subjectPrefix: "${prefix}" must be NATS subject tokens separated by dots, without wildcards`);
+  if (prefix.length > 128) problems.push(`events.subjectPrefix: at most 128 characters (got ${prefix.length})`);
+  const instanceId = str('events.instanceId');
+  // It is in every event and names the chain; a subject uses it only as a bounded token (subjects.ts).
+  if (Buffer.byteLength(instanceId) > 256 || /[\u0000-\u001f\u007f]/.test(instanceId)) problems.push('events.instanceId: at most 256 bytes, without control characters');
   const stream = str('events.stream');
   if (!/^[A-Za-z0-9_\-]+$/.test(stream)) problems.push(`events.stream: "${stream}" must be letters, digits, _ and -`);
   const signingKeyFile = optionalString('events.signingKeyFile');
@@ -323,7 +362,17 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       required: bool('events.required'),
       includeAttributes,
       maskAttributes: list('events.maskAttributes'),
-      instanceId: str('events.instanceId'),
+      instanceId,
+      maxFieldBytes: int('events.maxFieldBytes', 64, 65_536),
+      maxListBytes: int('events.maxListBytes', 512, 1024 * 1024),
+      maxEventBytes: int('events.maxEventBytes', MIN_EVENT_BYTES, 64 * 1024 * 1024),
+      handoffMaxEvents: int('events.handoffMaxEvents', 1, 10_000_000),
+      handoffMaxBytes: int('events.handoffMaxBytes', 64 * 1024, 16 * 1024 * 1024 * 1024),
+      manageStream: bool('events.manageStream'),
+      streamCheckIntervalMs: int('events.streamCheckIntervalMs', 0, 3_600_000),
+      healthRequiresTrail: bool('events.healthRequiresTrail'),
+      replicas: int('events.replicas', 1, 5),
+      ...natsAuth,
       signingKeyFile,
       headsBucket,
       headsIntervalMs: int('events.headsIntervalMs', 1000, 3_600_000),

@@ -7,6 +7,7 @@ import type { Caller, CheckRequest } from '../engine/request.js';
 import type { DecisionService } from '../service/decision-service.js';
 import { NotReadyError } from '../service/decision-service.js';
 import type { LivePolicy } from '../service/live-policy.js';
+import type { TrailStatusView } from '../server/app.js';
 import { rejectionOf } from './codec-guard.js';
 import {
   toBatchRequests,
@@ -32,6 +33,8 @@ export interface AuthorizationDeps {
   /** The caller proven by the transport (mTLS), recorded in events and visible to conditions. */
   readonly callerOf?: (call: object) => Caller | undefined;
   readonly onUnexpectedError: (err: unknown, method: string) => void;
+  /** The decision trail's state for GetPolicySet (TrailStatus); absent = not reported. */
+  readonly trail?: () => Promise<TrailStatusView>;
 }
 
 function fail(callback: ErrorCallback, code: status, details: string): void {
@@ -43,6 +46,20 @@ function handleError(err: unknown, callback: ErrorCallback, deps: AuthorizationD
   if (err instanceof NotReadyError) return fail(callback, status.UNAVAILABLE, 'no policy set is loaded yet; retry shortly');
   deps.onUnexpectedError(err, method);
   fail(callback, status.INTERNAL, 'internal error while deciding; the request was not allowed');
+}
+
+/**
+ * The caller has given up on this call: grpc-js marks it cancelled (client cancel, RST_STREAM, or
+ * its deadline timer), but a deadline that passed while this turn was busy deciding is only seen
+ * by comparing the clock.
+ */
+function abandonedCall(call: ServerUnaryCall<unknown, unknown>): () => boolean {
+  return () => {
+    if (call.cancelled) return true;
+    const deadline = call.getDeadline();
+    const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+    return Number.isFinite(ms) && ms <= Date.now();
+  };
 }
 
 function withCaller(requests: CheckRequest[], caller: Caller | undefined): CheckRequest[] {
@@ -64,7 +81,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       }
       const caller = deps.callerOf?.(call);
       if (caller) request = { ...request, caller };
-      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check' };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check', abandoned: abandonedCall(call) };
       const decided = msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, [request], options).then((o) => o[0]!) : deps.decisions.check(request, options);
       decided.then(
         (outcome) => callback(null, toCheckResponse(outcome.decisionId, outcome.decision)),
@@ -83,7 +100,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
         return handleError(err, callback, deps, 'CheckBatch');
       }
       requests = withCaller(requests, deps.callerOf?.(call));
-      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch' };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch', abandoned: abandonedCall(call) };
       (msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, requests, options) : deps.decisions.checkMany(requests, options)).then(
         (outcomes) =>
           callback(null, {
@@ -111,7 +128,15 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
         });
       }
       if (failure) response.lastFailure = { at: timestamp(failure.at), message: failure.message, issues: failure.issues };
-      callback(null, response);
+      if (!deps.trail) return callback(null, response);
+      deps.trail().then(
+        (t) => {
+          const { lastStreamIncident, ...rest } = t;
+          response.trail = { ...rest, ...(lastStreamIncident ? { lastStreamIncident: { ...lastStreamIncident, at: timestamp(lastStreamIncident.at) } } : {}) };
+          callback(null, response);
+        },
+        (err: unknown) => handleError(err, callback, deps, 'GetPolicySet'),
+      );
     },
   };
 }

@@ -13,6 +13,11 @@ export interface DecisionRecord {
   readonly source: string;
   /** Engine evaluation time in nanoseconds. */
   readonly evaluationNs: number;
+  /**
+   * `false` when the caller had abandoned the call (cancelled it, or its deadline had passed) by
+   * the time the decision was made: the answer never reached it. Absent: answered as usual.
+   */
+  readonly delivered?: false;
 }
 
 /**

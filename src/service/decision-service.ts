@@ -10,6 +10,12 @@ export interface CheckOptions {
   readonly explain: boolean;
   readonly requestId: string;
   readonly source: string;
+  /**
+   * True once the caller has given up on the call (cancelled it, or its deadline passed): the
+   * answer will not reach it. Asked once the decision is made; such a decision is recorded with
+   * `delivered: false` (and not waited for in required mode: nobody receives it).
+   */
+  readonly abandoned?: () => boolean;
 }
 
 export interface CheckOutcome {
@@ -64,6 +70,11 @@ export class DecisionService {
       records.push({ decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs });
       if (stopAfter?.(decision)) break;
     }
+    if (options.abandoned?.() === true) {
+      // Recorded as made but never received: the caller is gone, nobody waits for durability.
+      for (const r of records) this.sink.record({ ...r, delivered: false });
+      return records.map((r) => ({ decisionId: r.decisionId, decision: r.decision }));
+    }
     if (!this.sink.requiresDurability) {
       for (const r of records) this.sink.record(r);
       return records.map((r) => ({ decisionId: r.decisionId, decision: r.decision }));
@@ -90,7 +101,8 @@ export class DecisionService {
     const now = new Date();
     const decision: Decision = { effect: 'DENY', reason, policy: '', rule: '', revision: live.set.revision, errors: [] };
     const record: DecisionRecord = { decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs: 0 };
-    if (this.sink.requiresDurability) await this.sink.recordDurably(record);
+    if (options.abandoned?.() === true) this.sink.record({ ...record, delivered: false });
+    else if (this.sink.requiresDurability) await this.sink.recordDurably(record);
     else this.sink.record(record);
     return { decisionId: record.decisionId, decision };
   }
