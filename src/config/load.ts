@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
+import { tracingFromEnvironment, validateAdmin } from './observability.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -66,6 +67,8 @@ export interface ConfigOverrides {
   readonly workers?: string;
   /** --routes: the ext_authz routes file (gateway.routesFile). */
   readonly routes?: string;
+  /** --admin: the admin HTTP listener (admin.listen). */
+  readonly admin?: string;
 }
 
 function setPath(target: Json, dotted: string, value: unknown): void {
@@ -93,6 +96,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_EVENTS_STREAM: 'events.stream',
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
+  VERDICT_ADMIN_LISTEN: 'admin.listen',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -148,15 +152,16 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.spoolDir !== undefined) setPath(flags, 'events.spoolDir', overrides.spoolDir);
   if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
   if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
+  if (overrides.admin !== undefined) setPath(flags, 'admin.listen', overrides.admin);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
-  return validateConfig(raw, configFile);
+  return validateConfig(raw, configFile, env);
 }
 
 /** Checks every setting, collecting all problems; coerces strings from the environment. */
-export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
+export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.ProcessEnv = {}): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway', 'admin'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -265,6 +270,8 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
     tls: validateTls(raw, problems),
     tokens: validateTokens(raw, problems),
     gateway: validateGateway(raw, problems),
+    admin: validateAdmin(raw, problems),
+    tracing: tracingFromEnvironment(env, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -61,6 +61,23 @@ export interface VerdictConfig {
   readonly tls?: TlsConfig | undefined;
   readonly tokens?: TokensConfig | undefined;
   readonly gateway?: GatewayConfig | undefined;
+  /** The admin HTTP listener (/metrics, /healthz, /readyz); absent = off. */
+  readonly admin?: AdminConfig | undefined;
+  /** OpenTelemetry tracing, from the standard OTEL_* environment variables; absent = off. */
+  readonly tracing?: TracingSettings | undefined;
+}
+
+/** The admin HTTP listener (src/observability/admin-server.ts). */
+export interface AdminConfig {
+  /** HOST:PORT; port 0 picks a free port (logged). */
+  readonly listen: string;
+}
+
+/** What OTEL_* asked for (checked at start); the SDK reads the rest of the variables itself. */
+export interface TracingSettings {
+  readonly exporters: readonly ('otlp' | 'console')[];
+  readonly protocol: 'http/protobuf' | 'http/json';
+  readonly sampler: string;
 }
 
 /** Transport security of the gRPC server (src/auth/tls.ts); absent = plaintext. */

@@ -8,6 +8,7 @@ import type { DecisionService } from '../service/decision-service.js';
 import { NotReadyError } from '../service/decision-service.js';
 import type { PolicyStore } from '../server/policy-store.js';
 import { rejectionOf } from './codec-guard.js';
+import { traceParentFromMetadata } from './trace-context.js';
 import {
   toBatchRequests,
   toCheckRequest,
@@ -51,6 +52,7 @@ function withCaller(requests: CheckRequest[], caller: Caller | undefined): Check
 export function authorizationService(deps: AuthorizationDeps): UntypedServiceImplementation {
   return {
     Check(call: ServerUnaryCall<ProtoCheckRequest, ProtoCheckResponse>, callback: sendUnaryData<ProtoCheckResponse>) {
+      const receivedAt = deps.decisions.timed ? performance.now() : 0;
       const msg = call.request;
       const rejected = rejectionOf(msg);
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
@@ -62,7 +64,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       }
       const caller = deps.callerOf?.(call);
       if (caller) request = { ...request, caller };
-      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check' };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check', receivedAt, trace: traceParentFromMetadata(deps.decisions, call.metadata) };
       const decided = msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, [request], options).then((o) => o[0]!) : deps.decisions.check(request, options);
       decided.then(
         (outcome) => callback(null, toCheckResponse(outcome.decisionId, outcome.decision)),
@@ -71,6 +73,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
     },
 
     CheckBatch(call: ServerUnaryCall<ProtoCheckBatchRequest, ProtoCheckBatchResponse>, callback: sendUnaryData<ProtoCheckBatchResponse>) {
+      const receivedAt = deps.decisions.timed ? performance.now() : 0;
       const msg = call.request;
       const rejected = rejectionOf(msg);
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
@@ -81,7 +84,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
         return handleError(err, callback, deps, 'CheckBatch');
       }
       requests = withCaller(requests, deps.callerOf?.(call));
-      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch' };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch', receivedAt, trace: traceParentFromMetadata(deps.decisions, call.metadata) };
       (msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, requests, options) : deps.decisions.checkMany(requests, options)).then(
         (outcomes) =>
           callback(null, {

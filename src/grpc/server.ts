@@ -24,6 +24,8 @@ export class GrpcHost {
   readonly server: Server;
   readonly health: HealthImplementation;
   private readonly serviceNames: string[] = [];
+  /** What setServing last set: the health status of every service (the admin /readyz reads it). */
+  serving = false;
 
   constructor(
     services: readonly HostedService[],
@@ -48,6 +50,7 @@ export class GrpcHost {
   }
 
   setServing(serving: boolean): void {
+    this.serving = serving;
     const state = serving ? 'SERVING' : 'NOT_SERVING';
     this.health.setStatus('', state);
     for (const n of this.serviceNames) this.health.setStatus(n, state);

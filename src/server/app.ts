@@ -3,6 +3,7 @@ import { authorizationService } from '../grpc/authorization-service.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
+import type { Observability } from '../observability/observability.js';
 import { formatIssue } from '../policy/index.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
@@ -28,6 +29,8 @@ export interface VerdictServerOptions {
    * of being read and watched here.
    */
   readonly managedPolicies?: boolean;
+  /** Metrics, the admin listener and tracing (src/observability); absent = none. */
+  readonly observability?: Observability;
 }
 
 /**
@@ -50,9 +53,9 @@ export class VerdictServer {
     const sink = options.sink ?? { ...DISCARDING_SINK, close: async () => undefined };
     this.sink = config.logDecisions ? withDecisionLogging(sink, logger) : sink;
     this.store = new PolicyStore(config.policies, { onReload: (r) => this.onReload(r) });
-    this.decisions = new DecisionService(this.store, this.sink);
+    this.decisions = new DecisionService(this.store, this.sink, options.observability?.hooks);
     try {
-      this.edge = new Edge(config, logger, this.decisions);
+      this.edge = new Edge(config, logger, this.decisions, options.observability?.tokens);
     } catch (err) {
       this.edgeError = err as Error;
     }
@@ -76,6 +79,7 @@ export class VerdictServer {
       ...(this.edge?.services ?? []),
     ];
     this.host = new GrpcHost(services, config.limits, this.edge?.extraProtoFiles);
+    options.observability?.attachServer({ policies: this.store, publisher: options.sink, serving: () => this.host.serving, ownsPolicies: !options.managedPolicies });
   }
 
   private guard(implementation: Record<string, unknown>): Record<string, unknown> {
@@ -84,6 +88,7 @@ export class VerdictServer {
 
   private onReload(result: ReloadResult): void {
     const log = this.options.logger;
+    if (!this.options.managedPolicies) this.options.observability?.reloaded(result.status);
     if (result.status === 'loaded') {
       const set = this.store.current()!.set;
       log.info({ revision: result.revision, previous: result.previous, policies: set.policies.length, rules: set.ruleCount }, result.previous ? 'policy set reloaded' : 'policy set loaded');
@@ -102,6 +107,8 @@ export class VerdictServer {
   async start(): Promise<number> {
     const { config, logger } = this.options;
     if (this.edgeError) throw this.edgeError;
+    // First, so /healthz answers and /readyz says why not while the policies load.
+    await this.options.observability?.startAdmin();
     if (this.options.managedPolicies) {
       if (!this.store.current()) throw new Error('cannot start: no policy set was handed over');
     } else {
@@ -137,6 +144,7 @@ export class VerdictServer {
       const how = await this.host.shutdown(config.shutdown.graceMs);
       await this.sink.close();
       this.edge?.close();
+      await this.options.observability?.close();
       logger.info({ reason, shutdown: how }, 'verdict stopped');
     })();
     return this.stopping;

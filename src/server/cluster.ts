@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import path from 'node:path';
 import type { VerdictConfig } from '../config/schema.js';
 import { formatIssue, type PolicySourceFile } from '../policy/index.js';
+import { Observability } from '../observability/observability.js';
 import { VerdictServer, type ClosableSink } from './app.js';
 import type { Logger } from './logger.js';
 import { PolicyStore, type LoadFailure, type ReloadResult } from './policy-store.js';
@@ -43,13 +44,28 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   /** Why the start failed: the first worker's report, logged as the last line once all have left. */
   let startFailure: { failure: StartFailure; err: string; worker: number } | undefined;
 
+  // Metrics: the primary counts reloads and serves the admin port, merging every worker's metrics.
+  const observability = await Observability.start(config, logger, { kind: 'primary' });
   const store = new PolicyStore(
     config.policies,
-    { onReload: (r) => onPrimaryReload(r, store, logger, broadcast) },
+    {
+      onReload: (r) => {
+        observability.reloaded(r.status);
+        onPrimaryReload(r, store, logger, broadcast);
+      },
+    },
     true,
   );
+  observability.attachPolicyOwner(store);
+  try {
+    await observability.startAdmin();
+  } catch (err) {
+    logStartFailure(logger, describeStartFailure(err, config.listen), (err as Error).message);
+    return 1;
+  }
   const first = await store.reload();
   if (first.status === 'rejected') {
+    await observability.close();
     logStartFailure(logger, policyFailure(config.policies, first.failure), first.failure.message);
     return 1;
   }
@@ -148,6 +164,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     void store.reload();
   });
   const code = await done;
+  await observability.close();
   if (startFailure) logStartFailure(logger, startFailure.failure, startFailure.err, { worker: startFailure.worker });
   else if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
   return code;
@@ -195,8 +212,9 @@ export async function runClusterWorker(
     });
   let server: VerdictServer;
   try {
+    const observability = await Observability.start(config, logger, { kind: 'worker', index });
     const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
-    server = new VerdictServer({ config, logger, sink, managedPolicies: true });
+    server = new VerdictServer({ config, logger, sink, managedPolicies: true, observability });
   } catch (err) {
     await reportFailure(err);
     if (process.connected) process.disconnect();

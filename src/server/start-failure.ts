@@ -38,6 +38,8 @@ function firstLine(text: string): string {
 
 /** Describes an error thrown while starting to serve on `listen`. */
 export function describeStartFailure(err: unknown, listen: string): StartFailure {
+  // An error that knows what to report (the admin listener's, which is not on `listen`).
+  if (err instanceof Error && 'startFailure' in err) return (err as Error & { startFailure: StartFailure }).startFailure;
   const message = err instanceof Error ? err.message : String(err);
   // grpc-js: "No address added out of total 1 resolved errors: [listen EADDRINUSE: address already in use 127.0.0.1:50051]"
   if (/\bEADDRINUSE\b/.test(message)) return { code: 'ADDRESS_IN_USE', cause: `${listen} is already in use (another process is listening on it); choose another --listen address or stop that process` };

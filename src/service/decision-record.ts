@@ -13,6 +13,8 @@ export interface DecisionRecord {
   readonly source: string;
   /** Engine evaluation time in nanoseconds. */
   readonly evaluationNs: number;
+  /** The W3C trace id (32 hex) of the call's trace, when tracing is on. */
+  readonly traceId?: string | undefined;
 }
 
 /**
