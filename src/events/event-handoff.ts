@@ -10,7 +10,7 @@ import { EVENT_SCHEMA, type AttributeSelector, type UnchainedEvent } from './eve
  */
 export type PackedEvents = (string | number)[];
 
-const SLOTS = 22;
+const SLOTS = 23;
 const NO_WAIT = -1;
 
 /** Appends one event to `out`. `wait` is the durability waiter's id, or undefined. */
@@ -41,6 +41,7 @@ export function packEvent(out: PackedEvents, record: DecisionRecord, instance: s
     JSON.stringify(request.subject.roles),
     request.subject.type,
     record.time.getTime(),
+    record.traceId ?? '',
     wait ?? NO_WAIT,
   );
 }
@@ -71,8 +72,9 @@ export function unpackEvents(packed: PackedEvents): { body: UnchainedEvent; wait
       source: s(16),
       subject: { id: s(17), roles: JSON.parse(s(18)) as string[], type: s(19) },
       time: new Date(packed[i + 20] as number).toISOString(),
+      ...(s(21) !== '' ? { traceId: s(21) } : {}),
     };
-    const wait = packed[i + 21] as number;
+    const wait = packed[i + 22] as number;
     out.push(wait === NO_WAIT ? { body } : { body, wait });
   }
   return out;
