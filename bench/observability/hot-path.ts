@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   process.stdout.write(`DecisionService.check, example policies, ${rounds} alternating rounds of ${ms} ms, medians (ns per check):\n\n| variant | ns/check | vs no hooks |\n|---|---|---|\n`);
   variants.forEach((v, i) => {
     const m = median(results[i]!);
-    process.stdout.write(`| ${v.name} | ${fmtNum(m, 0)} | ${i === 0 ? '' : `+${fmtNum(m - base, 0)} ns (${fmtNum(((m - base) / base) * 100, 1)} %)`} |\n`);
+    process.stdout.write(`| ${v.name} | ${fmtNum(m, 0)} | ${i === 0 ? '' : `${m >= base ? '+' : '−'}${fmtNum(Math.abs(m - base), 0)} ns (${m >= base ? '+' : '−'}${fmtNum((Math.abs(m - base) / base) * 100, 1)} %)`} |\n`);
   });
 
   // The metrics observer alone, per Check-sized call: one decision, one latency observation.

@@ -43,6 +43,7 @@ export const serveCommand: CommandSpec = {
     { what: 'serve the example policies on the default address, publishing to a local NATS', command: 'verdict serve --policies policies' },
     { what: 'accept remote callers, two processes, no decision stream', command: 'verdict serve --policies policies --listen 0.0.0.0:50051 --workers 2 --no-events' },
     { what: 'everything from a configuration file', command: 'verdict serve --config /etc/verdict/verdict.yaml' },
+    { what: 'Prometheus metrics and HTTP probes on port 9464 (tracing: OTEL_TRACES_EXPORTER=otlp, docs/operations.md)', command: 'verdict serve --policies policies --admin 127.0.0.1:9464' },
   ],
   exitCodes: [
     { code: EXIT.OK, meaning: 'stopped by SIGTERM or SIGINT' },
