@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 LISTEN ?= 127.0.0.1:50051
+HTTP ?= 127.0.0.1:8080
 POLICIES ?= policies
 
 .PHONY: all install build test run validate policy-test bench bench-engine conformance clean
@@ -23,7 +24,7 @@ test: build
 	bash test/support/ensure-nats.sh npx mocha
 
 run: build
-	./bin/verdict.js serve --policies $(POLICIES) --listen $(LISTEN)
+	./bin/verdict.js serve --policies $(POLICIES) --listen $(LISTEN) --http $(HTTP)
 
 validate: build
 	./bin/verdict.js validate $(POLICIES)

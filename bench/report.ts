@@ -54,8 +54,7 @@ export function renderTable(rows: readonly Row[], types: number): string {
       );
     }
   }
-  const versusCerbos = renderCerbosRatios(rows, types);
-  return versusCerbos ? `${out.join('\n')}\n\n${versusCerbos}` : out.join('\n');
+  return [out.join('\n'), renderCerbosRatios(rows, types), renderAuthzenRatios(rows)].filter(Boolean).join('\n\n');
 }
 
 /**
@@ -74,7 +73,8 @@ export function renderCerbosRatios(rows: readonly Row[], types: number): string 
   const ratio = (a: Row, b: Row, f: (r: LoadResult) => number | undefined) => fmtNum(medianOf(a.runs, f) / medianOf(b.runs, f), 2);
   for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {
     const group = rows.filter((r) => r.scenario === scenario);
-    const plain = group.find((r) => r.server.name === 'cerbos');
+    // Over AuthZEN, Cerbos answers on its own AuthZEN endpoints (cerbos-authzen).
+    const plain = group.find((r) => r.server.name === 'cerbos' || r.server.name === 'cerbos-authzen');
     const audit = group.find((r) => r.server.name === 'cerbos-audit');
     for (const row of group.filter((r) => r.server.name.startsWith('verdict'))) {
       const ref = /events|audit|required/.test(row.server.name) ? (audit ?? plain) : (plain ?? audit);
@@ -117,4 +117,28 @@ export async function writeDocs(file: string, block: string, name = 'bench'): Pr
   const end = text.indexOf(END);
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${text.slice(0, start)}\n${block.trim()}\n${text.slice(end)}`);
+}
+
+/**
+ * AuthZEN over HTTP ÷ gRPC, Verdict against itself: each AuthZEN scenario row (server
+ * `<name>-authzen`) over the gRPC scenario with the same workload, method and calls in flight on
+ * the server `<name>` (same process shape). Empty when either did not run.
+ */
+export function renderAuthzenRatios(rows: readonly Row[]): string {
+  const out = [
+    'Verdict over AuthZEN (HTTP/1.1, JSON) ÷ the same Verdict over gRPC, same run (medians): AuthZEN evaluation against `Check`, evaluations against `CheckBatch`.',
+    '',
+    '| AuthZEN scenario | server | vs gRPC scenario | server | checks/s | server CPU µs/check | p50 | p99 |',
+    '|---|---|---|---|---:|---:|---:|---:|',
+  ];
+  const ratio = (a: Row, b: Row, f: (r: LoadResult) => number | undefined) => fmtNum(medianOf(a.runs, f) / medianOf(b.runs, f), 2);
+  for (const row of rows.filter((r) => r.scenario.protocol === 'authzen.v1' && r.server.name.endsWith('-authzen') && r.server.name.startsWith('verdict'))) {
+    const grpcName = row.server.name.slice(0, -'-authzen'.length);
+    const ref = rows.find((r) => !r.scenario.protocol && r.scenario.workload === row.scenario.workload && r.scenario.method === row.scenario.method && r.scenario.inFlight === row.scenario.inFlight && r.server.name === grpcName);
+    if (!ref) continue;
+    out.push(
+      `| ${row.scenario.label} | ${row.server.name} | ${ref.scenario.label} | ${ref.server.name} | ${ratio(row, ref, (r) => r.checksPerSecond)} | ${ratio(row, ref, (r) => r.server?.cpuMicrosPerCheck)} | ${ratio(row, ref, (r) => r.latencyMs.p50)} | ${ratio(row, ref, (r) => r.latencyMs.p99)} |`,
+    );
+  }
+  return out.length > 4 ? out.join('\n') : '';
 }

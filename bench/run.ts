@@ -27,6 +27,8 @@ const SCENARIOS: readonly Scenario[] = [
   { id: 'check-256', label: 'Check, 256 in flight', workload: 'example', method: 'Check', inFlight: 256 },
   { id: 'batch-16', label: 'CheckBatch 10×3, 16 in flight', workload: 'example', method: 'CheckBatch', inFlight: 16 },
   { id: 'extauthz-64', label: 'ext_authz Check, 64 in flight', workload: 'example', method: 'Check', inFlight: 64, protocol: 'envoy.auth.v3' },
+  { id: 'authzen-64', label: 'AuthZEN evaluation, 64 in flight', workload: 'example', method: 'Check', inFlight: 64, protocol: 'authzen.v1' },
+  { id: 'authzen-batch-16', label: 'AuthZEN evaluations 10×3, 16 in flight', workload: 'example', method: 'CheckBatch', inFlight: 16, protocol: 'authzen.v1' },
   { id: 'large-check-64', label: 'Check, 64 in flight, 1,000 types', workload: 'large', method: 'Check', inFlight: 64 },
   { id: 'large-batch-16', label: 'CheckBatch 10×3, 16 in flight, 1,000 types', workload: 'large', method: 'CheckBatch', inFlight: 16 },
 ];
@@ -192,7 +194,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const notes = [
     ...(quietWaitMs > 0 ? [`- Before each measurement the harness waited up to ${quietWaitMs / 1000} s for other processes to use less than 0.25 cores.`] : []),
     `- ${reps} repetition${reps === 1 ? '' : 's'} of ${count !== undefined ? `${fmtInt(count)} calls` : `${durationMs / 1000} s`} per scenario and server (after ${warmupMs / 1000} s warm-up), servers interleaved; medians shown.`,
-    `- Load: ${generators} generator process${generators === 1 ? '' : 'es'} (fewer when fewer calls are in flight), each with its own ${client === 'h2' ? 'HTTP/2 connection (node:http2, no grpc-js: like h2load, so the generators leave the server more of the machine)' : 'grpc-js channel'}, sending pre-encoded requests; one CheckBatch = ${30} checks (10 resources × 3 actions).`,
+    `- Load: ${generators} generator process${generators === 1 ? '' : 'es'} (fewer when fewer calls are in flight), each with its own ${client === 'h2' ? 'HTTP/2 connection (node:http2, no grpc-js: like h2load, so the generators leave the server more of the machine)' : 'grpc-js channel'}, sending pre-encoded requests; one CheckBatch = ${30} checks (10 resources × 3 actions).${scenarios.some((sc) => sc.protocol === 'authzen.v1') ? ' AuthZEN scenarios: raw keep-alive HTTP/1.1 connections instead (bench/http/http1-transport.ts), one per call in flight, pre-encoded requests with an X-Request-ID, the same bytes to Verdict and Cerbos; one evaluations call = 30 items.' : ''}`,
     '- Server CPU and RSS come from /proc/<pid>/stat (utime + stime over the measured window) and VmHWM (peak, reset before each scenario); "load-gen cores" is the generators\' CPU over the same window, "other procs cores" what the rest of the machine used meanwhile (from /proc/stat: other tenants, the harness).',
     `- The machine has ${os.cpus().length} CPUs shared by the server and the load generators: when server cores + load-gen cores approach ${os.cpus().length}, the figure is machine-bound and server CPU µs/check is the comparable number. Server figures include the server's child processes (cluster workers); RSS is then their sum.`,
     ...servers.map((s) => `- \`${s.name}\`: ${s.description}.`),

@@ -14,6 +14,8 @@ import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { connect as natsConnect } from 'nats';
 import { protocol as protocolNamed } from './grpc/protocols.js';
 import { startCerbos } from './cerbos/server.js';
+import { AUTHZEN_PROTOCOL } from './http/authzen-protocol.js';
+import { waitUntilHttpAnswers } from './http/ready.js';
 import { ROOT } from './util.js';
 import type { WorkloadName } from './workloads.js';
 
@@ -36,6 +38,8 @@ export interface RunningServer {
   stop(): Promise<void>;
   /** Servers with decision events on: decision events stored so far (checkpoints excluded). */
   countEvents?(): Promise<number>;
+  /** A server that also serves HTTP (Cerbos): host:port of its HTTP listener. */
+  readonly httpAddress?: string;
 }
 
 export interface ServerDefinition {
@@ -314,5 +318,53 @@ export const verdictExtAuthzEventsServer = verdictEvents(
   ['example'],
 );
 
+/**
+ * Verdict's AuthZEN API: `verdict serve --no-events --http` with the default workers, the same
+ * process shape as `verdict`, so AuthZEN evaluation compares with gRPC Check in one run. Ready once
+ * a gRPC Check and then an AuthZEN evaluation are answered.
+ */
+export const verdictAuthzenServer: ServerDefinition = {
+  name: 'verdict-authzen',
+  description: 'verdict serve --no-events --http HOST:PORT (default workers), called over AuthZEN (HTTP/1.1, JSON)',
+  protocol: AUTHZEN_PROTOCOL,
+  async start(ctx) {
+    const httpPort = await freePort();
+    const server = await startProcessServer({
+      name: 'verdict-authzen',
+      protocol: 'verdict.v1',
+      command: process.execPath,
+      args: (port) => [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--http', `127.0.0.1:${httpPort}`, '--no-events'],
+      env: cleanEnv(),
+      ctx,
+    });
+    const address = `127.0.0.1:${httpPort}`;
+    try {
+      await waitUntilHttpAnswers(address, ctx.workload, 30_000);
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return { ...server, port: httpPort, address };
+  },
+};
+
+/** Cerbos's own AuthZEN endpoints (/access/v1/evaluation[s] on its HTTP port), audit off, same policies as `cerbos`. */
+export const cerbosAuthzenServer: ServerDefinition = {
+  name: 'cerbos-authzen',
+  description: "the same Cerbos as `cerbos`, called on its own AuthZEN endpoints (HTTP/1.1, JSON; roles in subject.properties[\"cerbos.roles\"])",
+  protocol: AUTHZEN_PROTOCOL,
+  async start(ctx) {
+    const server = await startCerbos(ctx, { name: 'cerbos-authzen', audit: false });
+    const address = server.httpAddress!;
+    try {
+      await waitUntilHttpAnswers(address, ctx.workload, 60_000);
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return { ...server, address, port: Number(address.slice(address.lastIndexOf(':') + 1)) };
+  },
+};
+
 /** Every server the harness knows, in table order. */
-export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictAdminServer, verdictBaselineServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, verdictExtAuthzEventsServer, cerbosServer, cerbosAuditServer];
+export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictAdminServer, verdictBaselineServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, verdictExtAuthzEventsServer, verdictAuthzenServer, cerbosServer, cerbosAuditServer, cerbosAuthzenServer];

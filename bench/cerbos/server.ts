@@ -105,6 +105,7 @@ export async function startCerbos(ctx: ServerContext, o: CerbosOptions): Promise
     });
     return {
       ...server,
+      httpAddress: `127.0.0.1:${httpPort}`,
       stop: async () => {
         await server.stop();
         await rm(work, { recursive: true, force: true });

@@ -15,6 +15,7 @@
 import { LatencyHistogram, type HistogramData } from './histogram.js';
 import { protocol, type MethodName } from './protocols.js';
 import { createTransport, type ClientKind, type UnaryTransport } from './unary-transport.js';
+import { Http1Transport } from '../http/http1-transport.js';
 import type { WorkloadName } from '../workloads.js';
 
 export interface GeneratorConfig {
@@ -69,7 +70,8 @@ class Generator {
     this.path = method.path;
     this.pool = proto.messages(config.workload, config.method).map((m) => method.encode(m));
     this.next = (config.index * 7919) % this.pool.length;
-    this.transport = createTransport(config.client, config.address, this.path, this.pool);
+    // HTTP/1.1 carries one call at a time per connection: one connection per call in flight.
+    this.transport = proto.transport === 'http1' ? new Http1Transport(config.address, this.path, this.pool, config.inFlight) : createTransport(config.client, config.address, this.path, this.pool);
   }
 
   get poolSize(): number {

@@ -10,6 +10,7 @@ import { attributesToStruct } from '../../src/grpc/struct.js';
 import { workloadBatches, workloadRequests, type WorkloadName } from '../workloads.js';
 import { cerbosProtocol } from '../cerbos/protocol.js';
 import { envoyProtocol } from './envoy-protocol.js';
+import { authzenProtocol } from '../http/authzen-protocol.js';
 
 export type MethodName = 'Check' | 'CheckBatch';
 
@@ -24,6 +25,8 @@ export interface Protocol {
   readonly name: string;
   /** Runs only the scenarios that name it (Scenario.protocol), not the generic ones (envoy.auth.v3). */
   readonly dedicated?: boolean;
+  /** How the generator sends calls: gRPC (default; --client picks h2 or grpc-js) or raw HTTP/1.1 with JSON bodies (AuthZEN). */
+  readonly transport?: 'http1';
   method(name: MethodName): ProtocolMethod;
   /** Request messages (proto-loader object form) for a workload, sent round-robin. */
   messages(workload: WorkloadName, method: MethodName): unknown[];
@@ -76,7 +79,7 @@ const verdictV1: Protocol = {
   },
 };
 
-const PROTOCOLS: Record<string, Protocol> = { [verdictV1.name]: verdictV1, [cerbosProtocol.name]: cerbosProtocol, [envoyProtocol.name]: envoyProtocol };
+const PROTOCOLS: Record<string, Protocol> = { [verdictV1.name]: verdictV1, [cerbosProtocol.name]: cerbosProtocol, [envoyProtocol.name]: envoyProtocol, [authzenProtocol.name]: authzenProtocol };
 
 export function protocol(name: string): Protocol {
   const p = PROTOCOLS[name];

@@ -11,6 +11,7 @@
  */
 import { auditConsumeCommand, auditVerifyCommand } from './commands/audit.js';
 import { checkCommand } from './commands/check.js';
+import { keysGenerateCommand, keysShowCommand } from './commands/keys.js';
 import { serveCommand } from './commands/serve.js';
 import { testCommand } from './commands/test.js';
 import { validateCommand } from './commands/validate.js';
@@ -23,9 +24,12 @@ export const COMMANDS: readonly CommandSpec[] = [
   serveCommand,
   auditConsumeCommand,
   auditVerifyCommand,
+  keysGenerateCommand,
+  keysShowCommand,
 ];
 
 /** One line for each command group (the first word of multi-word commands). */
 export const GROUPS: Readonly<Record<string, string>> = {
   audit: 'keep and verify the audit trail of decisions',
+  keys: 'make and show the Ed25519 keys that sign checkpoints and keeper receipts',
 };

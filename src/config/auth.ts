@@ -17,7 +17,7 @@ function isMap(v: unknown): v is Json {
 }
 
 /** Reads one optional section with typed accessors, pushing every problem found onto `problems`. */
-class Section {
+export class Section {
   constructor(
     readonly name: string,
     readonly obj: Json,
@@ -76,7 +76,7 @@ class Section {
   }
 }
 
-function section(raw: Json, name: string, problems: string[]): Section | undefined {
+export function section(raw: Json, name: string, problems: string[]): Section | undefined {
   const v = raw[name];
   if (v === undefined || v === null) return undefined;
   if (!isMap(v)) {

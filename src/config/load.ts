@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
+import { loadSigningKey } from '../keys/signing-key.js';
+import { validateHttp } from './http.js';
 import { tracingFromEnvironment, validateAdmin } from './observability.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
@@ -47,6 +49,9 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     includeAttributes: 'none',
     maskAttributes: [],
     instanceId: `${os.hostname()}-${process.pid}`,
+    signingKeyFile: '',
+    headsBucket: 'VERDICT_HEADS',
+    headsIntervalMs: 10_000,
   },
 };
 
@@ -67,6 +72,8 @@ export interface ConfigOverrides {
   readonly workers?: string;
   /** --routes: the ext_authz routes file (gateway.routesFile). */
   readonly routes?: string;
+  /** --http: serve the AuthZEN HTTP API on HOST:PORT (http.listen). */
+  readonly http?: string;
   /** --admin: the admin HTTP listener (admin.listen). */
   readonly admin?: string;
 }
@@ -95,7 +102,9 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_INSTANCE_ID: 'events.instanceId',
   VERDICT_EVENTS_STREAM: 'events.stream',
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
+  VERDICT_SIGNING_KEY_FILE: 'events.signingKeyFile',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
+  VERDICT_HTTP_LISTEN: 'http.listen',
   VERDICT_ADMIN_LISTEN: 'admin.listen',
 };
 
@@ -152,6 +161,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.spoolDir !== undefined) setPath(flags, 'events.spoolDir', overrides.spoolDir);
   if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
   if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
+  if (overrides.http !== undefined) setPath(flags, 'http.listen', overrides.http);
   if (overrides.admin !== undefined) setPath(flags, 'admin.listen', overrides.admin);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
   return validateConfig(raw, configFile, env);
@@ -161,7 +171,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.ProcessEnv = {}): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway', 'admin'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -201,6 +211,12 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
     }
     return n;
   };
+  const optionalString = (path: string): string => {
+    const v = get(path);
+    if (v === undefined || v === null) return '';
+    if (typeof v !== 'string') problems.push(`${path}: must be a string (got ${JSON.stringify(v)})`);
+    return typeof v === 'string' ? v : '';
+  };
   const list = (path: string): string[] => {
     const v = get(path);
     if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -228,7 +244,18 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
   if (!/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$/.test(prefix)) problems.push(`events.subjectPrefix: "${prefix}" must be NATS subject tokens separated by dots, without wildcards`);
   const stream = str('events.stream');
   if (!/^[A-Za-z0-9_\-]+$/.test(stream)) problems.push(`events.stream: "${stream}" must be letters, digits, _ and -`);
+  const signingKeyFile = optionalString('events.signingKeyFile');
+  if (signingKeyFile) {
+    try {
+      loadSigningKey(signingKeyFile);
+    } catch (err) {
+      problems.push(`events.signingKeyFile: ${(err as Error).message}`);
+    }
+  }
+  const headsBucket = optionalString('events.headsBucket');
+  if (headsBucket && !/^[A-Za-z0-9_\-]+$/.test(headsBucket)) problems.push(`events.headsBucket: "${headsBucket}" must be letters, digits, _ and - ("" = do not record heads)`);
 
+  const tokens = validateTokens(raw, problems);
   const config: VerdictConfig = {
     workers: int('workers', 1, 256),
     listen,
@@ -266,10 +293,14 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
       includeAttributes,
       maskAttributes: list('events.maskAttributes'),
       instanceId: str('events.instanceId'),
+      signingKeyFile,
+      headsBucket,
+      headsIntervalMs: int('events.headsIntervalMs', 1000, 3_600_000),
     },
     tls: validateTls(raw, problems),
-    tokens: validateTokens(raw, problems),
+    tokens,
     gateway: validateGateway(raw, problems),
+    http: validateHttp(raw, problems, tokens),
     admin: validateAdmin(raw, problems),
     tracing: tracingFromEnvironment(env, problems),
   };

@@ -42,6 +42,12 @@ export interface EventsConfig {
   readonly maskAttributes: readonly string[];
   /** Identifies this service instance in events and its hash chain; default: hostname-pid. */
   readonly instanceId: string;
+  /** Ed25519 private key (PKCS#8 PEM, `verdict keys generate`) that signs checkpoints; "" = unsigned. */
+  readonly signingKeyFile: string;
+  /** NATS KV bucket holding each instance's latest signed chain head; "" = not recorded. */
+  readonly headsBucket: string;
+  /** The head is written at most this often (and at once for a chain's first and final checkpoint). */
+  readonly headsIntervalMs: number;
 }
 
 export interface VerdictConfig {
@@ -61,6 +67,8 @@ export interface VerdictConfig {
   readonly tls?: TlsConfig | undefined;
   readonly tokens?: TokensConfig | undefined;
   readonly gateway?: GatewayConfig | undefined;
+  /** OpenID AuthZEN over HTTP (src/http/); absent = not served. */
+  readonly http?: HttpConfig | undefined;
   /** The admin HTTP listener (/metrics, /healthz, /readyz); absent = off. */
   readonly admin?: AdminConfig | undefined;
   /** OpenTelemetry tracing, from the standard OTEL_* environment variables; absent = off. */
@@ -128,4 +136,36 @@ export interface TokensConfig {
 /** Envoy ext_authz (src/gateway/): served when a routes file is configured. */
 export interface GatewayConfig {
   readonly routesFile: string | undefined;
+}
+
+/** The AuthZEN HTTP API (src/http/): served on its own port when `listen` is set. */
+export interface HttpConfig {
+  /** HOST:PORT of the HTTP listener (port 0 = any free port). */
+  readonly listen: string;
+  /**
+   * The base URL clients use (e.g. https://pdp.example.com), for the metadata document; undefined =
+   * taken from each request's Host header and the scheme served.
+   */
+  readonly publicBaseUrl: string | undefined;
+  /** The subject property holding the subject's roles (a list of strings); undefined = roles are never taken from properties. */
+  readonly rolesProperty: string | undefined;
+  /** Complete request headers must arrive within this time (HTTP/1.1). */
+  readonly headersTimeoutMs: number;
+  /** The whole request (headers and body) must arrive within this time. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection (HTTP/1.1) or session (HTTP/2) is closed after this time. */
+  readonly idleTimeoutMs: number;
+  /** Open connections per process; beyond, new connections are closed at once. */
+  readonly maxConnections: number;
+  /** Concurrent streams per HTTP/2 connection (served with TLS only). */
+  readonly maxConcurrentStreams: number;
+  /** Authentication of the calling PEP with an `Authorization: Bearer` token; both empty = none. */
+  readonly auth: HttpAuthConfig;
+}
+
+export interface HttpAuthConfig {
+  /** A file of shared secrets, one per line; a bearer token equal to one of them is accepted. */
+  readonly bearerTokenFile: string | undefined;
+  /** Issuers (from tokens.issuers) whose JWTs authenticate PEPs. */
+  readonly jwtIssuers: readonly string[];
 }

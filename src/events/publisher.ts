@@ -4,7 +4,8 @@ import type { DecisionRecord } from '../service/decision-record.js';
 import type { ClosableSink } from '../server/app.js';
 import type { Logger } from '../server/logger.js';
 import { HashChain } from './chain.js';
-import { AttributeSelector, buildUnchainedEvent, CHECKPOINT_SCHEMA, type ChainCheckpoint, type UnchainedEvent } from './event.js';
+import { buildCheckpoint, checkpointAcknowledged } from './checkpoint.js';
+import { AttributeSelector, buildUnchainedEvent, type UnchainedEvent } from './event.js';
 import type { PublisherStats } from './publisher-stats.js';
 import { ensureStream } from './stream.js';
 import { checkpointSubject, DecisionSubjects } from './subjects.js';
@@ -354,13 +355,14 @@ export class DecisionPublisher implements ClosableSink {
     const last = this.lastSent;
     if (!last) return true;
     this.checkpointInFlight = true;
-    const body: ChainCheckpoint = { chain: last.chain, final, hash: last.hash, instance: this.config.instanceId, schema: CHECKPOINT_SCHEMA, seq: last.seq, time: new Date().toISOString() };
+    const body = buildCheckpoint(this.config, { chain: last.chain, seq: last.seq, hash: last.hash, final });
     try {
-      await this.js.publish(this.checkpointSubject, JSON.stringify(body), { msgID: `${last.chain}#${last.seq}${final ? '#final' : ''}`, timeout: this.config.ackTimeoutMs });
+      const ack = await this.js.publish(this.checkpointSubject, JSON.stringify(body), { msgID: `${last.chain}#${last.seq}${final ? '#final' : ''}`, timeout: this.config.ackTimeoutMs });
       this.stats.checkpoints++;
       this.log.commit(covered, false);
       // Events of this process's chain confirmed so far (replayed events of earlier runs are not counted).
       if (last.chain === this.chain.id && last.seq > this.stats.published) this.stats.published = last.seq;
+      await checkpointAcknowledged(this.config, body, ack, this.nc, this.logger, this.closing);
       this.checkpointInFlight = false;
       this.armCheckpoint();
       return true;

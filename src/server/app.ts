@@ -3,6 +3,7 @@ import { authorizationService } from '../grpc/authorization-service.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
+import { AuthzenHttpService } from '../http/http-service.js';
 import type { Observability } from '../observability/observability.js';
 import { formatIssue } from '../policy/index.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
@@ -46,7 +47,10 @@ export class VerdictServer {
   private readonly edge: Edge | undefined;
   private readonly edgeError: Error | undefined;
   private stopping: Promise<void> | undefined;
+  /** The AuthZEN HTTP API (http.listen); made at start. */
+  private http: AuthzenHttpService | undefined;
   port = 0;
+  httpPort = 0;
 
   constructor(private readonly options: VerdictServerOptions) {
     const { config, logger } = options;
@@ -120,9 +124,26 @@ export class VerdictServer {
     await this.sink.start?.();
     if (config.reload.watch && !this.options.managedPolicies) this.store.watch(config.reload.debounceMs, config.reload.pollIntervalMs);
     this.port = await this.host.bind(config.listen, this.edge?.credentials);
+    const httpListen = await this.startHttp();
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-    logger.info({ listen: `${host}:${this.port}`, policies: config.policies, revision: this.store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
+    logger.info({ listen: `${host}:${this.port}`, ...(httpListen ? { http: httpListen } : {}), policies: config.policies, revision: this.store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
     return this.port;
+  }
+
+  /** The AuthZEN HTTP API beside gRPC when http.listen is set; returns its HOST:PORT. */
+  private async startHttp(): Promise<string | undefined> {
+    const { config, logger } = this.options;
+    if (!config.http) return undefined;
+    this.http = new AuthzenHttpService({
+      config: { ...config, http: config.http },
+      decisions: this.decisions,
+      logger,
+      tokens: this.edge?.tokens,
+      certificates: this.edge?.certificates,
+      loaded: () => this.store.current() !== undefined,
+    });
+    this.httpPort = await this.http.start();
+    return `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${this.httpPort}`;
   }
 
   setServing(serving: boolean): void {
@@ -141,7 +162,8 @@ export class VerdictServer {
       logger.info({ reason }, 'verdict stopping');
       this.host.setServing(false);
       this.store.close();
-      const how = await this.host.shutdown(config.shutdown.graceMs);
+      const [grpc, http] = await Promise.all([this.host.shutdown(config.shutdown.graceMs), this.http?.stop(config.shutdown.graceMs)]);
+      const how = grpc === 'forced' || http === 'forced' ? 'forced' : 'graceful';
       await this.sink.close();
       this.edge?.close();
       await this.options.observability?.close();

@@ -14,7 +14,7 @@ type ToWorker =
   /** The primary's standing rejected change; null: it no longer stands (the files are back to the live set). */
   | { type: 'policy-failure'; failure: { at: string; message: string; issues: LoadFailure['issues'] } | null }
   | { type: 'shutdown'; reason: string };
-type ToPrimary = { type: 'listening' } | { type: 'ready'; port: number } | { type: 'failed'; message: string; failure: StartFailure };
+type ToPrimary = { type: 'listening' } | { type: 'ready'; port: number; httpPort: number } | { type: 'failed'; message: string; failure: StartFailure };
 
 const WORKER_INDEX = 'VERDICT_CLUSTER_WORKER_INDEX';
 const WORKER_INSTANCE = 'VERDICT_CLUSTER_INSTANCE_ID';
@@ -98,7 +98,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
         if (!announced && ready.size === config.workers) {
           announced = true;
           const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-          logger.info({ listen: `${host}:${msg.port}`, workers: config.workers, policies: config.policies, revision: store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
+          const http = config.http ? { http: `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${msg.httpPort}` } : {};
+          logger.info({ listen: `${host}:${msg.port}`, ...http, workers: config.workers, policies: config.policies, revision: store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
         }
       } else if (msg.type === 'failed') {
         if (announced) logger.error({ worker: index, code: msg.failure.code, err: msg.message }, `worker failed to start: ${msg.failure.cause}`);
@@ -239,7 +240,7 @@ export async function runClusterWorker(
         if (!started) {
           started = true;
           server.start().then(
-            (port) => send({ type: 'ready', port }),
+            (port) => send({ type: 'ready', port, httpPort: server.httpPort }),
             (err: unknown) => void reportFailure(err).then(() => stop('start failed')),
           );
         }

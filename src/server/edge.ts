@@ -8,6 +8,7 @@ import { EXT_AUTHZ_PROTO, EXT_AUTHZ_SERVICE, extAuthzService } from '../gateway/
 import { RoutesError } from '../gateway/route-table.js';
 import { loadGatewayRoutes } from '../gateway/routes-file.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
+import { checkHttpFiles } from '../http/http-service.js';
 import type { HostedService } from '../grpc/server.js';
 import type { TokenMetrics } from '../observability/token-metrics.js';
 import type { DecisionService } from '../service/decision-service.js';
@@ -28,6 +29,7 @@ export function checkEdgeFiles(config: VerdictConfig): string[] {
     }
   }
   if (config.tokens) problems.push(...TokenVerifier.validateSources(config.tokens));
+  problems.push(...checkHttpFiles(config));
   if (config.gateway?.routesFile) {
     try {
       loadGatewayRoutes(config.gateway.routesFile);
@@ -51,7 +53,8 @@ export class Edge {
   readonly services: HostedService[] = [];
   readonly extraProtoFiles: string[] = [];
   private readonly callers: CallerIdentity | undefined;
-  private readonly certificates: ReloadingCertificateProvider | undefined;
+  /** The tls files, polled; the HTTP listener takes its updates too. */
+  readonly certificates: ReloadingCertificateProvider | undefined;
 
   constructor(config: VerdictConfig, logger: Logger, decisions: DecisionService, tokenMetrics?: TokenMetrics) {
     if (config.tokens) {

@@ -41,8 +41,12 @@ export function describeStartFailure(err: unknown, listen: string): StartFailure
   // An error that knows what to report (the admin listener's, which is not on `listen`).
   if (err instanceof Error && 'startFailure' in err) return (err as Error & { startFailure: StartFailure }).startFailure;
   const message = err instanceof Error ? err.message : String(err);
+  // The AuthZEN HTTP listener's bind errors name its own address (src/http/server.ts).
+  const http = /^http\.listen (\S+): /.exec(message);
+  if (http) listen = http[1]!;
+  const flag = http ? '--http' : '--listen';
   // grpc-js: "No address added out of total 1 resolved errors: [listen EADDRINUSE: address already in use 127.0.0.1:50051]"
-  if (/\bEADDRINUSE\b/.test(message)) return { code: 'ADDRESS_IN_USE', cause: `${listen} is already in use (another process is listening on it); choose another --listen address or stop that process` };
+  if (/\bEADDRINUSE\b/.test(message)) return { code: 'ADDRESS_IN_USE', cause: `${listen} is already in use (another process is listening on it); choose another ${flag} address or stop that process` };
   if (/\bEACCES\b/.test(message)) return { code: 'ADDRESS_NOT_PERMITTED', cause: `${listen}: permission denied to listen there (ports below 1024 need privileges)` };
   if (/\bEADDRNOTAVAIL\b/.test(message)) return { code: 'ADDRESS_NOT_AVAILABLE', cause: `${listen}: the host is not an address of this machine` };
   if (/Name resolution failed/i.test(message)) return { code: 'ADDRESS_UNRESOLVED', cause: `${listen}: the host name does not resolve` };

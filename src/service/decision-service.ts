@@ -60,21 +60,28 @@ export class DecisionService implements CallHooks {
     return outcomes;
   }
 
-  /** Decides many requests against ONE policy set snapshot, so a batch never straddles a reload. */
-  async checkMany(requests: readonly CheckRequest[], options: CheckOptions): Promise<CheckOutcome[]> {
+  /**
+   * Decides many requests in order against ONE policy set snapshot, so a batch never straddles a
+   * reload. With `stopAfter`, deciding stops after the first decision it accepts (AuthZEN's
+   * short-circuit semantics): the requests after it are neither decided nor recorded, and the
+   * result is shorter than `requests`.
+   */
+  async checkMany(requests: readonly CheckRequest[], options: CheckOptions, stopAfter?: (decision: Decision) => boolean): Promise<CheckOutcome[]> {
     const live = this.store.current();
     if (!live) throw new NotReadyError('no policy set is loaded yet');
     // An unexpected exception below (the engine itself answers INTERNAL_ERROR) leaves the span unended: not exported.
     const trace = this.tracer?.startCall(options.source, options.trace, options.receivedAt);
     const traceId = trace?.traceId;
     const now = new Date();
-    const records: DecisionRecord[] = requests.map((request) => {
+    const records: DecisionRecord[] = [];
+    for (const request of requests) {
       // performance.now() is a double: no BigInt allocation per decision, sub-microsecond resolution.
       const start = performance.now();
       const decision = decide(live.set, request, { now, explain: options.explain });
       const evaluationNs = Math.round((performance.now() - start) * 1e6);
-      return { decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs, traceId };
-    });
+      records.push({ decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs, traceId });
+      if (stopAfter?.(decision)) break;
+    }
     if (!this.sink.requiresDurability) {
       for (const r of records) this.sink.record(r);
       return this.answered(records, records.map((r) => ({ decisionId: r.decisionId, decision: r.decision })), options, trace, true);

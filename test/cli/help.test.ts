@@ -80,6 +80,8 @@ const DOCS: Record<string, { readme: boolean; tables: [file: string, heading: st
   serve: { readme: false, tables: [['docs/operations.md', '## `verdict serve`']] },
   'audit consume': { readme: false, tables: [['docs/events.md', '## Keeping the trail']] },
   'audit verify': { readme: true, tables: [['docs/events.md', '## Checking the trail']] },
+  'keys generate': { readme: true, tables: [['docs/events.md', '### Signing keys']] },
+  'keys show': { readme: true, tables: [] },
 };
 
 /** A valid value for flags that check theirs. */

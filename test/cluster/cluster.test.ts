@@ -13,7 +13,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import { expect } from 'chai';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { eventHash } from '../../src/events/chain.js';
-import { CHECKPOINT_SCHEMA, EVENT_SCHEMA } from '../../src/events/event.js';
+import { CHECKPOINT_SCHEMA_V2 as CHECKPOINT_SCHEMA } from '../../src/events/checkpoint.js';
+import { EVENT_SCHEMA } from '../../src/events/event.js';
 import { createAuthorizationClient, toProtoCheckRequest, unary, type JsonCheckRequest } from '../../src/grpc/client.js';
 import {
   countEvents,

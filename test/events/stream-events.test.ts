@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { canonicalJson } from '../../src/events/canonical.js';
 import { eventHash, GENESIS_HASH } from '../../src/events/chain.js';
-import { CHECKPOINT_SCHEMA, EVENT_SCHEMA, MASK } from '../../src/events/event.js';
+import { CHECKPOINT_SCHEMA_V2 as CHECKPOINT_SCHEMA } from '../../src/events/checkpoint.js';
+import { EVENT_SCHEMA, MASK } from '../../src/events/event.js';
 import { toProtoCheckRequest, unary, type JsonCheckRequest } from '../../src/grpc/client.js';
 import {
   check, checkBatch, countEvents, NATS_URL, randomToken, readStream, Resources, sleep, startVerdict, uniqueNames, waitFor, writePolicies,

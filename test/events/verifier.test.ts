@@ -11,6 +11,7 @@ function checkpoint(c: ChainedEvent, final = false, hash = c.event.chain.hash): 
 
 function run(items: unknown[], verifier = new ChainVerifier()): ChainVerifier {
   items.forEach((d, i) => verifier.accept(d, `line ${i + 1}`));
+  verifier.finish();
   return verifier;
 }
 
@@ -25,7 +26,7 @@ describe('audit: ChainVerifier', () => {
     expect(v.findings).to.deep.equal([]);
     expect(v.events).to.equal(6);
     expect(v.checkpoints).to.equal(2);
-    expect(v.chainSummaries()).to.deep.equal([{ chain: 'unit/boot-1', events: 6, closed: true }]);
+    expect(v.chainSummaries().map(({ chain, events, closed, signature }) => ({ chain, events, closed, signature }))).to.deep.equal([{ chain: 'unit/boot-1', events: 6, closed: true, signature: 'unchecked' }]);
     expect(v.unclosedChains()).to.deep.equal([]);
   });
 
@@ -45,23 +46,23 @@ describe('audit: ChainVerifier', () => {
 
   it('reports a missing first event (strict), and anchors instead when asked', () => {
     expect(kinds(run([data[2], data[3]]))).to.deep.equal(['gap']);
-    const anchored = run([data[2], data[3]], new ChainVerifier(false, true));
+    const anchored = run([data[2], data[3]], new ChainVerifier({ anchorUnknownChains: true }));
     expect(anchored.findings).to.deep.equal([]);
     expect(anchored.anchored).to.deep.equal([{ chain: 'unit/boot-1', seq: 3, where: 'line 1' }]);
     // Anchoring checks the link from the anchored event onwards.
     const broken = parsed(events[4]!);
-    expect(kinds(run([data[2], broken], new ChainVerifier(false, true)))).to.deep.equal(['gap']);
+    expect(kinds(run([data[2], broken], new ChainVerifier({ anchorUnknownChains: true })))).to.deep.equal(['gap']);
   });
 
   it('anchoring: a resumed view that starts with a checkpoint anchors the chain there, without a false gap', () => {
-    const v = run([checkpoint(events[2]!), data[3], data[4], checkpoint(events[4]!)], new ChainVerifier(false, true));
+    const v = run([checkpoint(events[2]!), data[3], data[4], checkpoint(events[4]!)], new ChainVerifier({ anchorUnknownChains: true }));
     expect(v.findings).to.deep.equal([]);
     expect(v.anchored).to.deep.equal([{ chain: 'unit/boot-1', seq: 3, where: 'line 1' }]);
     // The anchor is checked: the next event must link to the checkpoint's hash.
     const forged = parsed(events[3]!);
     forged.chain.prev = 'e'.repeat(64);
     forged.chain.hash = eventHash(forged);
-    expect(kinds(run([checkpoint(events[2]!), forged], new ChainVerifier(false, true)))).to.deep.equal(['broken-link']);
+    expect(kinds(run([checkpoint(events[2]!), forged], new ChainVerifier({ anchorUnknownChains: true })))).to.deep.equal(['broken-link']);
     // Strict verification still reports the missing start.
     expect(kinds(run([checkpoint(events[2]!), data[3]]))).to.include('gap');
   });
@@ -117,7 +118,7 @@ describe('audit: ChainVerifier', () => {
     const v = run([data[0], data[1], data[2], checkpoint(events[4]!)]);
     expect(kinds(v)).to.deep.equal(['gap']);
     expect(v.findings[0]).to.include({ seq: 5, where: 'line 4' });
-    expect(v.findings[0]!.message).to.include('only 3 events');
+    expect(v.findings[0]!.message).to.include('only 3 of its records');
   });
 
   it('reports a checkpoint whose hash differs from the stored event', () => {
@@ -134,7 +135,7 @@ describe('audit: ChainVerifier', () => {
   it('in partial mode (a filtered view) gaps are expected, but alterations are still found', () => {
     const altered = parsed(events[4]!);
     altered.resource.id = 'other';
-    const v = run([data[0], data[2], altered, checkpoint(events[5]!)], new ChainVerifier(true));
+    const v = run([data[0], data[2], altered, checkpoint(events[5]!)], new ChainVerifier({ partial: true }));
     expect(kinds(v)).to.deep.equal(['altered']);
   });
 });

@@ -74,6 +74,21 @@ describe('observability: /metrics of a real server', function () {
     expect((await scrape(admin)).value('verdict_decisions_total')).to.equal(9);
   });
 
+  it('counts AuthZEN evaluations over HTTP under their own API, with their call latency', async () => {
+    const { proc, admin } = await startWithAdmin({ policies: policyDir(), args: ['--http', '127.0.0.1:0'] });
+    const http = String(proc.findLog((l) => l.msg === 'verdict serving')!.http);
+    const evaluate = (path: string, body: unknown) => fetch(`http://${http}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const tuple = { subject: { type: 'user', id: 'alice', properties: { roles: ['employee'] } }, action: { name: 'read' }, resource: { type: 'document', id: 'd1' } };
+    expect((await evaluate('/access/v1/evaluation', tuple)).status).to.equal(200);
+    expect((await evaluate('/access/v1/evaluations', { ...tuple, evaluations: [{}, { action: { name: 'delete' } }] })).status).to.equal(200);
+    const s = await scrape(admin);
+    expect(s.value('verdict_decisions_total', { source: 'authzen_evaluation', effect: 'allow' })).to.equal(1);
+    expect(s.value('verdict_decisions_total', { source: 'authzen_evaluations' })).to.equal(2);
+    expect(s.value('verdict_decisions_total', { source: 'authzen_evaluations', effect: 'deny', reason: 'NO_MATCHING_RULE' })).to.equal(1);
+    expect(s.count('verdict_decision_duration_seconds', { source: 'authzen_evaluation' })).to.equal(1);
+    expect(s.count('verdict_decision_duration_seconds', { source: 'authzen_evaluations' })).to.equal(1);
+  });
+
   it('counts policy reloads by result and reports the revision being served', async () => {
     const dir = policyDir({ 'document.yaml': documentPolicy(false) });
     const { proc, admin } = await startWithAdmin({ policies: dir });

@@ -34,7 +34,7 @@ interface Harness {
 
 async function startTraced(): Promise<Harness> {
   const config = {
-    ...loadConfig({ policies: path.join(REPO_ROOT, 'policies'), listen: '127.0.0.1:0', noEvents: true, routes: path.join(REPO_ROOT, 'examples/gateway/routes.yaml') }, {}),
+    ...loadConfig({ policies: path.join(REPO_ROOT, 'policies'), listen: '127.0.0.1:0', noEvents: true, routes: path.join(REPO_ROOT, 'examples/gateway/routes.yaml'), http: '127.0.0.1:0' }, {}),
     logDecisions: true,
     reload: { watch: false, debounceMs: 0, pollIntervalMs: 0 },
   };
@@ -170,6 +170,21 @@ describe('observability: traces of decisions (in-memory exporter, real gRPC)', f
     expect(byMetadata!.spanContext().traceId).to.equal(TRACE);
     expect(byMetadata!.parentSpanContext?.spanId).to.equal(CALLER_SPAN);
     expect(h.records.map((r) => r.traceId)).to.deep.equal([headerTrace, TRACE]);
+  });
+
+  it('continues an AuthZEN HTTP evaluation from its traceparent header', async () => {
+    const res = await fetch(`http://127.0.0.1:${h.server.httpPort}/access/v1/evaluation`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${TRACE}-${CALLER_SPAN}-01` },
+      body: JSON.stringify({ subject: { type: 'user', id: 'alice', properties: { roles: ['employee'], department: 'engineering', clearance: 2 } }, action: { name: 'read' }, resource: READ.resource }),
+    });
+    expect(res.status).to.equal(200);
+    const [span] = spans();
+    expect(span!.name).to.equal('POST /access/v1/evaluation');
+    expect(span!.spanContext().traceId).to.equal(TRACE);
+    expect(span!.parentSpanContext?.spanId).to.equal(CALLER_SPAN);
+    expect(span!.attributes['verdict.source']).to.equal('authzen_evaluation');
+    expect(h.records.map((r) => r.traceId)).to.deep.equal([TRACE]);
   });
 
   it('traces a refused subject token like any decision (reason UNAUTHENTICATED)', async () => {

@@ -14,7 +14,7 @@ const NO_EVENTS = 'with --no-events no decision is published, so it would have n
 
 export const serveCommand: CommandSpec = {
   name: 'serve',
-  summary: 'run the gRPC decision service (and Envoy ext_authz with --routes)',
+  summary: 'run the gRPC decision service (and Envoy ext_authz with --routes, AuthZEN over HTTP with --http)',
   details: [
     'Each setting comes from the first of: a flag, a VERDICT_* environment variable, the --config\n' +
       'file, the default (docs/operations.md). Logs are JSON lines on stdout.',
@@ -23,6 +23,7 @@ export const serveCommand: CommandSpec = {
     { name: 'config', type: 'string', value: 'FILE', description: 'YAML configuration file', defaultNote: 'VERDICT_CONFIG, else none' },
     { name: 'policies', type: 'string', value: 'DIR', description: 'policy directory, watched and hot-reloaded; sets policies', defaultNote: 'policies' },
     { name: 'listen', type: 'string', value: 'HOST:PORT', description: 'address to serve on; port 0 picks a free port; sets listen', defaultNote: '127.0.0.1:50051' },
+    { name: 'http', type: 'string', value: 'HOST:PORT', description: 'also serve the AuthZEN API over HTTP on this address; sets http.listen', defaultNote: 'off' },
     { name: 'workers', type: 'string', value: 'N', description: 'processes sharing the port; sets workers', defaultNote: 'one per CPU' },
     { name: 'routes', type: 'string', value: 'FILE', description: 'serve Envoy ext_authz with this routes file; sets gateway.routesFile' },
     { name: 'nats', type: 'string', value: 'URL', description: 'NATS server for the decision stream; sets events.natsUrl', defaultNote: 'nats://127.0.0.1:4222' },
@@ -42,6 +43,7 @@ export const serveCommand: CommandSpec = {
   examples: [
     { what: 'serve the example policies on the default address, publishing to a local NATS', command: 'verdict serve --policies policies' },
     { what: 'accept remote callers, two processes, no decision stream', command: 'verdict serve --policies policies --listen 0.0.0.0:50051 --workers 2 --no-events' },
+    { what: 'also answer AuthZEN requests over HTTP on port 8080', command: 'verdict serve --policies policies --http 127.0.0.1:8080' },
     { what: 'everything from a configuration file', command: 'verdict serve --config /etc/verdict/verdict.yaml' },
     { what: 'Prometheus metrics and HTTP probes on port 9464 (tracing: OTEL_TRACES_EXPORTER=otlp, docs/operations.md)', command: 'verdict serve --policies policies --admin 127.0.0.1:9464' },
   ],
@@ -76,6 +78,7 @@ async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
       instanceId: args.string('instance-id'),
       workers: args.string('workers'),
       routes: args.string('routes'),
+      http: args.string('http'),
       admin: args.string('admin'),
     });
   } catch (err) {
