@@ -5,7 +5,7 @@ LISTEN ?= 127.0.0.1:50051
 HTTP ?= 127.0.0.1:8080
 POLICIES ?= policies
 
-.PHONY: all install build test run validate policy-test bench bench-engine conformance clean
+.PHONY: all install build test run validate policy-test bench bench-engine bench-reload conformance clean
 
 all: build
 
@@ -35,6 +35,11 @@ policy-test: build
 # BENCH_ARGS are passed to bench/engine/run.ts too, e.g. make bench-engine BENCH_ARGS="--runs 9 --write-docs".
 bench-engine: build
 	node dist/bench/engine/run.js $(BENCH_ARGS)
+
+# Policy reloads against real servers (1,000 and 10,000 types; about 10 minutes), e.g.
+# make bench-reload BENCH_ARGS="--types 1000 --workers 2 --storm 0".
+bench-reload: build
+	node dist/bench/reload/run.js $(BENCH_ARGS)
 
 # BENCH_ARGS are passed to bench/run.ts, e.g. make bench BENCH_ARGS="--reps 5 --write-docs".
 bench: build

@@ -4,12 +4,19 @@
  *
  *  - "example": a handful of requests against the example policy set in policies/ (documents,
  *    folders, reports): owners, editors, auditors, admins, contractors; allows and denies.
- *  - "large":   requests spread over the generated set's resource types (bench/generate).
+ *  - "large":   requests spread over the generated set's resource types (bench/generate);
+ *               "large:N" for a set of N types (default 1,000).
  */
 import type { CheckRequest } from '../src/engine/index.js';
 import { DEPARTMENTS, STATIC_ROLES, generateLargePolicySet, prng, type GeneratedType, type LargePolicySetOptions } from './generate/large-policy-set.js';
 
-export type WorkloadName = 'example' | 'large';
+export type WorkloadName = 'example' | 'large' | `large:${number}`;
+
+/** The type count of a "large" workload. */
+function largeTypes(name: WorkloadName): LargePolicySetOptions {
+  const n = name.startsWith('large:') ? Number(name.slice(6)) : undefined;
+  return n ? { types: n } : {};
+}
 
 /** One subject with many (action, resource) pairs: the shape of CheckBatch. */
 export interface BatchRequest {
@@ -168,9 +175,9 @@ export function largeBatches(count = 256, options: LargePolicySetOptions = {}, s
 }
 
 export function workloadRequests(name: WorkloadName): CheckRequest[] {
-  return name === 'example' ? exampleRequests() : largeRequests();
+  return name === 'example' ? exampleRequests() : largeRequests(4096, largeTypes(name));
 }
 
 export function workloadBatches(name: WorkloadName): BatchRequest[] {
-  return name === 'example' ? exampleBatches() : largeBatches();
+  return name === 'example' ? exampleBatches() : largeBatches(256, largeTypes(name));
 }

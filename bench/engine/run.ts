@@ -1,6 +1,6 @@
 /**
  * In-process engine benchmark (`make bench-engine`): decisions per second and ns per decision for
- * the example policy set, a generated 10-type set and a generated 1,000-type set of the same shape;
+ * the example policy set, a generated 10-type set and generated 1,000- and 10,000-type sets of the same shape;
  * load (compile) time, heap held by each set, and the per-check ratio big/small. Each set is
  * measured alone in a fresh child process, as a server holds one set; several runs, medians.
  *
@@ -81,7 +81,7 @@ rules:
 };
 
 
-type CaseName = 'example' | 'shape' | 'big';
+type CaseName = 'example' | 'shape' | 'big' | 'huge';
 
 interface Case {
   readonly set: CompiledPolicySet;
@@ -159,7 +159,7 @@ async function child(name: CaseName, seconds: number, types: number, policiesDir
   let tmp: string | undefined;
   if (name !== 'example') {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'verdict-bench-engine-'));
-    dir = await writePolicyFiles(tmp, generateLargePolicySet({ types: name === 'big' ? types : 10 }).files);
+    dir = await writePolicyFiles(tmp, generateLargePolicySet({ types: typesOf(name, types) }).files);
   }
   try {
     const heap0 = heapUsed();
@@ -176,7 +176,7 @@ async function child(name: CaseName, seconds: number, types: number, policiesDir
     }
     const coldLoadMs = msSince(t);
     const heapMB = (heapUsed() - heap0) / 2 ** 20;
-    const requests = name === 'example' ? exampleRequests() : largeRequests(4096, { types: name === 'big' ? types : 10 });
+    const requests = name === 'example' ? exampleRequests() : largeRequests(4096, { types: typesOf(name, types) });
     const c: Case = { set, requests };
     const iterations = calibrate(c, seconds);
     const nsPerDecision = timeDecisions(c, iterations) / iterations;
@@ -184,7 +184,7 @@ async function child(name: CaseName, seconds: number, types: number, policiesDir
     if (source === dir) await loadPolicyDirectory(dir);
     const warmLoadMs = source === dir ? msSince(t) : Number.NaN;
     return {
-      name: name === 'example' ? `example set (${source === dir ? path.relative(process.cwd(), dir) || dir : source})` : name === 'shape' ? 'generated, 10 types (same shape)' : `generated, ${fmtInt(types)} types`,
+      name: name === 'example' ? `example set (${source === dir ? path.relative(process.cwd(), dir) || dir : source})` : name === 'shape' ? 'generated, 10 types (same shape)' : `generated, ${fmtInt(typesOf(name, types))} types`,
       source,
       resourceTypes: set.resourceTypes.length,
       ruleCount: set.ruleCount,
@@ -199,6 +199,11 @@ async function child(name: CaseName, seconds: number, types: number, policiesDir
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** Types in a generated case: "big" is --types, "huge" ten times that. */
+function typesOf(name: CaseName, types: number): number {
+  return name === 'big' ? types : name === 'huge' ? types * 10 : 10;
 }
 
 function runChild(name: CaseName, seconds: number, types: number, policiesDir: string): Promise<CaseResult> {
@@ -217,7 +222,7 @@ function runChild(name: CaseName, seconds: number, types: number, policiesDir: s
 }
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2));
+  const flags = parseFlags(process.argv.slice(2), ['json', 'write-docs', 'no-huge']);
   const runs = flags.int('runs', 5);
   const seconds = flags.num('seconds', 1);
   const types = flags.int('types', 1000);
@@ -229,7 +234,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const names: CaseName[] = ['example', 'shape', 'big'];
+  const names: CaseName[] = flags.bool('no-huge') ? ['example', 'shape', 'big'] : ['example', 'shape', 'big', 'huge'];
   const byCase = new Map<CaseName, CaseResult[]>(names.map((n) => [n, []]));
   for (let r = 0; r < runs; r++) {
     // Rotate the order so a noisy neighbour hurts every case alike.
@@ -255,6 +260,7 @@ async function main(): Promise<void> {
     };
   });
   const [ex, shape, big] = summary as [(typeof summary)[number], (typeof summary)[number], (typeof summary)[number]];
+  const huge = summary[3];
   const result = {
     runs,
     secondsPerRun: seconds,
@@ -279,6 +285,9 @@ async function main(): Promise<void> {
     '',
     ...summary.map((c) => `- ${c.name}: ${c.requests} requests; outcomes ${c.outcomes}.`),
     `- Per-check ratio, ${fmtInt(types)} types / example set: **${fmtNum(result.ratioBigOverExample, 2)}** (target ≤ 1.5); ${fmtInt(types)} types / 10 types of the same shape: **${fmtNum(result.ratioBigOverSameShape, 2)}**.`,
+    ...(huge
+      ? [`- ${fmtInt(types * 10)} against ${fmtInt(types)} types: per check **${fmtNum(huge.nsPerDecision / big.nsPerDecision, 2)}×** (target within 10%), cold load **${fmtNum(huge.coldLoadMs / big.coldLoadMs, 1)}×** (target ≤ 10×), heap held ${fmtNum(huge.heapMB / big.heapMB, 1)}×.`]
+      : []),
     `- Load = read the directory, parse, type-check and compile every expression, index (\`loadPolicyDirectory\`): cold is the first load in a fresh process (server start), warm the second (a hot reload). Heap used by the whole ${fmtInt(types)}-type process after GC: ${fmtNum(big.heapUsedMB, 0)} MB.`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

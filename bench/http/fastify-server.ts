@@ -38,9 +38,9 @@ const DECISION = {
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
   const listen = flags.str('listen', '127.0.0.1:8081');
-  const store = new PolicyStore(flags.str('policies', 'policies'));
-  const loaded = await store.reload();
-  if (loaded.status === 'rejected') throw new Error(loaded.failure.message);
+  const store = PolicyStore.forDirectory(flags.str('policies', 'policies'));
+  const loaded = await store.start();
+  if (loaded.result.status === 'rejected') throw new Error(loaded.result.message);
   const limits = DEFAULT_CONFIG.limits;
   const api = new AuthzenApi({ decisions: new DecisionService(store, DISCARDING_SINK), limits, rolesProperty: 'roles', maxEvaluations: limits.maxBatchItems });
   let fastify: (options: Record<string, unknown>) => any; // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -32,9 +32,9 @@ async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
   const rounds = flags.int('rounds', 9);
   const ms = flags.num('ms', 400);
-  const store = new PolicyStore(path.join(ROOT, 'policies'));
-  const loaded = await store.reload();
-  if (loaded.status !== 'loaded') throw new Error('policies/ did not load');
+  const store = PolicyStore.forDirectory(path.join(ROOT, 'policies'));
+  const loaded = await store.start();
+  if (loaded.result.status !== 'applied') throw new Error('policies/ did not load');
   const requests = exampleRequests();
   const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(new DiscardingExporter(), { maxQueueSize: 1 << 16 })] });
   const variants: { name: string; hooks: DecisionHooks }[] = [

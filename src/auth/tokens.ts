@@ -15,6 +15,7 @@ export type TokenProblem =
   | 'unknown_key'
   | 'expired'
   | 'not_yet_valid'
+  | 'issued_in_future'
   | 'wrong_audience'
   | 'missing_claim'
   | 'keys_unavailable';
@@ -28,6 +29,7 @@ export const TOKEN_PROBLEM_TEXT: Record<TokenProblem, string> = {
   unknown_key: 'the token signing key is unknown',
   expired: 'the token has expired',
   not_yet_valid: 'the token is not valid yet',
+  issued_in_future: 'the token was issued in the future',
   wrong_audience: 'the token is not meant for this service',
   missing_claim: 'the token lacks a required claim',
   keys_unavailable: 'the token signing keys could not be fetched',
@@ -78,6 +80,8 @@ interface Verifier {
 function problemOf(err: unknown): TokenProblem {
   if (err instanceof errors.JWTExpired) return 'expired';
   if (err instanceof errors.JWTClaimValidationFailed) {
+    // a claim of the wrong type ("exp": "tomorrow") is a malformed token, not a missing or early one
+    if (err.reason === 'invalid') return 'malformed';
     if (err.claim === 'aud') return 'wrong_audience';
     if (err.claim === 'iss') return 'unknown_issuer';
     if (err.claim === 'nbf' || err.claim === 'iat') return 'not_yet_valid';
@@ -96,7 +100,7 @@ function problemOf(err: unknown): TokenProblem {
  * Verifies subject tokens (JWTs) against the configured issuers and maps their claims to a
  * Subject. The issuer is picked by the token's `iss` (read before verification, used only to pick
  * the keys), then signature, algorithm, `iss`, `aud`, `exp`/`nbf` (with the issuer's clock skew)
- * are checked by jose. Tokens are never logged or kept.
+ * are checked by jose, and `iat` (not in the future beyond the skew) here. Tokens are never logged or kept.
  */
 export class TokenVerifier {
   private readonly byIssuer = new Map<string, Verifier>();
@@ -166,6 +170,9 @@ export class TokenVerifier {
     } catch (err) {
       return { ok: false, problem: problemOf(err) };
     }
+    // jose checks iat only against a maximum age; a token stamped in the future beyond the skew
+    // was minted by a broken or forged clock and is not accepted.
+    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + config.clockSkewSeconds) return { ok: false, problem: 'issued_in_future' };
     const subject = subjectFromClaims(payload, config);
     if (!subject) return { ok: false, problem: 'missing_claim' };
     return this.withinLimits(subject) ? { ok: true, subject, issuer: config.issuer } : { ok: false, problem: 'malformed' };

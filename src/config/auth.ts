@@ -1,3 +1,4 @@
+import { parseAllowlistEntry } from '../auth/callers.js';
 import type { GatewayConfig, IssuerConfig, KeySource, TlsConfig, TokensConfig } from './schema.js';
 
 type Json = Record<string, unknown>;
@@ -9,7 +10,7 @@ const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
 export const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile', 'requireClientCert', 'reloadIntervalMs', 'allowedCallers'];
 export const TOKENS_KEYS = ['issuers'];
 export const GATEWAY_KEYS = ['routesFile'];
-const ISSUER_KEYS = ['issuer', 'audiences', 'jwksUrl', 'jwksFile', 'secretFile', 'algorithms', 'clockSkewSeconds', 'claims', 'subjectType', 'jwksCacheMaxAgeSeconds', 'jwksCooldownSeconds', 'jwksTimeoutMs'];
+const ISSUER_KEYS = ['issuer', 'audiences', 'jwksUrl', 'jwksFile', 'secretFile', 'algorithms', 'clockSkewSeconds', 'claims', 'subjectType', 'jwksCacheMaxAgeSeconds', 'jwksCooldownSeconds', 'jwksTimeoutMs', 'allowInsecureJwksUrl'];
 const CLAIM_KEYS = ['subject', 'roles', 'attributes'];
 
 function isMap(v: unknown): v is Json {
@@ -103,7 +104,8 @@ export function validateTls(raw: Json, problems: string[]): TlsConfig | undefine
   if (config.requireClientCert && !clientCaFile) problems.push('tls.requireClientCert: needs tls.clientCaFile (the CAs that sign client certificates)');
   if (config.allowedCallers.length > 0 && !clientCaFile) problems.push('tls.allowedCallers: needs tls.clientCaFile: callers are identified by their client certificates');
   for (const c of config.allowedCallers) {
-    if (c.indexOf('*') !== -1 && c.indexOf('*') !== c.length - 1) problems.push(`tls.allowedCallers: "${c}": "*" is only allowed at the end (a prefix match)`);
+    const parsed = parseAllowlistEntry(c);
+    if (typeof parsed === 'string') problems.push(`tls.allowedCallers: ${parsed}`);
   }
   return config;
 }
@@ -144,7 +146,14 @@ function issuerOf(v: unknown, i: number, problems: string[]): IssuerConfig | und
     problems.push(`${where}: set exactly one of jwksUrl, jwksFile or secretFile (got ${sources.length === 0 ? 'none' : sources.join(', ')})`);
   } else if (sources[0] === 'jwksUrl') {
     const url = s.optString('jwksUrl')!;
-    if (!/^https?:\/\/[^\s]+$/.test(url)) problems.push(`${where}.jwksUrl: "${url}" must be an http(s) URL`);
+    const allowHttp = s.bool('allowInsecureJwksUrl', false);
+    if (!/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) problems.push(`${where}.jwksUrl: "${url}" must be an http(s) URL`);
+    else if (url.startsWith('http://') && !allowHttp) {
+      problems.push(
+        `${where}.jwksUrl: "${url}" is plain HTTP: whoever can alter the traffic can replace the signing keys and mint tokens; use https://, ` +
+          `or set ${where}.allowInsecureJwksUrl: true if the keys come over a link you trust (e.g. a sidecar on 127.0.0.1)`,
+      );
+    }
     keys = {
       kind: 'jwks-url',
       url,
@@ -155,6 +164,7 @@ function issuerOf(v: unknown, i: number, problems: string[]): IssuerConfig | und
   } else {
     keys = { kind: sources[0] === 'jwksFile' ? 'jwks-file' : 'secret-file', file: s.optString(sources[0]!)! };
   }
+  if (keys.kind !== 'jwks-url' && v.allowInsecureJwksUrl !== undefined) problems.push(`${where}.allowInsecureJwksUrl: only applies to jwksUrl; remove it`);
   const hmac = keys.kind === 'secret-file';
   const algorithms = s.strings('algorithms');
   const chosen = algorithms.length > 0 ? algorithms : hmac ? [] : [...ASYMMETRIC_ALGORITHMS];

@@ -29,8 +29,21 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     maxRoles: 256,
     maxIdentifierLength: 1024,
   },
-  reload: { watch: true, debounceMs: 200, pollIntervalMs: 2000 },
+  reload: { watch: true, debounceMs: 25, settleMs: 2000, pollIntervalMs: 2000 },
   shutdown: { graceMs: 10_000 },
+  transport: {
+    maxConnections: 1000,
+    maxConcurrentStreams: 1000,
+    requestTimeoutMs: 10_000,
+    maxPendingRequests: 1000,
+    maxPendingBytes: 64 * 1024 * 1024,
+    idleTimeoutMs: 300_000,
+    keepaliveTimeMs: 60_000,
+    keepaliveTimeoutMs: 20_000,
+    maxConnectionAgeMs: 0,
+    maxConnectionAgeGraceMs: 0,
+    maxSessionMemoryMb: 32,
+  },
   events: {
     enabled: true,
     natsUrl: 'nats://127.0.0.1:4222',
@@ -104,6 +117,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_EVENTS_SUBJECT_PREFIX: 'events.subjectPrefix',
   VERDICT_SIGNING_KEY_FILE: 'events.signingKeyFile',
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
+  VERDICT_RELOAD_SETTLE_MS: 'reload.settleMs',
   VERDICT_HTTP_LISTEN: 'http.listen',
   VERDICT_ADMIN_LISTEN: 'admin.listen',
 };
@@ -171,10 +185,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.ProcessEnv = {}): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
+    transport: Object.keys(DEFAULT_CONFIG.transport),
     events: Object.keys(DEFAULT_CONFIG.events),
   };
   for (const [section, keys] of Object.entries(known)) {
@@ -272,9 +287,23 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
     reload: {
       watch: bool('reload.watch'),
       debounceMs: int('reload.debounceMs', 0, 60_000),
+      settleMs: int('reload.settleMs', 0, 600_000),
       pollIntervalMs: int('reload.pollIntervalMs', 0, 3_600_000),
     },
     shutdown: { graceMs: int('shutdown.graceMs', 0, 600_000) },
+    transport: {
+      maxConnections: int('transport.maxConnections', 1, 1_000_000),
+      maxConcurrentStreams: int('transport.maxConcurrentStreams', 1, 1_000_000),
+      requestTimeoutMs: int('transport.requestTimeoutMs', 100, 600_000),
+      maxPendingRequests: int('transport.maxPendingRequests', 1, 1_000_000),
+      maxPendingBytes: int('transport.maxPendingBytes', 1024, 16 * 1024 * 1024 * 1024),
+      idleTimeoutMs: int('transport.idleTimeoutMs', 0, 86_400_000),
+      keepaliveTimeMs: int('transport.keepaliveTimeMs', 0, 86_400_000),
+      keepaliveTimeoutMs: int('transport.keepaliveTimeoutMs', 100, 600_000),
+      maxConnectionAgeMs: int('transport.maxConnectionAgeMs', 0, 30 * 86_400_000),
+      maxConnectionAgeGraceMs: int('transport.maxConnectionAgeGraceMs', 0, 86_400_000),
+      maxSessionMemoryMb: int('transport.maxSessionMemoryMb', 1, 65_536),
+    },
     events: {
       enabled: bool('events.enabled'),
       natsUrl,
@@ -304,6 +333,10 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
     admin: validateAdmin(raw, problems),
     tracing: tracingFromEnvironment(env, problems),
   };
+  const { transport, limits } = config;
+  if (transport.maxPendingBytes < limits.maxMessageBytes) {
+    problems.push(`transport.maxPendingBytes: ${transport.maxPendingBytes} is below limits.maxMessageBytes (${limits.maxMessageBytes}), so the largest request allowed could never arrive; raise it to at least ${limits.maxMessageBytes}`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -60,8 +60,9 @@ export interface VerdictConfig {
   /** Log one line per decision at info level (off by default: the decision stream is the audit trail). */
   readonly logDecisions: boolean;
   readonly limits: ServiceLimits;
-  readonly reload: { readonly watch: boolean; readonly debounceMs: number; readonly pollIntervalMs: number };
+  readonly reload: { readonly watch: boolean; readonly debounceMs: number; readonly settleMs: number; readonly pollIntervalMs: number };
   readonly shutdown: { readonly graceMs: number };
+  readonly transport: TransportConfig;
   readonly events: EventsConfig;
   /** Optional sections (src/config/auth.ts): absent or empty = off. */
   readonly tls?: TlsConfig | undefined;
@@ -88,6 +89,31 @@ export interface TracingSettings {
   readonly sampler: string;
 }
 
+/** What one client can make the gRPC server hold (src/grpc/transport-guard.ts, grpc-js options). Per process. */
+export interface TransportConfig {
+  /** Open connections; more are closed at accept. */
+  readonly maxConnections: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls in flight on one connection. */
+  readonly maxConcurrentStreams: number;
+  /** A request must arrive whole (END_STREAM) this long after its stream opened. */
+  readonly requestTimeoutMs: number;
+  /** Requests not yet received whole, across all connections; beyond, the oldest is cut off. */
+  readonly maxPendingRequests: number;
+  /** Bytes of those requests' messages held; beyond, the oldest are cut off. */
+  readonly maxPendingBytes: number;
+  /** A connection without calls for this long is closed (GOAWAY); 0 = never. */
+  readonly idleTimeoutMs: number;
+  /** The server pings each connection this often and drops it when no answer comes within keepaliveTimeoutMs; 0 = no pings. */
+  readonly keepaliveTimeMs: number;
+  readonly keepaliveTimeoutMs: number;
+  /** A connection is asked to go away (GOAWAY) after this long, ±10%; 0 = never. */
+  readonly maxConnectionAgeMs: number;
+  /** ... and closed this long after that, whatever is in flight; 0 = wait for the calls. */
+  readonly maxConnectionAgeGraceMs: number;
+  /** What Node's HTTP/2 layer may hold for one connection (frames for a client that does not read, header blocks), in MB. */
+  readonly maxSessionMemoryMb: number;
+}
+
 /** Transport security of the gRPC server (src/auth/tls.ts); absent = plaintext. */
 export interface TlsConfig {
   /** PEM files of the server certificate (chain) and its key; reloaded when they change. */
@@ -99,7 +125,7 @@ export interface TlsConfig {
   readonly requireClientCert: boolean;
   /** How often the files are checked for changes. */
   readonly reloadIntervalMs: number;
-  /** Caller ids (SPIFFE IDs or certificate CNs; a trailing "*" matches a prefix) allowed to ask; empty = any. */
+  /** Callers allowed to ask, by kind: spiffe://td/path, spiffe://td/prefix/*, cn:<CN>, uri:<URI> (src/auth/callers.ts); empty = any. */
   readonly allowedCallers: readonly string[];
 }
 

@@ -39,8 +39,6 @@ export interface CompiledRule {
   readonly derivedRoles: readonly CompiledDerivedRole[];
   readonly condition: CompiledCondition | undefined;
   readonly conditionSource: string;
-  /** Position in the set, so decisions are deterministic whatever the index order. */
-  readonly ordinal: number;
 }
 
 /** The rules that can apply to one (resource type, action), split by effect, in policy order. */

@@ -8,7 +8,7 @@ import { traceParentFromHeaders, type TraceParent } from '../service/decision-ho
 import { NotReadyError, type DecisionService } from '../service/decision-service.js';
 import { httpContext, httpView, type EnvoyCheckRequest, type HttpView } from './http-request.js';
 import { badRequestResponse, forbiddenResponse, okResponse, unauthorizedResponse, type Header } from './responses.js';
-import { renderTarget } from './route-table.js';
+import { renderTarget, routeRequest } from './route-table.js';
 import type { GatewaySettings } from './routes-file.js';
 import { renderTemplate } from './template.js';
 
@@ -54,7 +54,9 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
 
   async function authorize(view: HttpView, caller: Caller | undefined, receivedAt: number, parent: TraceParent | undefined): Promise<Record<string, unknown>> {
     if (view.problem || !view.segments) return badRequestResponse(view.problem ?? 'the request path is not acceptable');
-    const matched = settings.table.match(view.method, view.segments);
+    const routed = routeRequest(settings.table, view.method, view.segments, view.unsafe);
+    if (routed.kind === 'bad') return badRequestResponse(routed.problem);
+    const matched = routed.kind === 'matched' ? routed.match : undefined;
     let action: string;
     let resource: Resource;
     if (matched) {

@@ -1,4 +1,5 @@
 import type { AttributeValue } from '../engine/request.js';
+import { unsafeCharacters } from './path-characters.js';
 import { CREDENTIAL_HEADERS } from './routes-file.js';
 
 /** envoy.service.auth.v3 messages as proto-loader decodes them (camelCase, absent = undefined). */
@@ -41,6 +42,8 @@ export interface HttpView {
   /** Decoded path segments, no empty ones; undefined when the path is not acceptable (see `problem`). */
   readonly segments: readonly string[] | undefined;
   readonly problem: string | undefined;
+  /** Characters found inside decoded segments that a route must allow (SEGMENT_* bits; 0 = none). */
+  readonly unsafe: number;
   readonly query: string;
   readonly host: string;
   readonly scheme: string;
@@ -64,12 +67,17 @@ function headersOf(http: EnvoyHttpRequest): Record<string, string> {
   return out;
 }
 
-/** Splits and percent-decodes the path; refuses dot segments and empty segments (an unnormalised path). */
-export function pathSegments(path: string): { segments?: string[]; problem?: string } {
+/**
+ * Splits and percent-decodes the path; refuses dot segments and empty segments (an unnormalised
+ * path). `unsafe` says which of "/", "\\", NUL and control characters decoded segments hold; the
+ * caller refuses them unless the matched route allows them.
+ */
+export function pathSegments(path: string): { segments?: string[]; problem?: string; unsafe?: number } {
   if (!path.startsWith('/')) return { problem: 'the request path must start with "/"' };
-  if (path === '/') return { segments: [] };
+  if (path === '/') return { segments: [], unsafe: 0 };
   const raw = (path.endsWith('/') ? path.slice(0, -1) : path).slice(1).split('/');
   const segments: string[] = new Array(raw.length);
+  let unsafe = 0;
   for (let i = 0; i < raw.length; i++) {
     const s = raw[i]!;
     if (s === '') return { problem: 'the request path has an empty segment ("//")' };
@@ -82,9 +90,10 @@ export function pathSegments(path: string): { segments?: string[]; problem?: str
       }
     }
     if (decoded === '.' || decoded === '..') return { problem: 'the request path has a "." or ".." segment' };
+    unsafe |= unsafeCharacters(decoded);
     segments[i] = decoded;
   }
-  return { segments };
+  return { segments, unsafe };
 }
 
 /** Reads the HTTP request out of an ext_authz CheckRequest; undefined when it carries none. */
@@ -96,12 +105,13 @@ export function httpView(msg: EnvoyCheckRequest): HttpView | undefined {
   const target = http.path || headers[':path'] || '';
   const q = target.indexOf('?');
   const path = q === -1 ? target : target.slice(0, q);
-  const { segments, problem } = pathSegments(path);
+  const { segments, problem, unsafe } = pathSegments(path);
   return {
     method: (http.method || headers[':method'] || '').toUpperCase(),
     path,
     segments,
     problem,
+    unsafe: unsafe ?? 0,
     query: q === -1 ? '' : target.slice(q + 1),
     host: http.host || headers[':authority'] || headers.host || '',
     scheme: http.scheme || headers[':scheme'] || '',

@@ -1,3 +1,4 @@
+import { describeUnsafe, SEGMENT_CHARACTERS, unsafeCharacters } from './path-characters.js';
 import { compileTemplate, renderTemplate, type Template } from './template.js';
 
 /** One route as written in the routes file, before compilation. */
@@ -6,6 +7,8 @@ export interface RouteDefinition {
   readonly match: string;
   readonly action: string;
   readonly resource: { readonly type: string; readonly id?: string; readonly attributes?: Readonly<Record<string, string>> };
+  /** Characters its parameters may hold once decoded: "slash", "backslash", "control", "nul" (default none). */
+  readonly allowInSegments?: readonly string[];
   /** Where it was written, for error messages ("routes.yaml:12:5"). */
   readonly at: string;
 }
@@ -18,6 +21,8 @@ export interface CompiledRoute {
   readonly resourceType: string;
   readonly resourceId: Template | undefined;
   readonly attributes: readonly (readonly [string, Template])[];
+  /** SEGMENT_* bits its decoded segments may hold (allowInSegments). */
+  readonly allowedUnsafe: number;
 }
 
 export interface RouteMatch {
@@ -81,6 +86,7 @@ export class RouteTable {
       const p = PARAM.exec(seg);
       if (!p) {
         if (seg.includes('{') || seg.includes('}')) throw new Error(`"${def.match}": "${seg}" mixes text and a placeholder; a {param} must be a whole segment`);
+        if (unsafeCharacters(seg) !== 0) throw new Error(`"${def.match}": the literal segment "${seg}" holds ${describeUnsafe(unsafeCharacters(seg))}, which no request segment may match`);
         let next = node.literals.get(seg);
         if (!next) node.literals.set(seg, (next = new Node()));
         node = next;
@@ -103,6 +109,13 @@ export class RouteTable {
         throw new Error(`${what} ${(err as Error).message}`);
       }
     };
+    let allowedUnsafe = 0;
+    for (const name of def.allowInSegments ?? []) {
+      const bit = SEGMENT_CHARACTERS[name];
+      if (bit === undefined) throw new Error(`allowInSegments: "${name}" is not one of ${Object.keys(SEGMENT_CHARACTERS).join(', ')}`);
+      allowedUnsafe |= bit;
+    }
+    if (allowedUnsafe !== 0 && params.length === 0) throw new Error(`"${def.match}": allowInSegments needs a {param} to apply to`);
     const route: CompiledRoute = {
       match: def.match.trim().replace(/\s+/, ' '),
       methods,
@@ -111,6 +124,7 @@ export class RouteTable {
       resourceType: def.resource.type,
       resourceId: def.resource.id !== undefined ? describe(def.resource.id, 'resource.id') : undefined,
       attributes: Object.entries(def.resource.attributes ?? {}).map(([k, v]) => [k, describe(v, `resource.attributes.${k}`)] as const),
+      allowedUnsafe,
     };
     const table = restRoute ? node.rest : node.routes;
     for (const method of methods) {
@@ -149,6 +163,26 @@ function walk(node: Node, segments: readonly string[], i: number, method: string
     }
   }
   return undefined;
+}
+
+/** Where a request goes: a route, no route, or nowhere (a 400 with `problem`). */
+export type RoutedRequest =
+  | { readonly kind: 'matched'; readonly match: RouteMatch }
+  | { readonly kind: 'unmapped' }
+  | { readonly kind: 'bad'; readonly problem: string };
+
+/**
+ * Matches decoded segments and refuses characters inside them (`unsafe`, SEGMENT_* bits from
+ * pathSegments) that the matched route does not allow; an unmatched request allows none.
+ */
+export function routeRequest(table: RouteTable, method: string, segments: readonly string[], unsafe: number): RoutedRequest {
+  const match = table.match(method, segments);
+  const refused = unsafe & ~(match ? match.route.allowedUnsafe : 0);
+  if (refused !== 0) {
+    const what = `the request path has a segment holding ${describeUnsafe(refused)}`;
+    return { kind: 'bad', problem: match ? `${what}; route "${match.route.match}" does not allow it (allowInSegments)` : what };
+  }
+  return match ? { kind: 'matched', match } : { kind: 'unmapped' };
 }
 
 /** The Verdict target of a matched route: action, resource id and attributes rendered from the values. */

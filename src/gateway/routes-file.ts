@@ -33,7 +33,7 @@ export interface GatewaySettings {
 }
 
 const TOP = ['apiVersion', 'kind', 'unmapped', 'subjects', 'context', 'upstream', 'realm', 'routes'];
-const ROUTE = ['match', 'action', 'resource'];
+const ROUTE = ['match', 'action', 'resource', 'allowInSegments'];
 const RESOURCE = ['type', 'id', 'attributes'];
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 
@@ -186,9 +186,11 @@ function readRoutes(r: YamlReader, pair: Pair<Node, Node | null> | undefined, to
       const type = r.asString(resource, `${where}.resource`, pos);
       if (type !== undefined) target = { type };
     }
+    const allowPair = e.get('allowInSegments');
+    const allowInSegments = allowPair ? r.stringList(allowPair.value, `${where}.allowInSegments`, r.positionOf(allowPair.key))?.map((x) => x.value) : undefined;
     if (matchText !== undefined && actionText !== undefined && target) {
       const p = r.positionOf(match);
-      out.push({ match: matchText, action: actionText, resource: target, at: `${p.file}:${p.line}:${p.column}` });
+      out.push({ match: matchText, action: actionText, resource: target, ...(allowInSegments ? { allowInSegments } : {}), at: `${p.file}:${p.line}:${p.column}` });
     }
   });
   return out;

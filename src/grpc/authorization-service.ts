@@ -6,7 +6,7 @@ import { InvalidRequestError } from '../engine/input.js';
 import type { Caller, CheckRequest } from '../engine/request.js';
 import type { DecisionService } from '../service/decision-service.js';
 import { NotReadyError } from '../service/decision-service.js';
-import type { PolicyStore } from '../server/policy-store.js';
+import type { LivePolicy } from '../service/live-policy.js';
 import { rejectionOf } from './codec-guard.js';
 import { traceParentFromMetadata } from './trace-context.js';
 import {
@@ -24,7 +24,7 @@ type ErrorCallback = sendUnaryData<never>;
 
 export interface AuthorizationDeps {
   readonly decisions: DecisionService;
-  readonly store: PolicyStore;
+  readonly store: LivePolicy;
   readonly limits: ServiceLimits;
   /** Verifies subject tokens (`token`); absent = tokens are not configured and are refused. */
   readonly tokens?: TokenVerifier | undefined;
@@ -101,7 +101,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       const live = deps.store.current();
       const failure = deps.store.lastFailure();
       const timestamp = (d: Date) => ({ seconds: String(Math.floor(d.getTime() / 1000)), nanos: (d.getTime() % 1000) * 1e6 });
-      const response: Record<string, unknown> = { source: deps.store.directory };
+      const response: Record<string, unknown> = { source: deps.store.sourceName };
       if (live) {
         Object.assign(response, {
           revision: live.set.revision,

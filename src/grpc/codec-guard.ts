@@ -1,4 +1,4 @@
-import type { ServiceDefinition } from '@grpc/grpc-js';
+import { status, type ServiceDefinition } from '@grpc/grpc-js';
 
 export const REJECTED_MESSAGE = Symbol('rejectedMessage');
 
@@ -35,4 +35,45 @@ export function guardRequestDecoding(definition: ServiceDefinition, maxMessageBy
     };
   }
   return guarded as ServiceDefinition;
+}
+
+type Handler = (call: { request?: unknown; emit(event: string, ...args: unknown[]): boolean }, callback?: (err: unknown) => void) => void;
+
+/**
+ * A service that does not know about rejection markers (the standard health service): decoding is
+ * guarded as above, and its unary and server-streaming handlers answer a rejected request with
+ * INVALID_ARGUMENT themselves instead of seeing the marker. Request-streaming methods are left
+ * as they are (a marker would reach code that does not expect it).
+ */
+export function guardService(
+  definition: ServiceDefinition,
+  implementation: Record<string, unknown>,
+  maxMessageBytes: number,
+): { definition: ServiceDefinition; implementation: Record<string, unknown> } {
+  const guardedDefinition: Record<string, unknown> = {};
+  const guardedImplementation: Record<string, unknown> = { ...implementation };
+  const decoding = guardRequestDecoding(definition, maxMessageBytes);
+  for (const [name, method] of Object.entries(definition)) {
+    if (method.requestStream) {
+      guardedDefinition[name] = method;
+      continue;
+    }
+    guardedDefinition[name] = decoding[name];
+    const key = typeof implementation[name] === 'function' ? name : (method as { originalName?: string }).originalName;
+    const handler = key !== undefined ? implementation[key] : undefined;
+    if (typeof handler !== 'function') continue;
+    const invalid = (details: string) => ({ code: status.INVALID_ARGUMENT, details, name: 'Error', message: details });
+    guardedImplementation[key!] = method.responseStream
+      ? ((call) => {
+          const rejected = rejectionOf(call.request);
+          if (rejected) call.emit('error', invalid(rejected));
+          else (handler as Handler).call(implementation, call);
+        }) satisfies Handler
+      : ((call, callback) => {
+          const rejected = rejectionOf(call.request);
+          if (rejected) callback!(invalid(rejected));
+          else (handler as Handler).call(implementation, call, callback);
+        }) satisfies Handler;
+  }
+  return { definition: guardedDefinition as ServiceDefinition, implementation: guardedImplementation };
 }

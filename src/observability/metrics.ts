@@ -37,7 +37,7 @@ export class VerdictMetrics {
   }
 
   /** The process that reads the policy directory: reload counts. */
-  registerOwner(policies: PolicyView): void {
+  registerOwner(policies: Pick<PolicyView, 'lastFailure'>): void {
     this.policies.registerOwner(this.registry, policies);
   }
 

@@ -88,7 +88,7 @@ export class Observability {
   }
 
   /** The process that reads the policy directory (single, or the cluster primary). */
-  attachPolicyOwner(view: PolicyView): void {
+  attachPolicyOwner(view: Pick<PolicyView, 'lastFailure'>): void {
     this.metrics?.registerOwner(view);
   }
 

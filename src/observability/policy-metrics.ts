@@ -36,7 +36,7 @@ export class PolicyMetrics {
   }
 
   /** Reloads, and whether a rejected change stands: in the process that reads the directory. */
-  registerOwner(registry: Registry, view: PolicyView): void {
+  registerOwner(registry: Registry, view: Pick<PolicyView, 'lastFailure'>): void {
     registerCollector(registry, 'verdict_policy_reloads_total', 'Loads of the policy directory by result: loaded (a new revision went live), unchanged (same content), rejected (did not load; the last good set keeps serving).', 'counter', () =>
       STATUSES.map((result) => ({ value: this.reloads.get(result) ?? 0, labels: { result } })),
     );

@@ -2,7 +2,9 @@ import type { CompiledPolicySet } from '../engine/model.js';
 import { compilePolicySet } from './compile.js';
 import { readPolicySources } from './source.js';
 
-export { compilePolicySet, policyRevision, WILDCARD_RESOURCE } from './compile.js';
+export { compilePolicySet, withDigest, WILDCARD_RESOURCE } from './compile.js';
+export { PolicyCompiler, type CompiledCandidate } from './compiler.js';
+export { policyRevision, sha256Hex, comparePolicyPaths } from './revision.js';
 export { PolicyLoadError, formatIssue, type PolicyIssue, type PolicyIssueCode } from './issues.js';
 export { readPolicySources, listFiles, isPolicyFile, isTestSuiteFile } from './source.js';
 export type { PolicySourceFile } from './document.js';

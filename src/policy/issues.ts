@@ -30,7 +30,7 @@ export interface PolicyIssue extends SourcePosition {
   readonly message: string;
 }
 
-export function formatIssue(issue: PolicyIssue): string {
+export function formatIssue(issue: Omit<PolicyIssue, 'code'> & { readonly code: string }): string {
   return `${issue.file}:${issue.line}:${issue.column}: ${issue.code}: ${issue.message}`;
 }
 

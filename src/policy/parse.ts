@@ -8,6 +8,7 @@ import type {
   VariableDefinition,
 } from './document.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
+import { fastYamlDocuments } from './yaml-fast.js';
 import { YamlReader } from './yaml-reader.js';
 
 export const API_VERSION = 'verdict/v1';
@@ -24,10 +25,30 @@ const ACTION_PATTERN = /^(\*|[A-Za-z0-9_.:\-/]+\*?)$/;
 export interface ParsedPolicyFile {
   readonly documents: ResourcePolicyDocument[];
   readonly issues: PolicyIssue[];
+  /**
+   * False for a fast read (yaml-fast.ts): it found no problem, and its positions are all line 0.
+   * A caller that finds a problem later reads the file again with `precise`.
+   */
+  readonly precise: boolean;
 }
 
-/** Parses and structurally validates one policy file; never throws, every problem is an issue. */
-export function parsePolicyFile(source: PolicySourceFile): ParsedPolicyFile {
+/**
+ * Parses and structurally validates one policy file; never throws, every problem is an issue.
+ * Unless `precise`, tries the fast read first; any problem sends it the precise way.
+ */
+export function parsePolicyFile(source: PolicySourceFile, precise = true): ParsedPolicyFile {
+  if (!precise) {
+    const fast = fastYamlDocuments(source.text);
+    if (fast) {
+      const reader = new YamlReader(source.path, source.text, undefined);
+      const documents: ResourcePolicyDocument[] = [];
+      fast.forEach((root, index) => {
+        const parsed = readPolicy(reader, root, fast.length > 1 ? `${source.path}#${index + 1}` : source.path);
+        if (parsed) documents.push(parsed);
+      });
+      if (reader.issues.length === 0) return { documents, issues: [], precise: false };
+    }
+  }
   const lineCounter = new LineCounter();
   const reader = new YamlReader(source.path, source.text, lineCounter);
   const documents: ResourcePolicyDocument[] = [];
@@ -51,7 +72,7 @@ export function parsePolicyFile(source: PolicySourceFile): ParsedPolicyFile {
   if (contentDocs.length === 0) {
     reader.report('MISSING_FIELD', 'file holds no policy document', { file: source.path, line: 1, column: 1 });
   }
-  return { documents, issues: reader.issues };
+  return { documents, issues: reader.issues, precise: true };
 }
 
 function readPolicy(reader: YamlReader, root: Node | null, id: string): ResourcePolicyDocument | undefined {

@@ -1,4 +1,5 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { PolicySourceFile } from './document.js';
 import { PolicyLoadError } from './issues.js';
@@ -40,7 +41,8 @@ export async function readPolicySources(dir: string): Promise<PolicySourceFile[]
     throw new PolicyLoadError([{ file: dir, line: 1, column: 1, code: 'FILE_UNREADABLE', message: `cannot read policy directory: ${(err as Error).message}` }]);
   }
   const files = await listFiles(dir, isPolicyFile);
-  return Promise.all(
-    files.map(async (full) => ({ path: path.relative(dir, full).split(path.sep).join('/'), text: await readFile(full, 'utf8') })),
-  );
+  // Read one after another, synchronously: for thousands of small files several times cheaper than
+  // as many promises, and the CLI has nothing else to do meanwhile (a server reads through
+  // DirectorySource, which re-reads only what changed).
+  return files.map((full) => ({ path: path.relative(dir, full).split(path.sep).join('/'), text: readFileSync(full, 'utf8') }));
 }

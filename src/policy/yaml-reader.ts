@@ -10,15 +10,17 @@ export class YamlReader {
   readonly issues: PolicyIssue[] = [];
   private readonly sourceLines: string[];
 
+  /** @param lineCounter undefined for a fast read without positions: every position is line 0. */
   constructor(
     readonly file: string,
     private readonly text: string,
-    private readonly lineCounter: LineCounter,
+    private readonly lineCounter: LineCounter | undefined,
   ) {
-    this.sourceLines = text.split('\n');
+    this.sourceLines = lineCounter ? text.split('\n') : [];
   }
 
   positionOfOffset(offset: number): SourcePosition {
+    if (!this.lineCounter) return { file: this.file, line: 0, column: 0 };
     const { line, col } = this.lineCounter.linePos(Math.max(0, Math.min(offset, this.text.length)));
     return { file: this.file, line, column: col };
   }

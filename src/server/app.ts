@@ -2,6 +2,7 @@ import type { VerdictConfig } from '../config/schema.js';
 import { authorizationService } from '../grpc/authorization-service.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
+import { rateLimitedLimitLog } from '../grpc/transport-guard.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
 import { AuthzenHttpService } from '../http/http-service.js';
 import type { Observability } from '../observability/observability.js';
@@ -12,7 +13,12 @@ import { DecisionService } from '../service/decision-service.js';
 import { withDecisionLogging } from './decision-log-sink.js';
 import { Edge } from './edge.js';
 import type { Logger } from './logger.js';
-import { PolicyStore, type ReloadResult } from './policy-store.js';
+import type { PolicyChange, PolicyChangeHooks } from '../service/policy-source.js';
+import { PolicyStore } from './policy-store.js';
+import { createPolicySource } from './policy-source.js';
+
+/** Compile work during a reload runs in slices of about this many ms, between which checks are answered. */
+export const RELOAD_SLICE_MS = 5;
 
 /** A component with work to flush on shutdown (the decision publisher). */
 export interface ClosableSink extends DecisionSink {
@@ -26,12 +32,17 @@ export interface VerdictServerOptions {
   /** Decision stream; default: discard (events disabled). */
   readonly sink?: ClosableSink;
   /**
-   * Policies are handed over by a supervisor (cluster worker) through `store.loadSources` instead
-   * of being read and watched here.
+   * Policies are handed over by a supervisor (cluster worker) through the store's prepare/commit
+   * instead of being read and watched here.
    */
   readonly managedPolicies?: boolean;
   /** Metrics, the admin listener and tracing (src/observability); absent = none. */
   readonly observability?: Observability;
+  /**
+   * Awaited before a new policy set serves its first decision (for example to record the change in
+   * the decision chain first); throwing keeps the old set. See PolicyChangeHooks.
+   */
+  readonly beforePolicySwap?: PolicyChangeHooks['beforeSwap'];
 }
 
 /**
@@ -56,7 +67,13 @@ export class VerdictServer {
     const { config, logger } = options;
     const sink = options.sink ?? { ...DISCARDING_SINK, close: async () => undefined };
     this.sink = config.logDecisions ? withDecisionLogging(sink, logger) : sink;
-    this.store = new PolicyStore(config.policies, { onReload: (r) => this.onReload(r) });
+    const source = options.managedPolicies
+      ? undefined
+      : createPolicySource(config);
+    this.store = new PolicyStore(source?.name ?? config.policies, source, {
+      sliceMs: RELOAD_SLICE_MS,
+      hooks: { beforeSwap: options.beforePolicySwap, afterChange: (c) => this.onPolicyChange(c) },
+    });
     this.decisions = new DecisionService(this.store, this.sink, options.observability?.hooks);
     try {
       this.edge = new Edge(config, logger, this.decisions, options.observability?.tokens);
@@ -82,7 +99,10 @@ export class VerdictServer {
       },
       ...(this.edge?.services ?? []),
     ];
-    this.host = new GrpcHost(services, config.limits, this.edge?.extraProtoFiles);
+    this.host = new GrpcHost(services, config.limits, this.edge?.extraProtoFiles, {
+      transport: config.transport,
+      onLimit: rateLimitedLimitLog((fields, msg) => logger.warn(fields, msg)),
+    });
     options.observability?.attachServer({ policies: this.store, publisher: options.sink, serving: () => this.host.serving, ownsPolicies: !options.managedPolicies });
   }
 
@@ -90,21 +110,11 @@ export class VerdictServer {
     return this.edge ? this.edge.guard(implementation, AUTHORIZATION_SERVICE) : implementation;
   }
 
-  private onReload(result: ReloadResult): void {
-    const log = this.options.logger;
-    if (!this.options.managedPolicies) this.options.observability?.reloaded(result.status);
-    if (result.status === 'loaded') {
-      const set = this.store.current()!.set;
-      log.info({ revision: result.revision, previous: result.previous, policies: set.policies.length, rules: set.ruleCount }, result.previous ? 'policy set reloaded' : 'policy set loaded');
-      this.host.setServing(true);
-    } else if (result.status === 'rejected') {
-      log.error(
-        { errors: result.failure.issues.map(formatIssue), keptRevision: this.store.current()?.set.revision ?? null },
-        this.store.current() ? 'policy change rejected; the last good policy set keeps serving' : 'policy set rejected; not serving',
-      );
-    } else {
-      log.debug({ revision: result.revision }, 'policy files touched; revision unchanged');
-    }
+  private onPolicyChange(change: PolicyChange): void {
+    if (!this.options.managedPolicies) this.options.observability?.reloaded(change.result.status === 'applied' ? 'loaded' : change.result.status);
+    // A cluster's rejections are decided and logged once, by the primary.
+    if (!(this.options.managedPolicies && change.result.status === 'rejected')) logPolicyChange(this.options.logger, change, this.store.current()?.set);
+    if (change.result.status === 'applied') this.host.setServing(true);
   }
 
   /** Loads policies, starts the sink, binds the port. Fails if the initial policy set is invalid. */
@@ -116,13 +126,13 @@ export class VerdictServer {
     if (this.options.managedPolicies) {
       if (!this.store.current()) throw new Error('cannot start: no policy set was handed over');
     } else {
-      const first = await this.store.reload();
-      if (first.status === 'rejected') {
-        throw new Error(`cannot start: ${first.failure.message}`);
+      const first = await this.store.start();
+      if (first.result.status === 'rejected') {
+        throw new Error(`cannot start: ${first.result.message}`);
       }
     }
     await this.sink.start?.();
-    if (config.reload.watch && !this.options.managedPolicies) this.store.watch(config.reload.debounceMs, config.reload.pollIntervalMs);
+    if (config.reload.watch && !this.options.managedPolicies) this.store.watch();
     this.port = await this.host.bind(config.listen, this.edge?.credentials);
     const httpListen = await this.startHttp();
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
@@ -151,8 +161,8 @@ export class VerdictServer {
   }
 
   /** SIGHUP: reload now. */
-  reload(): Promise<ReloadResult> {
-    return this.store.reload();
+  reload(): Promise<PolicyChange> {
+    return this.store.reload({ kind: 'sighup' });
   }
 
   /** Graceful stop: health NOT_SERVING, finish in-flight calls, flush the sink. Idempotent. */
@@ -170,5 +180,25 @@ export class VerdictServer {
       logger.info({ reason, shutdown: how }, 'verdict stopped');
     })();
     return this.stopping;
+  }
+}
+
+/** The log lines of a policy change (one process, or the cluster primary for all workers). */
+export function logPolicyChange(log: Logger, change: PolicyChange, live: { readonly policies: { readonly length: number }; readonly ruleCount: number } | undefined, extra: Record<string, unknown> = {}): void {
+  const r = change.result;
+  const files = { trigger: change.trigger.kind, added: change.added.length, changed: change.changed.length, removed: change.removed.length, ...extra };
+  if (r.status === 'applied') {
+    log.info(
+      { revision: change.revision, previous: change.previousRevision ?? undefined, policies: live?.policies.length, rules: live?.ruleCount, ...files },
+      change.previousRevision ? 'policy set reloaded' : 'policy set loaded',
+    );
+  } else if (r.status === 'rejected') {
+    const kept = change.previousRevision;
+    log.error(
+      { errors: r.issues.length > 0 ? r.issues.map(formatIssue) : [r.message], keptRevision: kept, ...files },
+      kept ? 'policy change rejected; the last good policy set keeps serving' : 'policy set rejected; not serving',
+    );
+  } else {
+    log.debug({ revision: change.revision, ...files }, 'policy files touched; revision unchanged');
   }
 }

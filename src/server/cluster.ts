@@ -1,20 +1,23 @@
 import cluster, { type Worker } from 'node:cluster';
 import path from 'node:path';
 import type { VerdictConfig } from '../config/schema.js';
-import { formatIssue, type PolicySourceFile } from '../policy/index.js';
+import { formatIssue } from '../policy/index.js';
+import type { PolicyIssueInfo } from '../service/policy-source.js';
 import { Observability } from '../observability/observability.js';
 import { VerdictServer, type ClosableSink } from './app.js';
+import { PolicyDistributor, WorkerPolicies, type PolicyToPrimary, type PolicyToWorker } from './cluster-policies.js';
 import type { Logger } from './logger.js';
-import { PolicyStore, type LoadFailure, type ReloadResult } from './policy-store.js';
+import { createPolicySource } from './policy-source.js';
 import { describeStartFailure, logStartFailure, policyFailure, type StartFailure } from './start-failure.js';
 
 /** Messages between the primary and its workers (IPC, structured clone). */
-type ToWorker =
-  | { type: 'policies'; files: PolicySourceFile[]; loadedAt: string }
-  /** The primary's standing rejected change; null: it no longer stands (the files are back to the live set). */
-  | { type: 'policy-failure'; failure: { at: string; message: string; issues: LoadFailure['issues'] } | null }
-  | { type: 'shutdown'; reason: string };
-type ToPrimary = { type: 'listening' } | { type: 'ready'; port: number; httpPort: number } | { type: 'failed'; message: string; failure: StartFailure };
+type ToWorker = PolicyToWorker | { type: 'shutdown'; reason: string };
+type ToPrimary =
+  | { type: 'listening' }
+  | { type: 'ready'; port: number; httpPort: number; revision: string }
+  /** `policyIssues`: the set did not load (every worker rejects the same set; the primary logs them once). */
+  | { type: 'failed'; message: string; failure: StartFailure; policyIssues?: readonly PolicyIssueInfo[] }
+  | PolicyToPrimary;
 
 const WORKER_INDEX = 'VERDICT_CLUSTER_WORKER_INDEX';
 const WORKER_INSTANCE = 'VERDICT_CLUSTER_INSTANCE_ID';
@@ -25,9 +28,9 @@ export function isClusterWorker(): boolean {
 }
 
 /**
- * The primary of a multi-process Verdict: it owns the policy directory (reads, validates and
- * watches it) and hands the exact files to every worker, so all serve one revision and a broken
- * change reaches none. Workers share the listening port (Node cluster) and each publishes its own
+ * The primary of a multi-process Verdict: it owns the policy directory (reads and watches it) and
+ * hands the files to the workers, changes in two phases so all serve one revision and a broken change
+ * reaches none (cluster-policies.ts). Workers share the listening port (Node cluster) and each publishes its own
  * hash chain (instance id suffixed -wN) from its own spool directory. A worker that dies is
  * replaced under the same index, so it replays its own spool.
  */
@@ -46,37 +49,35 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
 
   // Metrics: the primary counts reloads and serves the admin port, merging every worker's metrics.
   const observability = await Observability.start(config, logger, { kind: 'primary' });
-  const store = new PolicyStore(
-    config.policies,
-    {
-      onReload: (r) => {
-        observability.reloaded(r.status);
-        onPrimaryReload(r, store, logger, broadcast);
-      },
+  const policies = new PolicyDistributor(
+    createPolicySource(config),
+    logger,
+    (index, message) => {
+      const w = workers.get(index);
+      if (!w?.isConnected()) return false;
+      w.send(message);
+      return true;
     },
-    true,
+    () => [...ready],
+    (status) => observability.reloaded(status === 'applied' ? 'loaded' : status),
   );
-  observability.attachPolicyOwner(store);
+  observability.attachPolicyOwner(policies);
   try {
     await observability.startAdmin();
+    await policies.start();
+    observability.reloaded('loaded');
   } catch (err) {
-    logStartFailure(logger, describeStartFailure(err, config.listen), (err as Error).message);
-    return 1;
-  }
-  const first = await store.reload();
-  if (first.status === 'rejected') {
     await observability.close();
-    logStartFailure(logger, policyFailure(config.policies, first.failure), first.failure.message);
+    const issues = (err as { issues?: readonly PolicyIssueInfo[] }).issues;
+    const message = (err as Error).message;
+    logStartFailure(logger, issues ? policyFailure(config.policies, { at: new Date(), message, issues }) : describeStartFailure(err, config.listen), message);
     return 1;
   }
+  let startFailureLogged = false;
 
   function broadcast(message: ToWorker): void {
     for (const w of workers.values()) if (w.isConnected()) w.send(message);
   }
-  const policiesMessage = (): ToWorker => {
-    const live = store.current()!;
-    return { type: 'policies', files: [...live.sources], loadedAt: live.loadedAt.toISOString() };
-  };
 
   const fork = (index: number): void => {
     const worker = cluster.fork({
@@ -91,31 +92,34 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
       // The worker asks once its IPC listener is set up (a message sent on 'online' could be lost).
       // Once stopping, the shutdown broadcast may have been such a lost message: it is sent again
       // instead of policies to start with.
-      if (msg.type === 'listening') worker.send(stopping ? { type: 'shutdown', reason: stopReason } : policiesMessage());
-      else if (msg.type === 'ready') {
+      if (msg.type === 'listening') {
+        if (stopping) worker.send({ type: 'shutdown', reason: stopReason });
+        else for (const m of policies.messagesForNewWorker()) worker.send(m);
+      } else if (msg.type === 'ready') {
         ready.add(index);
         restarts.set(index, 0);
+        policies.workerReady(index, msg.revision);
         if (!announced && ready.size === config.workers) {
           announced = true;
           const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
           const http = config.http ? { http: `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${msg.httpPort}` } : {};
-          logger.info({ listen: `${host}:${msg.port}`, ...http, workers: config.workers, policies: config.policies, revision: store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
+          logger.info({ listen: `${host}:${msg.port}`, ...http, workers: config.workers, policies: config.policies, revision: policies.revision(), events: config.events.enabled }, 'verdict serving');
         }
       } else if (msg.type === 'failed') {
+        if (msg.policyIssues && !startFailureLogged) {
+          // Every worker rejects the same set: said once, by the primary.
+          startFailureLogged = true;
+          logger.error({ errors: msg.policyIssues.map(formatIssue), keptRevision: null }, 'policy set rejected; not serving');
+        }
         if (announced) logger.error({ worker: index, code: msg.failure.code, err: msg.message }, `worker failed to start: ${msg.failure.cause}`);
         // A reason beats "exited before it started" (should the exit have been seen first).
         else if (!startFailure || startFailure.failure.code === 'WORKER_EXITED') startFailure = { failure: msg.failure, err: msg.message, worker: index };
-      }
-    });
-    // A worker that starts (or replaces one) after a rejected change reports it like the others:
-    // the failure follows the policies sent above (this listener runs after that one).
-    worker.on('message', (msg: ToPrimary) => {
-      const f = store.lastFailure();
-      if (msg.type === 'listening' && !stopping && f) worker.send(failureMessage(f));
+      } else policies.onMessage(index, msg);
     });
     worker.on('exit', (code, signal) => {
       const wasReady = ready.delete(index);
       workers.delete(index);
+      policies.workerGone(index);
       if (stopping) {
         if (workers.size === 0) resolveDone(exitCode);
         return;
@@ -143,13 +147,13 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     });
   };
   for (let i = 0; i < config.workers; i++) fork(i);
-  if (config.reload.watch) store.watch(config.reload.debounceMs, config.reload.pollIntervalMs);
+  if (config.reload.watch) policies.watch();
 
   const stop = (reason: string) => {
     if (stopping) return;
     stopping = true;
     stopReason = reason;
-    store.close();
+    policies.close();
     logger.info({ reason }, 'verdict stopping');
     broadcast({ type: 'shutdown', reason });
     if (workers.size === 0) resolveDone(exitCode);
@@ -162,32 +166,13 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   process.once('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading policies');
-    void store.reload();
+    policies.reload({ kind: 'sighup' });
   });
   const code = await done;
   await observability.close();
   if (startFailure) logStartFailure(logger, startFailure.failure, startFailure.err, { worker: startFailure.worker });
   else if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
   return code;
-}
-
-function onPrimaryReload(result: ReloadResult, store: PolicyStore, logger: Logger, broadcast: (m: ToWorker) => void): void {
-  if (result.status === 'loaded') {
-    const live = store.current()!;
-    logger.info({ revision: result.revision, previous: result.previous, policies: live.set.policies.length, rules: live.set.ruleCount }, result.previous ? 'policy set reloaded' : 'policy set loaded');
-    if (result.previous) broadcast({ type: 'policies', files: [...live.sources], loadedAt: live.loadedAt.toISOString() });
-  } else if (result.status === 'rejected') {
-    const f = result.failure;
-    logger.error({ errors: f.issues.map(formatIssue), keptRevision: store.current()?.set.revision ?? null }, store.current() ? 'policy change rejected; the last good policy set keeps serving' : 'policy set rejected; not serving');
-    broadcast(failureMessage(f));
-  } else {
-    // The files are back to the live set: the store dropped its failure, and so do the workers.
-    broadcast({ type: 'policy-failure', failure: null });
-  }
-}
-
-function failureMessage(f: LoadFailure): ToWorker {
-  return { type: 'policy-failure', failure: { at: f.at.toISOString(), message: f.message, issues: f.issues } };
 }
 
 /** A cluster worker: serves with policies handed over by the primary. */
@@ -234,21 +219,35 @@ export async function runClusterWorker(
         () => leave(1),
       );
     };
+    const policies = new WorkerPolicies(server.store, send, logger);
+    // Policy messages are handled one at a time, in the order the primary sent them.
+    let queue: Promise<void> = Promise.resolve();
     process.on('message', (msg: ToWorker) => {
-      if (msg.type === 'policies') {
-        server.store.loadSources(msg.files, new Date(msg.loadedAt));
-        if (!started) {
-          started = true;
+      if (msg.type === 'shutdown') {
+        stop(msg.reason);
+      } else if (msg.type === 'policy-load') {
+        if (started) return;
+        started = true;
+        queue = queue.then(async () => {
+          const first = await policies.load(msg);
+          const r = first.result;
+          if (r.status === 'rejected') {
+            // Sent before leaving, so the primary can log the issues and the cause.
+            await new Promise<void>((resolve) => {
+              if (!process.connected || !process.send) return resolve();
+              const failure = policyFailure(config.policies, { at: first.at, message: r.message, issues: r.issues });
+              process.send({ type: 'failed', message: r.message, failure, policyIssues: r.issues } satisfies ToPrimary, undefined, {}, () => resolve());
+            });
+            stop('start failed');
+            return;
+          }
           server.start().then(
-            (port) => send({ type: 'ready', port, httpPort: server.httpPort }),
+            (port) => send({ type: 'ready', port, httpPort: server.httpPort, revision: first.revision }),
             (err: unknown) => void reportFailure(err).then(() => stop('start failed')),
           );
-        }
-      } else if (msg.type === 'policy-failure') {
-        const f = msg.failure;
-        server.store.recordFailure(f ? { at: new Date(f.at), message: f.message, issues: f.issues } : undefined);
-      } else if (msg.type === 'shutdown') {
-        stop(msg.reason);
+        });
+      } else {
+        queue = queue.then(() => policies.handle(msg)).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'policy message from the primary failed'));
       }
     });
     // The primary is gone (killed): finish what is in flight and leave.

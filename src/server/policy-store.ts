@@ -1,178 +1,219 @@
-import { watch, type FSWatcher } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import type { CompiledPolicySet } from '../engine/model.js';
-import { compilePolicySet, listFiles, PolicyLoadError, readPolicySources, type PolicyIssue, type PolicySourceFile } from '../policy/index.js';
-import { validateInChild } from './policy-validation.js';
+import type { LivePolicy, LivePolicySet, PolicyLoadFailure } from '../service/live-policy.js';
+import type { PolicyChange, PolicyChangeHooks, PolicySnapshot, PolicySource, PolicyTrigger } from '../service/policy-source.js';
+import { DirectorySource } from '../policy/directory-source.js';
+import { PolicyCompiler, PolicyLoadError, type CompiledCandidate } from '../policy/index.js';
 
-export interface LoadedPolicySet {
-  readonly set: CompiledPolicySet;
-  readonly loadedAt: Date;
-  /** The exact files the set was compiled from (sent to cluster workers so all load the same bytes). */
-  readonly sources: readonly PolicySourceFile[];
+export interface PolicyStoreOptions {
+  /** Compile work runs in slices of about this many ms between which checks are answered. */
+  readonly sliceMs: number;
+  readonly hooks?: PolicyChangeHooks;
 }
 
-export interface LoadFailure {
-  readonly at: Date;
-  readonly message: string;
-  readonly issues: readonly PolicyIssue[];
+/** A compiled snapshot waiting to be committed (cluster workers prepare, then commit on the primary's word). */
+export interface PreparedChange {
+  readonly change: PolicyChange;
+  readonly candidate: CompiledCandidate;
+  /** Milliseconds spent compiling. */
+  readonly compileMs: number;
 }
 
-export type ReloadResult =
-  | { readonly status: 'loaded'; readonly revision: string; readonly previous: string | undefined }
-  | { readonly status: 'unchanged'; readonly revision: string }
-  | { readonly status: 'rejected'; readonly failure: LoadFailure };
-
-export interface PolicyStoreEvents {
-  onReload?(result: ReloadResult): void;
+interface Job {
+  snapshot?: PolicySnapshot;
+  unreadable?: { trigger: PolicyTrigger; error: Error };
+  waiters: ((change: PolicyChange) => void)[];
 }
 
 /**
- * Holds the live policy set and swaps it atomically. A reload compiles the new set completely
- * before the swap, so in-flight checks finish on the set they started with, and a broken change
- * never replaces a good set: it is recorded as the last failure and the old set keeps serving.
+ * Holds the live policy set and swaps it atomically. Each snapshot is compiled incrementally (only
+ * files that changed), in slices so checks keep being answered, and completely before the swap:
+ * checks in flight finish on the set they started with, and a set that does not load never replaces
+ * a good one (it is kept as the last failure). Snapshots are applied one at a time, in order; ones
+ * that arrive during a compile are coalesced into the latest.
  */
-export class PolicyStore {
-  private live: LoadedPolicySet | undefined;
-  private failure: LoadFailure | undefined;
-  private reloading: Promise<ReloadResult> | undefined;
-  private pending = false;
-  private watcher: FSWatcher | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private debounceTimer: NodeJS.Timeout | undefined;
-  private fingerprint = '';
+export class PolicyStore implements LivePolicy {
+  private live: LivePolicySet | undefined;
+  private failure: PolicyLoadFailure | undefined;
+  private readonly compiler = new PolicyCompiler();
+  private next: Job | undefined;
+  private running = false;
+  private closed = false;
 
-  /**
-   * @param validateOnly compile on a short-lived thread and keep only the set's summary: a cluster
-   *   primary validates and forwards files but never decides, and a large set's rules cost hundreds of MB.
-   */
   constructor(
-    readonly directory: string,
-    private readonly events: PolicyStoreEvents = {},
-    private readonly validateOnly = false,
+    readonly sourceName: string,
+    private readonly source: PolicySource | undefined,
+    private readonly options: PolicyStoreOptions,
   ) {}
 
-  current(): LoadedPolicySet | undefined {
+  /** A store over a directory that is not watched (tools and tests): `start()` loads it, `reload()` again. */
+  static forDirectory(dir: string): PolicyStore {
+    return new PolicyStore(dir, new DirectorySource(dir, { watch: false, debounceMs: 0, settleMs: 0, pollIntervalMs: 0 }), { sliceMs: 5 });
+  }
+
+  current(): LivePolicySet | undefined {
     return this.live;
   }
 
-  lastFailure(): LoadFailure | undefined {
+  lastFailure(): PolicyLoadFailure | undefined {
     return this.failure;
   }
 
-  /** Loads (or re-loads) the directory; concurrent calls coalesce into one extra reload. */
-  reload(): Promise<ReloadResult> {
-    if (this.reloading) {
-      this.pending = true;
-      return this.reloading;
-    }
-    this.reloading = this.doReload().finally(() => {
-      this.reloading = undefined;
-      if (this.pending) {
-        this.pending = false;
-        void this.reload();
-      }
-    });
-    return this.reloading;
-  }
-
-  private async doReload(): Promise<ReloadResult> {
-    let result: ReloadResult;
+  /** The first load, read from the source as it is, compiled without pausing (nothing is served yet). */
+  async start(): Promise<PolicyChange> {
+    if (!this.source) throw new Error('this policy store has no source; it is fed snapshots');
+    let snapshot: PolicySnapshot;
     try {
-      this.fingerprint = await this.computeFingerprint();
-      const sources = await readPolicySources(this.directory);
-      const set = this.validateOnly ? await validateInChild(sources) : compilePolicySet(sources);
-      result = this.install(sources, set, new Date());
+      snapshot = await this.source.read({ kind: 'startup' });
     } catch (err) {
-      result = this.reject(err);
+      return this.finish(this.unreadableChange({ kind: 'startup' }, err as Error));
     }
-    this.events.onReload?.(result);
-    return result;
+    return this.commit(await this.prepare(snapshot, true));
   }
 
-  /** A set that did not load: recorded as the last failure; the live set keeps serving. */
-  private reject(err: unknown): ReloadResult {
-    const issues = err instanceof PolicyLoadError ? err.issues : [];
-    this.failure = { at: new Date(), message: (err as Error).message, issues };
-    return { status: 'rejected', failure: this.failure };
+  /** Watches the source; every complete snapshot it delivers is applied. */
+  watch(): void {
+    this.source?.subscribe((event) => {
+      if (event.kind === 'snapshot') void this.apply(event.snapshot);
+      else void this.enqueue({ unreadable: { trigger: event.trigger, error: event.error }, waiters: [] });
+    });
   }
 
-  private install(sources: readonly PolicySourceFile[], set: CompiledPolicySet, loadedAt: Date): ReloadResult {
-    const previous = this.live?.set.revision;
-    if (previous === set.revision) {
-      // The files are back to the live content: an earlier rejected change no longer stands.
-      this.failure = undefined;
-      return { status: 'unchanged', revision: set.revision };
+  /** Reads the source now and applies it (SIGHUP). */
+  async reload(trigger: PolicyTrigger): Promise<PolicyChange> {
+    if (!this.source) throw new Error('this policy store has no source; it is fed snapshots');
+    try {
+      return await this.apply(await this.source.read(trigger));
+    } catch (err) {
+      return this.enqueue({ unreadable: { trigger, error: err as Error }, waiters: [] });
     }
-    this.live = { set, loadedAt, sources };
-    this.failure = undefined;
-    return { status: 'loaded', revision: set.revision, previous };
+  }
+
+  /** Applies a snapshot after those already queued; a newer snapshot queued meanwhile supersedes it. */
+  apply(snapshot: PolicySnapshot): Promise<PolicyChange> {
+    return this.enqueue({ snapshot, waiters: [] });
+  }
+
+  private enqueue(job: Job): Promise<PolicyChange> {
+    return new Promise((resolve) => {
+      const waiters = [...(this.next?.waiters ?? []), resolve];
+      this.next = { ...job, waiters };
+      if (!this.running) this.startDrain();
+    });
+  }
+
+  private startDrain(): void {
+    this.running = true;
+    // Reset on a later turn even when drain() had nothing to await, so `running` never sticks.
+    void this.drain().finally(() => {
+      this.running = false;
+      if (this.next) this.startDrain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.next) {
+      const job = this.next;
+      this.next = undefined;
+      let change: PolicyChange;
+      if (this.closed) change = this.unreadableChange(job.snapshot?.trigger ?? { kind: 'file-change' }, new Error('the policy store is closed'));
+      else if (job.snapshot) change = await this.commit(await this.prepare(job.snapshot));
+      else change = this.finish(this.unreadableChange(job.unreadable!.trigger, job.unreadable!.error));
+      for (const w of job.waiters) w(change);
+    }
   }
 
   /**
-   * Installs a set from files handed over by a supervisor (cluster workers): the primary has read
-   * and validated them, so every worker compiles the same bytes and serves the same revision.
+   * Compiles a snapshot against the live set. The result says what would change; nothing changes
+   * until `commit`. One prepared change at a time.
    */
-  loadSources(sources: readonly PolicySourceFile[], loadedAt: Date): ReloadResult {
-    let result: ReloadResult;
-    try {
-      result = this.install(sources, compilePolicySet(sources), loadedAt);
-    } catch (err) {
-      result = this.reject(err);
+  async prepare(snapshot: PolicySnapshot, now = false): Promise<PreparedChange> {
+    const started = performance.now();
+    const candidate = now || !this.live ? this.compiler.compileNow(snapshot.files) : await this.compiler.compile(snapshot.files, this.options.sliceMs);
+    const compileMs = performance.now() - started;
+    const base = {
+      trigger: snapshot.trigger,
+      at: new Date(),
+      previousRevision: this.live?.set.revision ?? null,
+      revision: candidate.revision,
+      added: candidate.added,
+      changed: candidate.changed,
+      removed: candidate.removed,
+      files: snapshot.files,
+    };
+    if (!candidate.set) {
+      const message = new PolicyLoadError(candidate.issues).message;
+      return { change: { ...base, result: { status: 'rejected', message, issues: candidate.issues } }, candidate, compileMs };
     }
-    this.events.onReload?.(result);
-    return result;
+    const status = candidate.revision === base.previousRevision ? 'unchanged' : 'applied';
+    return { change: { ...base, result: { status } }, candidate, compileMs };
   }
 
-  /** Records a reload the supervisor rejected, so GetPolicySet reports it here too (undefined: it no longer stands). */
-  recordFailure(failure: LoadFailure | undefined): void {
+  /**
+   * Makes a prepared change final: a loaded set goes live (after `beforeSwap`), a rejected one is
+   * kept as the last failure. Returns the change as it ended.
+   */
+  async commit(prepared: PreparedChange, loadedAt?: Date): Promise<PolicyChange> {
+    const { candidate } = prepared;
+    let change = prepared.change;
+    if (change.result.status === 'applied') {
+      try {
+        await this.options.hooks?.beforeSwap?.(change);
+      } catch (err) {
+        change = { ...change, result: { status: 'rejected', message: `not applied: ${(err as Error).message}`, issues: [] } };
+      }
+    }
+    if (change.result.status === 'rejected') this.compiler.discard(candidate);
+    else {
+      this.compiler.commit(candidate);
+      if (change.result.status === 'applied') {
+        this.live = { set: candidate.set!, loadedAt: loadedAt ?? new Date(), files: [...candidate.state.digests].map(([path, sha256]) => ({ path, sha256 })) };
+      }
+    }
+    return this.finish(change);
+  }
+
+  /** Drops a prepared change that will not be committed (another worker refused it). */
+  abort(prepared: PreparedChange): void {
+    this.compiler.discard(prepared.candidate);
+  }
+
+  /**
+   * A change another component rejected (the cluster primary, for every worker): kept as the
+   * standing failure and passed to the change hooks like a rejection decided here.
+   */
+  recordRejected(change: PolicyChange): void {
+    if (change.result.status !== 'rejected') throw new Error('only a rejected change can be recorded as one');
+    this.finish(change);
+  }
+
+  /** Records a failure decided elsewhere (the cluster primary) as this store's standing failure; undefined clears it. */
+  recordFailure(failure: PolicyLoadFailure | undefined): void {
     this.failure = failure;
   }
 
-  /** Cheap summary of the directory (paths, sizes, mtimes) so polling does not recompile needlessly. */
-  private async computeFingerprint(): Promise<string> {
-    try {
-      const files = await listFiles(this.directory, (n) => /\.ya?ml$/.test(n));
-      const parts = await Promise.all(
-        files.map(async (f) => {
-          const s = await stat(f);
-          return `${f}:${s.size}:${s.mtimeMs}`;
-        }),
-      );
-      return parts.join('|');
-    } catch {
-      return 'unreadable';
-    }
+  private unreadableChange(trigger: PolicyTrigger, error: Error): PolicyChange {
+    const issues = error instanceof PolicyLoadError ? error.issues : [];
+    return {
+      trigger,
+      at: new Date(),
+      previousRevision: this.live?.set.revision ?? null,
+      revision: this.live?.set.revision ?? '',
+      added: [],
+      changed: [],
+      removed: [],
+      result: { status: 'rejected', message: error.message, issues },
+    };
   }
 
-  /**
-   * Watches the directory for changes (fs.watch, recursive) and also polls a fingerprint, because
-   * watch events are lost on some file systems and on Kubernetes ConfigMap symlink swaps.
-   */
-  watch(debounceMs: number, pollIntervalMs: number): void {
-    const schedule = () => {
-      if (this.debounceTimer) clearTimeout(this.debounceTimer);
-      this.debounceTimer = setTimeout(() => void this.reload(), debounceMs);
-      this.debounceTimer.unref();
-    };
-    try {
-      this.watcher = watch(this.directory, { recursive: true, persistent: false }, schedule);
-      this.watcher.on('error', () => undefined);
-    } catch {
-      this.watcher = undefined; // polling still covers us
-    }
-    if (pollIntervalMs > 0) {
-      this.pollTimer = setInterval(() => {
-        void this.computeFingerprint().then((fp) => {
-          if (fp !== this.fingerprint && !this.reloading) schedule();
-        });
-      }, pollIntervalMs);
-      this.pollTimer.unref();
-    }
+  private finish(change: PolicyChange): PolicyChange {
+    const r = change.result;
+    if (r.status === 'rejected') this.failure = { at: change.at, message: r.message, issues: r.issues };
+    else this.failure = undefined; // applied, or back to the live content: no failure stands
+    this.options.hooks?.afterChange?.(change);
+    return change;
   }
 
   close(): void {
-    this.watcher?.close();
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    this.closed = true;
+    this.source?.close();
   }
 }

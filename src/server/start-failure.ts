@@ -5,7 +5,7 @@
  */
 import { formatIssue } from '../policy/index.js';
 import type { Logger } from './logger.js';
-import type { LoadFailure } from './policy-store.js';
+import type { PolicyLoadFailure as LoadFailure } from '../service/live-policy.js';
 
 export type StartFailureCode =
   | 'ADDRESS_IN_USE'

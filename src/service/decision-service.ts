@@ -4,7 +4,7 @@ import type { CheckRequest } from '../engine/request.js';
 import type { CallHooks, CallTrace, DecisionHooks, DecisionTracer, TraceParent } from './decision-hooks.js';
 import type { DecisionRecord, DecisionSink } from './decision-record.js';
 import { newDecisionId } from './ids.js';
-import type { PolicyStore } from '../server/policy-store.js';
+import type { LivePolicy } from './live-policy.js';
 
 export interface CheckOptions {
   readonly explain: boolean;
@@ -37,7 +37,7 @@ export class DecisionService implements CallHooks {
   readonly tracer: DecisionTracer | undefined;
 
   constructor(
-    private readonly store: PolicyStore,
+    private readonly policy: LivePolicy,
     private readonly sink: DecisionSink,
     private readonly hooks: DecisionHooks = {},
   ) {
@@ -67,7 +67,7 @@ export class DecisionService implements CallHooks {
    * result is shorter than `requests`.
    */
   async checkMany(requests: readonly CheckRequest[], options: CheckOptions, stopAfter?: (decision: Decision) => boolean): Promise<CheckOutcome[]> {
-    const live = this.store.current();
+    const live = this.policy.current();
     if (!live) throw new NotReadyError('no policy set is loaded yet');
     // An unexpected exception below (the engine itself answers INTERNAL_ERROR) leaves the span unended: not exported.
     const trace = this.tracer?.startCall(options.source, options.trace, options.receivedAt);
@@ -109,7 +109,7 @@ export class DecisionService implements CallHooks {
    * gateway route), recorded like any other decision with the live revision.
    */
   async refuse(request: CheckRequest, reason: Decision['reason'], options: CheckOptions): Promise<CheckOutcome> {
-    const live = this.store.current();
+    const live = this.policy.current();
     if (!live) throw new NotReadyError('no policy set is loaded yet');
     const trace = this.tracer?.startCall(options.source, options.trace, options.receivedAt);
     const now = new Date();

@@ -98,6 +98,18 @@ describe('policy load errors', () => {
       expectOnly([file('a.yaml', 'resource: doc\nderivedRoles:\n  - name: o\n    when: "true"\n  - name: o\n    when: "false"\nrules: []\n')], 'DUPLICATE_NAME', 7, 11, /derived role "o"/);
     });
 
+    it('a derived role defined again in a second document of the same file is rejected (not silently replaced)', () => {
+      // Issue 11: the later definition used to win without a word.
+      const doc = (when: string) => `apiVersion: verdict/v1\nkind: ResourcePolicy\nresource: doc\nderivedRoles:\n  - name: o\n    when: "${when}"\nrules: []\n`;
+      const text = `${doc('true')}---\n${doc('false')}`;
+      expectOnly([{ path: 'a.yaml', text }], 'DUPLICATE_NAME', 13, 11, /derived role "o" for resource "doc" is already defined at line 5/);
+    });
+
+    it('a derived role defined in two files for the same type is rejected, naming the first', () => {
+      const body = 'resource: doc\nderivedRoles:\n  - name: o\n    when: "true"\nrules: []\n';
+      expectOnly([file('a.yaml', body), file('b.yaml', body)], 'DUPLICATE_NAME', 5, 11, /already defined at a\.yaml:5/, 'b.yaml');
+    });
+
     it('bad effect', () => {
       expectOnly([file('a.yaml', 'resource: doc\nrules:\n  - name: r\n    actions: [read]\n    effect: permit\n')], 'INVALID_EFFECT', 7, 13, /effect "permit" must be "allow" or "deny"/);
     });

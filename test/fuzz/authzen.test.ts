@@ -82,9 +82,9 @@ describe('fuzz: the AuthZEN adapter (in process, example policies)', function ()
   const now = new Date();
 
   before(async () => {
-    store = new PolicyStore(path.join(REPO_ROOT, 'policies'));
-    const loaded = await store.reload();
-    expect(loaded.status).to.equal('loaded');
+    store = PolicyStore.forDirectory(path.join(REPO_ROOT, 'policies'));
+    const loaded = await store.start();
+    expect(loaded.result.status).to.equal('applied');
     api = new AuthzenApi({ decisions: new DecisionService(store, DISCARDING_SINK), limits, rolesProperty: 'roles', maxEvaluations: limits.maxBatchItems });
   });
 

@@ -109,6 +109,12 @@ describe('gateway: Envoy ext_authz over gRPC', function () {
     expect(body.error).to.equal('unauthenticated');
   });
 
+  /** Exactly these claims (plus iss, aud, exp), signed with the issuer's key. */
+  const signedClaims = async (claims: Record<string, unknown>) => {
+    const { SignJWT } = await import('jose');
+    return new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid }).setIssuer('https://idp.example.test/').setAudience(AUDIENCE).setExpirationTime('5m').sign(key.privateKey);
+  };
+
   const invalid: [string, () => Promise<string>, string][] = [
     ['expired', () => token(AUDITOR, { expiresIn: -120 }), 'the token has expired'],
     ['for another audience', () => token(AUDITOR, { audience: 'payroll-api' }), 'the token is not meant for this service'],
@@ -116,6 +122,9 @@ describe('gateway: Envoy ext_authz over gRPC', function () {
     ['unsigned (alg: none)', async () => unsignedToken(AUDITOR), 'the token algorithm is not allowed'],
     ['tampered with (roles changed after signing)', async () => tamperedToken(await token(EMPLOYEE), { roles: ['admin'] }), 'the token signature is invalid'],
     ['not yet valid', () => token(AUDITOR, { notBefore: 3600 }), 'the token is not valid yet'],
+    // the issuer's clock skew is 5 s (tokensConfig): an hour ahead is refused, 3 s ahead is not (below)
+    ['issued an hour in the future', () => token(AUDITOR, { issuedAt: 3600 }), 'the token was issued in the future'],
+    ['with an "iat" that is not a number', () => signedClaims({ ...AUDITOR, iat: 'yesterday' }), 'the token is malformed'],
     ['signed by a key the issuer never published', async () => token(AUDITOR, {}, await signingKey('key-1')), 'the token signature is invalid'],
     ['not a JWT', async () => 'not-a-jwt', 'the token is malformed'],
   ];
@@ -130,6 +139,11 @@ describe('gateway: Envoy ext_authz over gRPC', function () {
       expect(line.subject ?? '').to.equal('');
     });
   }
+
+  it('accepts a token issued slightly in the future, within the clock skew', async () => {
+    const r = await check({ path: '/documents/d-17', token: await token(AUDITOR, { issuedAt: 3 }) });
+    expect(r.httpResponse, JSON.stringify(r)).to.equal('okResponse');
+  });
 
   it('refuses an HS256 token made with the public key as HMAC secret (no HS/RS confusion)', async () => {
     const { SignJWT } = await import('jose');

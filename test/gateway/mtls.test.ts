@@ -24,6 +24,11 @@ rules:
     actions: [inspect]
     effect: allow
     when: caller.kind == "spiffe" && caller.id == "${ENVOY_ID}"
+  - name: the-batch-job
+    description: a caller known by its certificate CN
+    actions: [batch]
+    effect: allow
+    when: caller.kind == "cn" && caller.id == "cn:batch-job.internal"
 `;
 
 const ROUTES = `apiVersion: verdict/v1
@@ -55,9 +60,30 @@ describe('gateway: mutual TLS for callers (real server process)', function () {
     return c;
   };
 
+  interface Impostors {
+    readonly docsReader: KeyPair;
+    readonly spoofedCn: KeyPair;
+    readonly dotDot: KeyPair;
+    readonly percent: KeyPair;
+    readonly lookalike: KeyPair;
+    readonly upperCase: KeyPair;
+    readonly twoUris: KeyPair;
+  }
+  let spoof: Impostors;
+
   before(async () => {
     dir = tempDir('mtls');
     pki = makeTestPki(dir);
+    const client = (name: string, cn: string, san?: string[]) => makeLeaf(dir, pki.ca, name, { cn, ...(san ? { san } : {}), usage: 'clientAuth' });
+    spoof = {
+      docsReader: client('docs-reader', 'reader', ['URI:spiffe://example.org/ns/docs/sa/reader']),
+      spoofedCn: client('spoofed-cn', ENVOY_ID),
+      dotDot: client('dot-dot', 'dot-dot', ['URI:spiffe://example.org/ns/docs/../edge/x']),
+      percent: client('percent', 'percent', ['URI:spiffe://example.org/ns/docs/%2e%2e/edge/x']),
+      lookalike: client('lookalike', 'lookalike', ['URI:spiffe://example.org/ns/docsx/sa/y']),
+      upperCase: client('upper', 'upper', ['URI:spiffe://EXAMPLE.org/ns/edge/sa/envoy']),
+      twoUris: client('two-uris', 'two-uris', [`URI:${ENVOY_ID}`, 'URI:https://envoy.example.org/']),
+    };
     const policies = path.join(dir, 'policies');
     mkdirSync(policies);
     writeFileSync(path.join(policies, 'document.yaml'), POLICY);
@@ -69,7 +95,7 @@ describe('gateway: mutual TLS for callers (real server process)', function () {
         certFile: pki.server.cert,
         keyFile: pki.server.key,
         clientCaFile: pki.ca.cert,
-        allowedCallers: ['spiffe://example.org/ns/edge/*', 'batch-job.internal'],
+        allowedCallers: ['spiffe://example.org/ns/edge/*', 'spiffe://example.org/ns/docs/*', 'cn:batch-job.internal'],
         reloadIntervalMs: 100,
       },
       gateway: { routesFile: path.join(dir, 'routes.yaml') },
@@ -98,14 +124,37 @@ describe('gateway: mutual TLS for callers (real server process)', function () {
     expect(r.deniedResponse?.status?.code).to.equal('Forbidden');
   });
 
-  it('identifies a certificate without URI SAN by its subject CN (kind x509)', async () => {
+  it('identifies a certificate without URI SAN by its subject CN (kind cn, id "cn:<CN>"), allowed by a cn: entry', async () => {
     const c = verdict(pki.cnOnly);
     expect((await call(c, 'Check', READ)).allowed).to.equal(true);
     const inspected = await call(c, 'Check', INSPECT);
     expect(inspected.allowed ?? false).to.equal(false);
     const line = await server.waitFor((l) => l.decisionId === inspected.decisionId);
     expect(line.reason).to.equal('NO_MATCHING_RULE');
+    const batch = await call(c, 'Check', { ...READ, action: { name: 'batch' } });
+    expect(batch.rule).to.equal('the-batch-job');
   });
+
+  it('matches a SPIFFE prefix entry on whole segments: ns/docs/* admits ns/docs/sa/reader', async () => {
+    expect((await call(verdict(spoof.docsReader), 'Check', READ)).allowed).to.equal(true);
+  });
+
+  // Certificates signed by the trusted CA that must not pass as an allowed SPIFFE caller.
+  const impostors: [string, (k: Impostors) => KeyPair, string][] = [
+    ['a subject CN spelling an allowed SPIFFE ID (no URI SAN)', (k) => k.spoofedCn, `caller cn:${ENVOY_ID} may not use`],
+    ['a URI SAN climbing out of ns/docs/ with ".."', (k) => k.dotDot, 'caller cn:dot-dot may not use'],
+    ['a URI SAN with percent-encoded dots', (k) => k.percent, 'caller cn:percent may not use'],
+    ['a URI SAN in ns/docsx/, a prefix of ns/docs/ but not a segment of it', (k) => k.lookalike, 'caller spiffe://example.org/ns/docsx/sa/y may not use'],
+    ['a URI SAN with an upper-case trust domain', (k) => k.upperCase, 'caller cn:upper may not use'],
+    ['a SPIFFE ID beside a second URI SAN (not an X.509-SVID)', (k) => k.twoUris, 'caller cn:two-uris may not use'],
+  ];
+  for (const [what, cert, details] of impostors) {
+    it(`refuses a certificate with ${what}`, async () => {
+      const err = await callError(verdict(cert(spoof)), 'Check', READ);
+      expect(err.code).to.equal(status.PERMISSION_DENIED);
+      expect(err.details).to.contain(details);
+    });
+  }
 
   it('refuses a caller outside the allowlist with PERMISSION_DENIED naming it', async () => {
     const err = await callError(verdict(pki.outsider), 'Check', READ);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { ConfigError, loadConfig, validateConfig, DEFAULT_CONFIG } from '../../src/config/load.js';
 import { pathSegments } from '../../src/gateway/http-request.js';
-import { RouteTable, RoutesError, renderTarget } from '../../src/gateway/route-table.js';
+import { RouteTable, RoutesError, renderTarget, routeRequest } from '../../src/gateway/route-table.js';
 import { parseGatewayRoutes } from '../../src/gateway/routes-file.js';
 import { removeDir, spawnServe, tempDir } from './helpers/server.js';
 
@@ -57,6 +57,33 @@ describe('gateway: route table', () => {
     expect(pathSegments('/a/%zz').problem).to.contain('percent-encoding');
   });
 
+  it('flags "/", "\\", NUL and control characters inside decoded segments', () => {
+    expect(pathSegments('/files/public/report.pdf').unsafe).to.equal(0);
+    expect(pathSegments('/files/%41%20b/%C3%A9').unsafe).to.equal(0); // "A b", "é"
+    expect(pathSegments('/files/public/..%2F..%2Fadmin').unsafe).to.equal(1);
+    expect(pathSegments('/files/a%5Cb/c\\d').unsafe).to.equal(2);
+    expect(pathSegments('/files/a%09b').unsafe).to.equal(4);
+    expect(pathSegments('/files/a%00b/%2F').unsafe).to.equal(9);
+  });
+
+  it('routes a request only when its route allows what its segments hold', () => {
+    const allowing = new RouteTable([
+      { match: 'GET /files/{path...}', action: 'download', resource: { type: 'file', id: '{path}' }, at: 'r:1' },
+      { match: 'GET /objects/{key}', action: 'get', resource: { type: 'object', id: '{key}' }, allowInSegments: ['slash', 'nul'], at: 'r:2' },
+    ]);
+    const route = (p: string) => {
+      const { segments, unsafe } = pathSegments(p);
+      const r = routeRequest(allowing, 'GET', segments!, unsafe!);
+      return r.kind === 'matched' ? renderTarget(r.match).id : r.kind === 'bad' ? r.problem : 'unmapped';
+    };
+    expect(route('/files/public/a/b')).to.equal('public/a/b');
+    expect(route('/files/public/..%2F..%2Fadmin')).to.equal('the request path has a segment holding "/" (%2F); route "GET /files/{path...}" does not allow it (allowInSegments)');
+    expect(route('/objects/a%2Fb%00')).to.equal('a/b\u0000');
+    expect(route('/objects/a%0Db')).to.contain('a control character; route "GET /objects/{key}"');
+    expect(route('/nothing/a%2Fb')).to.equal('the request path has a segment holding "/" (%2F)');
+    expect(route('/nothing/ab')).to.equal('unmapped');
+  });
+
   it('rejects duplicate routes, bad templates and unknown placeholders, naming where', () => {
     const problems = problemsOf(() =>
       table(['GET /a/{id}', 'read', '{id}'], ['GET /a/{other}', 'read'], ['GET /b/x{id}', 'read'], ['GET /c/{id}', '{op}'], ['GET /d/{p...}/e', 'x'], ['FETCH! /e', 'x']),
@@ -94,6 +121,33 @@ routes:
     expect(problems).to.contain('routes.yaml:14:5: UNKNOWN_FIELD: routes[1]: unknown field "actoin"');
     expect(problems).to.contain('routes.yaml:13:5: MISSING_FIELD: routes[1]: missing required field "action"');
     expect(problems).to.contain('routes.yaml:10:12: resource.id "{docId}": unknown placeholder {docId} (known here: {id})');
+  });
+
+  it('reads allowInSegments per route and rejects unknown characters, routes without a parameter, and unsafe literals', () => {
+    const text = `routes:
+  - match: GET /objects/{key}
+    action: get
+    resource: object
+    allowInSegments: [slash, quote]
+  - match: GET /fixed
+    action: get
+    resource: object
+    allowInSegments: slash
+  - match: GET /a\\b/{id}
+    action: get
+    resource: object
+  - match: GET /ok/{key}
+    action: get
+    resource: object
+    allowInSegments: [slash, backslash, control, nul]
+`;
+    const problems = problemsOf(() => parseGatewayRoutes('routes.yaml', text)).join('\n');
+    expect(problems).to.contain('routes.yaml:2:12: allowInSegments: "quote" is not one of slash, backslash, control, nul');
+    expect(problems).to.contain('routes.yaml:6:12: "GET /fixed": allowInSegments needs a {param} to apply to');
+    expect(problems).to.contain('routes.yaml:10:12: "GET /a\\b/{id}": the literal segment "a\\b" holds "\\" (%5C), which no request segment may match');
+    expect(problems).not.to.contain('routes.yaml:14');
+    const ok = parseGatewayRoutes('routes.yaml', 'routes:\n  - match: GET /ok/{key}\n    action: get\n    resource: object\n    allowInSegments: [slash, control]\n');
+    expect(ok.table.match('GET', ['ok', 'x'])!.route.allowedUnsafe).to.equal(5);
   });
 
   it('loads the example mapping for the example policies', async () => {
@@ -149,6 +203,28 @@ describe('gateway: tls, tokens and gateway settings', () => {
     expect(problems).to.contain('tokens.issuers[1].audiences: at least one audience is required');
     expect(problems).to.contain('tokens.issuers[2]: set exactly one of jwksUrl, jwksFile or secretFile (got none)');
     expect(problems).to.contain('tokens.issuers[3].algorithms: a secretFile issuer must list its HMAC algorithms explicitly');
+  });
+
+  it('refuses a JWKS over plain HTTP unless the issuer allows it explicitly', () => {
+    const issuer = { issuer: 'https://a/', audiences: ['x'] };
+    const problems = validate({
+      tokens: {
+        issuers: [
+          { ...issuer, jwksUrl: 'http://idp.example.org/jwks.json' },
+          { ...issuer, issuer: 'https://b/', jwksUrl: 'http://127.0.0.1:8080/jwks.json', allowInsecureJwksUrl: true },
+          { ...issuer, issuer: 'https://c/', jwksUrl: 'https://idp.example.org/jwks.json' },
+          { ...issuer, issuer: 'https://d/', jwksFile: 'd.json', allowInsecureJwksUrl: true },
+          { ...issuer, issuer: 'https://e/', jwksUrl: 'ftp://idp.example.org/jwks.json' },
+        ],
+      },
+    });
+    expect(problems).to.contain(
+      'tokens.issuers[0].jwksUrl: "http://idp.example.org/jwks.json" is plain HTTP: whoever can alter the traffic can replace the signing keys and mint tokens; ' +
+        'use https://, or set tokens.issuers[0].allowInsecureJwksUrl: true',
+    );
+    expect(problems).not.to.match(/tokens\.issuers\[[12]\]/);
+    expect(problems).to.contain('tokens.issuers[3].allowInsecureJwksUrl: only applies to jwksUrl');
+    expect(problems).to.contain('tokens.issuers[4].jwksUrl: "ftp://idp.example.org/jwks.json" must be an http(s) URL');
   });
 
   it('refuses an allowlist or required client certificates without client CAs, and unknown settings', () => {

@@ -48,11 +48,11 @@ describe('http: TLS, mTLS callers and PEP tokens (real server process)', functio
     server = await startAuthzen({
       policies,
       config: {
-        tls: { certFile: pki.server.cert, keyFile: pki.server.key, clientCaFile: pki.ca.cert, allowedCallers: ['spiffe://example.org/ns/edge/*', 'batch-job.internal'], reloadIntervalMs: 100 },
+        tls: { certFile: pki.server.cert, keyFile: pki.server.key, clientCaFile: pki.ca.cert, allowedCallers: ['spiffe://example.org/ns/edge/*', 'cn:batch-job.internal'], reloadIntervalMs: 100 },
         tokens: {
           issuers: [
-            { issuer: ISSUER, audiences: [AUDIENCE], jwksUrl, jwksCooldownSeconds: 0 },
-            { issuer: OTHER_ISSUER, audiences: [AUDIENCE], jwksUrl, jwksCooldownSeconds: 0 },
+            { issuer: ISSUER, audiences: [AUDIENCE], jwksUrl, allowInsecureJwksUrl: true, jwksCooldownSeconds: 0 },
+            { issuer: OTHER_ISSUER, audiences: [AUDIENCE], jwksUrl, allowInsecureJwksUrl: true, jwksCooldownSeconds: 0 },
           ],
         },
         http: { requestTimeoutMs: 800, headersTimeoutMs: 400, auth: { bearerTokenFile: tokenFile, jwtIssuers: [ISSUER] } },

@@ -33,11 +33,8 @@ interface Harness {
 }
 
 async function startTraced(): Promise<Harness> {
-  const config = {
-    ...loadConfig({ policies: path.join(REPO_ROOT, 'policies'), listen: '127.0.0.1:0', noEvents: true, routes: path.join(REPO_ROOT, 'examples/gateway/routes.yaml'), http: '127.0.0.1:0' }, {}),
-    logDecisions: true,
-    reload: { watch: false, debounceMs: 0, pollIntervalMs: 0 },
-  };
+  const base = loadConfig({ policies: path.join(REPO_ROOT, 'policies'), listen: '127.0.0.1:0', noEvents: true, routes: path.join(REPO_ROOT, 'examples/gateway/routes.yaml'), http: '127.0.0.1:0' }, {});
+  const config = { ...base, logDecisions: true, reload: { ...base.reload, watch: false } };
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger('info', new Writable({ write: (chunk: Buffer, _e, done) => (logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>), done()) }));
   const exporter = new InMemorySpanExporter();

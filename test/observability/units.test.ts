@@ -16,7 +16,6 @@ import { CounterTable, HistogramTable, registerCollector } from '../../src/obser
 import { Observability } from '../../src/observability/observability.js';
 import { VerdictServer } from '../../src/server/app.js';
 import { createLogger, type Logger } from '../../src/server/logger.js';
-import { readPolicySources } from '../../src/policy/index.js';
 import { PolicyStore } from '../../src/server/policy-store.js';
 import { DISCARDING_SINK, type DecisionRecord } from '../../src/service/decision-record.js';
 import { DecisionService, type CheckOutcome } from '../../src/service/decision-service.js';
@@ -79,13 +78,13 @@ describe('observability: metric tables', () => {
 
   it('counts what a limit refuses through the decision service hook (DecisionService.refusedByLimit)', async () => {
     const m = new DecisionMetrics();
-    const service = new DecisionService(new PolicyStore(REPO_ROOT), DISCARDING_SINK, { observer: m });
+    const service = new DecisionService(PolicyStore.forDirectory(REPO_ROOT), DISCARDING_SINK, { observer: m });
     expect(service.timed).to.equal(true);
     service.refusedByLimit('rate.per_caller', 'check');
     service.refusedByLimit('rate.per_caller', 'check');
     const s = await text((r) => m.register(r));
     expect(s.samples('verdict_requests_refused_total').map((x) => [x.labels, Number(x.value)])).to.deep.equal([[{ limit: 'rate.per_caller', source: 'check' }, 2]]);
-    expect(new DecisionService(new PolicyStore(REPO_ROOT), DISCARDING_SINK).timed).to.equal(false);
+    expect(new DecisionService(PolicyStore.forDirectory(REPO_ROOT), DISCARDING_SINK).timed).to.equal(false);
   });
 
   it('lists only the counters that moved', () => {
@@ -156,13 +155,15 @@ describe('observability: the admin listener', () => {
   });
 
   it('says not ready until a policy set is loaded, ready while serving, and closes with the server', async () => {
-    const config = { ...loadConfig({ policies: path.join(REPO_ROOT, 'policies'), listen: '127.0.0.1:0', noEvents: true, admin: '127.0.0.1:0' }, {}), reload: { watch: false, debounceMs: 0, pollIntervalMs: 0 } };
+    const base = loadConfig({ policies: path.join(REPO_ROOT, 'policies'), listen: '127.0.0.1:0', noEvents: true, admin: '127.0.0.1:0' }, {});
+    const config = { ...base, reload: { ...base.reload, watch: false } };
     const logger = quietLogger();
     const observability = await Observability.start(config, logger, { kind: 'worker', index: 0 });
     // A worker has no admin port of its own: use the single-process role to serve it here.
     expect(observability.adminPort).to.equal(0);
     const single = await Observability.start(config, logger, { kind: 'single' });
-    const server = new VerdictServer({ config, logger, managedPolicies: true, observability: single });
+    const server = new VerdictServer({ config, logger, observability: single });
+    // The admin port opens before the policies load (start() would open it first too).
     await single.startAdmin();
     const at = `127.0.0.1:${single.adminPort}`;
     const before = await http(at, '/readyz');
@@ -170,9 +171,8 @@ describe('observability: the admin listener', () => {
     expect(JSON.parse(before.body)).to.include({ ready: false, reason: 'no policy set is loaded yet' });
     expect((await http(at, '/healthz')).status).to.equal(200);
 
-    const loaded = server.store.loadSources(await readPolicySources(config.policies), new Date());
     await server.start();
-    expect(JSON.parse((await http(at, '/readyz')).body)).to.deep.equal({ status: 'ready', ready: true, revision: loaded.status === 'loaded' ? loaded.revision : '' });
+    expect(JSON.parse((await http(at, '/readyz')).body)).to.deep.equal({ status: 'ready', ready: true, revision: server.store.current()!.set.revision });
     await server.stop('test');
     const after = await http(at, '/healthz').then(
       (r) => r.status,

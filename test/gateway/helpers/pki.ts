@@ -39,7 +39,7 @@ export function makeLeaf(dir: string, ca: KeyPair, name: string, o: LeafOptions)
   const ext = [`basicConstraints=CA:FALSE`, `keyUsage=critical,digitalSignature`, `extendedKeyUsage=${o.usage}`];
   if (o.san && o.san.length > 0) ext.push(`subjectAltName=${o.san.join(',')}`);
   writeFileSync(path.join(dir, `${name}.ext`), ext.join('\n') + '\n');
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${o.cn}`], dir);
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${o.cn.replace(/[/\\]/g, (c) => `\\${c}`)}`], dir);
   openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '1', '-out', `${name}.pem`, '-extfile', `${name}.ext`], dir);
   return pair(dir, name);
 }

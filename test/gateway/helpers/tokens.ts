@@ -24,6 +24,8 @@ export interface TokenOptions {
   /** Seconds from now; negative = already expired. */
   readonly expiresIn?: number;
   readonly notBefore?: number;
+  /** Seconds from now for "iat" (default 0). */
+  readonly issuedAt?: number;
 }
 
 /** A JWT signed with `key`, claims as the tests' issuer maps them (sub, roles, dept, clearance). */
@@ -33,7 +35,7 @@ export async function signToken(key: SigningKey, claims: JWTPayload, o: TokenOpt
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
     .setIssuer(o.issuer ?? ISSUER)
     .setAudience(o.audience ?? AUDIENCE)
-    .setIssuedAt(now)
+    .setIssuedAt(now + (o.issuedAt ?? 0))
     .setExpirationTime(now + (o.expiresIn ?? 300));
   if (o.notBefore !== undefined) jwt.setNotBefore(now + o.notBefore);
   return jwt.sign(key.privateKey);
@@ -90,6 +92,8 @@ export function tokensConfig(jwksUrl: string): Record<string, unknown> {
         issuer: ISSUER,
         audiences: [AUDIENCE],
         jwksUrl,
+        // the test JWKS is served over plain HTTP on 127.0.0.1
+        allowInsecureJwksUrl: true,
         jwksCooldownSeconds: 0,
         clockSkewSeconds: 5,
         claims: { subject: 'sub', roles: 'roles', attributes: { department: 'dept', clearance: 'clearance' } },

@@ -1,0 +1,416 @@
+/**
+ * Policy reload benchmark (`make bench-reload`): for generated sets of 1,000 and 10,000 resource
+ * types, against real `verdict serve` processes (one worker and a cluster):
+ *  - cold start: spawn to the first Check answered;
+ *  - a one-file change (atomic rename) and a change to a "*" policy: time until every worker answers
+ *    with the new revision, and the longest Check on each worker meanwhile (cheap Checks every ~5 ms
+ *    on two connections per worker; a quiet period without changes for comparison);
+ *  - RSS of each process idle and under load, server CPU per check under load;
+ *  - a reload storm (one change a second under load): Check p99 against the same load without
+ *    changes, and whether every change went live, in order.
+ *
+ *   node dist/bench/reload/run.js [--types 1000,10000] [--workers 1,2] [--changes 5] [--cold-reps 3]
+ *        [--load-seconds 10] [--storm 60] [--storm-types 1000] [--in-flight 16] [--json] [--write-docs]
+ *        [--from-json FILE]   (render / write the docs from the results of an earlier --json run)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { createAuthorizationClient, toProtoCheckRequest, unary, type JsonCheckRequest } from '../../src/grpc/client.js';
+import { policyRevision, sha256Hex } from '../../src/policy/index.js';
+import { writeLargePolicySet, type LargePolicySet } from '../generate/large-policy-set.js';
+import { runLoad } from '../grpc/driver.js';
+import { peakRssBytes, processTree, resetPeakRss, rssBytes, treeCpuMicros } from '../grpc/proc.js';
+import { writeDocs } from '../report.js';
+import { ROOT, fmtInt, fmtNum, median, parseFlags } from '../util.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MB = 2 ** 20;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Server {
+  readonly child: ChildProcess;
+  readonly address: string;
+  readonly logs: Record<string, unknown>[];
+  readonly startedAt: number;
+}
+
+async function startServer(dir: string, workers: number, logDecisions: boolean): Promise<Server> {
+  const port = await freePort();
+  const cfg = path.join(dir, '..', `verdict-${port}.yaml`);
+  await writeFile(cfg, `logDecisions: ${logDecisions}\nreload:\n  pollIntervalMs: 2000\n`);
+  const startedAt = performance.now();
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', dir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', String(workers), '--config', cfg], {
+    cwd: ROOT,
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VERDICT_'))),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let partial = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) {
+      if (!l.startsWith('{')) continue;
+      try {
+        logs.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  return { child, address: `127.0.0.1:${port}`, logs, startedAt };
+}
+
+async function stopServer(s: Server): Promise<void> {
+  if (s.child.exitCode !== null) return;
+  s.child.kill('SIGTERM');
+  const timer = setTimeout(() => s.child.kill('SIGKILL'), 15_000);
+  await new Promise((r) => s.child.once('exit', r));
+  clearTimeout(timer);
+}
+
+type Client = ReturnType<typeof createAuthorizationClient>;
+const newClient = (address: string): Client => createAuthorizationClient(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+
+function probeRequest(set: LargePolicySet, i: number): JsonCheckRequest {
+  const type = set.types[i % set.types.length]!;
+  return { subject: { id: 'u1', roles: ['employee'], attributes: { department: type.department } }, action: 'read', resource: { type: type.name, id: `r${i}`, attributes: { owner: 'u2' } }, context: { network: 'corp' } } as JsonCheckRequest;
+}
+
+/** Cold start: spawn to the first answered Check (wall ms), and the CPU the server's processes used until then. */
+async function coldStart(dir: string, workers: number, set: LargePolicySet): Promise<{ ms: number; cpuMs: number }> {
+  const server = await startServer(dir, workers, false);
+  try {
+    for (;;) {
+      if (server.child.exitCode !== null) throw new Error('server exited during start');
+      const c = newClient(server.address);
+      try {
+        await unary(c, 'Check', toProtoCheckRequest(probeRequest(set, 0)), 1_000);
+        return { ms: performance.now() - server.startedAt, cpuMs: treeCpuMicros(server.child.pid!) / 1000 };
+      } catch {
+        await sleep(10);
+      } finally {
+        c.close();
+      }
+    }
+  } finally {
+    await stopServer(server);
+  }
+}
+
+interface Sample {
+  readonly sentAt: number;
+  readonly ms: number;
+  readonly revision: string;
+}
+
+interface Probe {
+  readonly client: Client;
+  worker: number;
+  readonly samples: Sample[];
+}
+
+async function waitServing(server: Server, workers: number): Promise<void> {
+  const deadline = performance.now() + 300_000;
+  while (!server.logs.some((l) => l.msg === 'verdict serving' && (workers === 1 || l.workers !== undefined))) {
+    if (server.child.exitCode !== null || performance.now() > deadline) throw new Error('server did not start');
+    await sleep(20);
+  }
+}
+
+/** Connections, each mapped to the worker that accepted it (from the decision log). */
+async function openProbes(server: Server, set: LargePolicySet, count: number, workers: number): Promise<Probe[]> {
+  const probes: Probe[] = [];
+  for (let i = 0; i < count; i++) {
+    const client = newClient(server.address);
+    const answer = await unary<{ decisionId: string }>(client, 'Check', toProtoCheckRequest(probeRequest(set, i)), 5_000);
+    let worker = 0;
+    if (workers > 1) {
+      for (let t = 0; t < 200; t++) {
+        const line = server.logs.find((l) => l.msg === 'decision' && l.decisionId === answer.decisionId);
+        if (line) {
+          worker = Number(line.worker);
+          break;
+        }
+        await sleep(10);
+      }
+    }
+    probes.push({ client, worker, samples: [] });
+  }
+  return probes;
+}
+
+function runProbes(probes: Probe[], set: LargePolicySet, stop: () => boolean): Promise<void[]> {
+  return Promise.all(
+    probes.map(async (p, i) => {
+      let n = i;
+      while (!stop()) {
+        const sentAt = performance.now();
+        try {
+          const r = await unary<{ revision: string }>(p.client, 'Check', toProtoCheckRequest(probeRequest(set, n++)), 5_000);
+          p.samples.push({ sentAt, ms: performance.now() - sentAt, revision: r.revision });
+        } catch {
+          p.samples.push({ sentAt, ms: performance.now() - sentAt, revision: 'error' });
+        }
+        await sleep(5);
+      }
+    }),
+  );
+}
+
+/** Writes `text` beside `full` under a hidden name and renames it into place (how to publish a change). */
+async function publish(full: string, text: string): Promise<void> {
+  const tmp = path.join(path.dirname(full), `.${path.basename(full)}.tmp`);
+  await writeFile(tmp, text);
+  await rename(tmp, full);
+}
+
+interface ChangeResult {
+  readonly kind: 'one file' | '"*" policy';
+  /** Rename to the first answer with the new revision, per worker. */
+  readonly liveMs: number[];
+  /** Longest Check sent from the rename until every worker answered with the new revision + 0.5 s, per worker. */
+  readonly maxCheckMs: number[];
+}
+
+interface CaseResult {
+  readonly types: number;
+  readonly workers: number;
+  readonly coldStartMs: number[];
+  /** CPU of the server's processes (all of them) from spawn to the first answer. */
+  readonly coldStartCpuMs?: number[];
+  readonly changes: ChangeResult[];
+  readonly quietMaxCheckMs: number[];
+  readonly rssIdleMB: { primary?: number; workers: number[] };
+  readonly rssLoadMB: { primary?: number; workers: number[] };
+  readonly cpuMicrosPerCheck: number;
+  readonly checksPerSecond: number;
+  readonly loadP99Ms: number;
+  readonly storm?: { steadyP99Ms: number; stormP99Ms: number; changes: number; liveInOrder: boolean; revisionsSeen: number };
+}
+
+function workerPids(server: Server, workers: number): { primary?: number; workers: number[] } {
+  const pid = server.child.pid!;
+  if (workers === 1) return { workers: [pid] };
+  return { primary: pid, workers: processTree(pid).filter((p) => p !== pid) };
+}
+
+async function measureCase(types: number, workers: number, opts: { changes: number; coldReps: number; loadSeconds: number; inFlight: number; storm: number }): Promise<CaseResult> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'verdict-bench-reload-'));
+  const dir = path.join(tmp, 'policies');
+  try {
+    const set = await writeLargePolicySet(dir, { types });
+    const texts = new Map(set.files.map((f) => [f.path, f.text]));
+    const digests = new Map(set.files.map((f) => [f.path, sha256Hex(f.text)]));
+    const revisionNow = () => policyRevision([...digests].map(([p, sha256]) => ({ path: p, sha256 })));
+    let version = 0;
+    /** Changes one type's file (its description), or the "*" policy; returns the expected revision. */
+    const change = async (kind: ChangeResult['kind']): Promise<string> => {
+      version++;
+      let rel: string;
+      let text: string;
+      if (kind === 'one file') {
+        rel = set.files[(version * 7919) % set.files.length]!.path;
+        text = texts.get(rel)!.replace(/^description: .*$/m, `description: changed ${version}`);
+      } else {
+        rel = 'common.yaml';
+        text = `apiVersion: verdict/v1\nkind: ResourcePolicy\nresource: "*"\ndescription: change ${version}\nrules:\n  - name: deny-suspended\n    actions: ["*"]\n    effect: deny\n    when: has(subject.attributes.suspended) && subject.attributes.suspended\n`;
+      }
+      texts.set(rel, text);
+      digests.set(rel, sha256Hex(text));
+      await publish(path.join(dir, rel), text);
+      return revisionNow();
+    };
+
+    process.stderr.write(`bench-reload: ${fmtInt(types)} types, ${workers} worker(s): cold start\n`);
+    const coldStartMs: number[] = [];
+    const coldStartCpuMs: number[] = [];
+    for (let r = 0; r < opts.coldReps; r++) {
+      const c = await coldStart(dir, workers, set);
+      coldStartMs.push(c.ms);
+      coldStartCpuMs.push(c.cpuMs);
+    }
+
+    // Reloads, with cheap Checks on every worker.
+    process.stderr.write(`bench-reload: ${fmtInt(types)} types, ${workers} worker(s): reloads\n`);
+    let server = await startServer(dir, workers, true);
+    await waitServing(server, workers);
+    const probes = await openProbes(server, set, 2 * workers, workers);
+    let stopped = false;
+    const probing = runProbes(probes, set, () => stopped);
+    const byWorker = (fn: (samples: Sample[]) => number) => Array.from({ length: workers }, (_, w) => fn(probes.filter((p) => p.worker === w).flatMap((p) => p.samples)));
+    await sleep(1_000);
+    const quietFrom = performance.now();
+    await sleep(3_000);
+    const quietMaxCheckMs = byWorker((s) => Math.max(0, ...s.filter((x) => x.sentAt >= quietFrom).map((x) => x.ms)));
+    const changes: ChangeResult[] = [];
+    for (const kind of ['one file', '"*" policy'] as const) {
+      for (let k = 0; k < opts.changes; k++) {
+        const at = performance.now();
+        const expected = await change(kind);
+        const deadline = at + 30_000;
+        const liveAt = (samples: Sample[]) => {
+          const first = samples.find((x) => x.revision === expected);
+          return first && first.sentAt + first.ms;
+        };
+        while (byWorker((s) => (liveAt(s) === undefined ? 1 : 0)).some((x) => x === 1)) {
+          if (performance.now() > deadline) throw new Error(`revision ${expected} did not go live within 30 s`);
+          await sleep(5);
+        }
+        const allLive = Math.max(...byWorker((s) => liveAt(s)!));
+        await sleep(500);
+        changes.push({
+          kind,
+          liveMs: byWorker((s) => liveAt(s)! - at),
+          maxCheckMs: byWorker((s) => Math.max(0, ...s.filter((x) => x.sentAt >= at && x.sentAt <= allLive + 500).map((x) => x.ms))),
+        });
+        await sleep(700);
+      }
+    }
+    stopped = true;
+    await probing;
+    for (const p of probes) p.client.close();
+    await stopServer(server);
+
+    // Memory and CPU under load, and the storm, without per-decision logging.
+    process.stderr.write(`bench-reload: ${fmtInt(types)} types, ${workers} worker(s): load\n`);
+    server = await startServer(dir, workers, false);
+    await waitServing(server, workers);
+    await sleep(1_500);
+    const pids = workerPids(server, workers);
+    const rss = (pid: number | undefined) => (pid === undefined ? undefined : rssBytes(pid) / MB);
+    const rssIdleMB = { primary: rss(pids.primary), workers: pids.workers.map((p) => rss(p)!) };
+    for (const p of [pids.primary, ...pids.workers]) if (p !== undefined) resetPeakRss(p);
+    const workload = `large:${types}` as const;
+    const load = await runLoad({ address: server.address, protocol: 'verdict.v1', method: 'Check', workload, inFlight: opts.inFlight, generators: 2, warmupMs: 2_000, durationMs: opts.loadSeconds * 1000, serverPid: server.child.pid });
+    const peak = (pid: number | undefined) => (pid === undefined ? undefined : peakRssBytes(pid) / MB);
+    const rssLoadMB = { primary: peak(pids.primary), workers: pids.workers.map((p) => peak(p)!) };
+    let storm: CaseResult['storm'];
+    if (opts.storm > 0) {
+      process.stderr.write(`bench-reload: ${fmtInt(types)} types, ${workers} worker(s): storm (${opts.storm} changes)\n`);
+      const steady = await runLoad({ address: server.address, protocol: 'verdict.v1', method: 'Check', workload, inFlight: opts.inFlight, generators: 2, warmupMs: 1_000, durationMs: 20_000 });
+      const expected: string[] = [];
+      const logsBefore = server.logs.length;
+      const storming = runLoad({ address: server.address, protocol: 'verdict.v1', method: 'Check', workload, inFlight: opts.inFlight, generators: 2, warmupMs: 1_000, durationMs: opts.storm * 1000 });
+      await sleep(1_500);
+      for (let k = 0; k < opts.storm; k++) {
+        const t = performance.now();
+        expected.push(await change('one file'));
+        await sleep(Math.max(0, 1_000 - (performance.now() - t)));
+      }
+      const stormed = await storming;
+      await sleep(2_000);
+      const seen = server.logs.slice(logsBefore).filter((l) => l.msg === 'policy set reloaded' && l.worker === undefined).map((l) => String(l.revision));
+      // In order: what went live is the expected sequence with nothing out of place (changes that
+      // arrive while another compiles are applied together, as the latest, so some may be skipped).
+      let at = 0;
+      const inOrder = seen.every((r) => (at = expected.indexOf(r, at) + 1) > 0) && seen[seen.length - 1] === expected[expected.length - 1];
+      storm = { steadyP99Ms: steady.latencyMs.p99, stormP99Ms: stormed.latencyMs.p99, changes: expected.length, liveInOrder: inOrder, revisionsSeen: seen.length };
+    }
+    await stopServer(server);
+    return {
+      types,
+      workers,
+      coldStartMs,
+      coldStartCpuMs,
+      changes,
+      quietMaxCheckMs,
+      rssIdleMB,
+      rssLoadMB,
+      cpuMicrosPerCheck: load.server?.cpuMicrosPerCheck ?? Number.NaN,
+      checksPerSecond: load.checksPerSecond,
+      loadP99Ms: load.latencyMs.p99,
+      storm,
+    };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+const list = (xs: readonly number[], digits = 0) => xs.map((x) => fmtNum(x, digits)).join(' / ');
+
+function render(results: readonly CaseResult[]): string[] {
+  const lines = [
+    '| types | workers | cold start to first answer (server CPU) | one-file change live (median, max) | longest Check during it | `"*"` change live (median, max) | longest Check during it | longest Check, quiet | RSS idle | RSS under load | CPU per check |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|',
+  ];
+  for (const r of results) {
+    const of = (kind: ChangeResult['kind']) => r.changes.filter((c) => c.kind === kind);
+    const live = (cs: ChangeResult[]) => cs.map((c) => Math.max(...c.liveMs));
+    const worst = (cs: ChangeResult[]) => Array.from({ length: r.workers }, (_, w) => Math.max(...cs.map((c) => c.maxCheckMs[w]!)));
+    const one = of('one file');
+    const star = of('"*" policy');
+    const mem = (m: CaseResult['rssIdleMB']) => `${m.primary !== undefined ? `primary ${fmtNum(m.primary, 0)}, ` : ''}worker${r.workers > 1 ? 's' : ''} ${list(m.workers)} MB`;
+    lines.push(
+      `| ${fmtInt(r.types)} | ${r.workers} | ${fmtInt(median(r.coldStartMs))} ms (${r.coldStartCpuMs ? `${fmtInt(median(r.coldStartCpuMs))} ms CPU` : list(r.coldStartMs)}) | ${fmtInt(median(live(one)))} / ${fmtInt(Math.max(...live(one)))} ms | ${list(worst(one), 1)} ms | ${fmtInt(median(live(star)))} / ${fmtInt(Math.max(...live(star)))} ms | ${list(worst(star), 1)} ms | ${list(r.quietMaxCheckMs, 1)} ms | ${mem(r.rssIdleMB)} | ${mem(r.rssLoadMB)} | ${fmtNum(r.cpuMicrosPerCheck, 1)} µs |`,
+    );
+  }
+  lines.push('');
+  for (const r of results) {
+    if (r.storm) {
+      const s = r.storm;
+      lines.push(
+        `- Reload storm, ${fmtInt(r.types)} types, ${r.workers} worker(s): ${s.changes} one-file changes, one a second, under ${fmtInt(r.checksPerSecond)} checks/s: Check p99 ${fmtNum(s.stormP99Ms, 1)} ms against ${fmtNum(s.steadyP99Ms, 1)} ms without changes (**${fmtNum(s.stormP99Ms / s.steadyP99Ms, 2)}×**, target ≤ 2×); ${s.revisionsSeen === s.changes && s.liveInOrder ? '**every change went live, in order**' : `${s.revisionsSeen} revisions went live ${s.liveInOrder ? 'in order, ending with the last change (the others were applied together with a later one)' : '**out of order or without the last change**'}`}.`,
+      );
+    }
+  }
+  const byTypes = (t: number) => results.filter((r) => r.types === t && r.workers === 1)[0];
+  const [small, big] = [byTypes(1000), byTypes(10_000)];
+  if (small && big) {
+    lines.push(
+      `- 10,000 against 1,000 types (1 worker): cold start ${fmtNum(median(big.coldStartMs) / median(small.coldStartMs), 1)}× (target ≤ 10×); CPU per check ${fmtNum(big.cpuMicrosPerCheck / small.cpuMicrosPerCheck, 2)}× (target within 10%).`,
+    );
+  }
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const typesList = flags.list('types', ['1000', '10000']).map(Number);
+  const workersList = flags.list('workers', ['1', '2']).map(Number);
+  const stormTypes = flags.int('storm-types', 1000);
+  const opts = { changes: flags.int('changes', 5), coldReps: flags.int('cold-reps', 3), loadSeconds: flags.num('load-seconds', 10), inFlight: flags.int('in-flight', 16) };
+  const stormChanges = flags.int('storm', 60);
+  const results: CaseResult[] = [];
+  const fromJson = flags.optStr('from-json');
+  if (fromJson) results.push(...(JSON.parse(await readFile(fromJson, 'utf8')) as CaseResult[]));
+  else for (const types of typesList) {
+    for (const workers of workersList) {
+      results.push(await measureCase(types, workers, { ...opts, storm: types === stormTypes && workers === workersList[workersList.length - 1] ? stormChanges : 0 }));
+      // Kept as it goes, so a failure later does not lose what was measured.
+      await writeFile(flags.str('partial', path.join(os.tmpdir(), 'verdict-bench-reload.json')), JSON.stringify(results, null, 2));
+    }
+  }
+  if (flags.bool('json')) {
+    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    return;
+  }
+  const lines = render(results);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (flags.bool('write-docs')) {
+    const command = `node dist/bench/reload/run.js ${process.argv.slice(2).filter((a) => a !== '--write-docs').join(' ')}`.trim();
+    const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
+    const head = `Measured ${when} UTC on ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}, a shared machine. Command: \`${command}\``;
+    await writeDocs(path.join(ROOT, 'docs/performance.md'), `${head}\n\n${lines.join('\n')}`, 'bench-reload');
+    process.stderr.write('bench-reload: updated docs/performance.md\n');
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench-reload: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,198 @@
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { PolicyFile } from '../service/policy-source.js';
+import { PolicyLoadError } from './issues.js';
+import { sha256Hex } from './revision.js';
+import { isPolicyFile } from './source.js';
+
+/**
+ * Kubernetes mounts a ConfigMap as a directory of timestamped versions, a `..data` symlink to the
+ * current one, and top-level symlinks through `..data`. The kubelet writes a new version completely,
+ * then swaps `..data` with one rename; reading through the version `..data` points at gives a
+ * complete set even while a swap happens.
+ */
+export const CONFIGMAP_DATA_LINK = '..data';
+
+/** What identifies a file's content without reading it (ns times: a write always changes ctime). */
+export interface FileStamp {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+}
+
+/** The policy files of a directory as stat saw them, and where they were read from. */
+export interface DirectoryScan {
+  /** The `..data` target when the directory is a ConfigMap mount, else undefined. */
+  readonly dataTarget: string | undefined;
+  /** The directory the files are read from (the ConfigMap version, or the directory itself). */
+  readonly root: string;
+  /** Policy files by path relative to the root. Unreadable entries are stamped as missing. */
+  readonly files: ReadonlyMap<string, FileStamp | undefined>;
+  /** Every directory walked (to watch them). */
+  readonly directories: readonly string[];
+}
+
+const stampOf = (s: BigIntStats): FileStamp => ({ dev: s.dev, ino: s.ino, size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs });
+
+export function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+export function sameScan(a: DirectoryScan, b: DirectoryScan): boolean {
+  if (a.dataTarget !== b.dataTarget || a.files.size !== b.files.size) return false;
+  for (const [p, s] of a.files) if (!b.files.has(p) || !sameStamp(s, b.files.get(p))) return false;
+  return true;
+}
+
+function unreadable(dir: string, err: unknown): PolicyLoadError {
+  return new PolicyLoadError([{ file: dir, line: 1, column: 1, code: 'FILE_UNREADABLE', message: `cannot read policy directory: ${(err as Error).message}` }]);
+}
+
+const sortByName = (a: Dirent, b: Dirent) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/**
+ * Lists and stats every policy file under `dir` (hidden entries skipped; symlinked files followed).
+ * `sync` is for a first load, when nothing else waits: synchronous calls are several times faster.
+ */
+export async function scanDirectory(dir: string, sync = false): Promise<DirectoryScan> {
+  let dataTarget: string | undefined;
+  let root = dir;
+  try {
+    const s = sync ? statSync(dir) : await stat(dir);
+    if (!s.isDirectory()) throw new Error('not a directory');
+    const link = path.join(dir, CONFIGMAP_DATA_LINK);
+    const l = sync ? lstatSafeSync(link) : await lstat(link).catch(() => undefined);
+    if (l?.isSymbolicLink()) {
+      dataTarget = sync ? readlinkSync(link) : await readlink(link);
+      root = path.resolve(dir, dataTarget);
+    }
+  } catch (err) {
+    throw unreadable(dir, err);
+  }
+  const files = new Map<string, FileStamp | undefined>();
+  const directories: string[] = [];
+  const walk = async (current: string, rel: string): Promise<void> => {
+    directories.push(current);
+    const entries = sync ? readdirSync(current, { withFileTypes: true }) : await readdir(current, { withFileTypes: true });
+    entries.sort(sortByName);
+    const stats: Promise<void>[] = [];
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue; // editors' swap files, temporary files, .git, ConfigMap internals
+      const full = path.join(current, entry.name);
+      const relPath = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) await walk(full, relPath);
+      else if ((entry.isFile() || entry.isSymbolicLink()) && isPolicyFile(entry.name)) {
+        files.set(relPath, undefined);
+        if (sync) files.set(relPath, statSafeSync(full));
+        else stats.push(stat(full, { bigint: true }).then((s) => void files.set(relPath, stampOf(s)), () => undefined));
+      }
+    }
+    await Promise.all(stats);
+  };
+  try {
+    await walk(root, '');
+  } catch (err) {
+    throw unreadable(dir, err);
+  }
+  return { dataTarget, root, files, directories };
+}
+
+function lstatSafeSync(p: string) {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function statSafeSync(p: string): FileStamp | undefined {
+  try {
+    return stampOf(statSync(p, { bigint: true }));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A file's content is trusted from an earlier read while its stamp is unchanged, except when it
+ * changed shortly before that read: a second write within the file system's timestamp granularity
+ * could leave the stamp as it was (git's "racy clean" case), so such files are read again.
+ */
+const RACY_NS = 2_000_000_000n;
+
+interface CachedFile {
+  readonly stamp: FileStamp;
+  readonly file: PolicyFile;
+  readonly trusted: boolean;
+}
+
+/** Reads the files of scans, reusing the text and hash of files whose stamp did not change. */
+export class FileContentCache {
+  private entries = new Map<string, CachedFile>();
+
+  /** Reads every file of `scan`; throws PolicyLoadError when one cannot be read. */
+  async read(scan: DirectoryScan, sync = false): Promise<PolicyFile[]> {
+    const next = new Map<string, CachedFile>();
+    const out: PolicyFile[] = [];
+    const startNs = BigInt(Date.now()) * 1_000_000n;
+    const problems: { path: string; err: unknown }[] = [];
+    const toRead: string[] = [];
+    for (const [rel, stamp] of scan.files) {
+      const hit = this.entries.get(`${scan.root}\0${rel}`);
+      if (hit && hit.trusted && stamp && sameStamp(hit.stamp, stamp)) next.set(rel, hit);
+      else toRead.push(rel);
+    }
+    const readOne = async (rel: string): Promise<void> => {
+      const full = path.join(scan.root, rel);
+      try {
+        const text = sync ? readFileSync(full, 'utf8') : await readFile(full, 'utf8');
+        const stamp = scan.files.get(rel) ?? stampOf(sync ? statSync(full, { bigint: true }) : await stat(full, { bigint: true }));
+        const trusted = startNs - stamp.ctimeNs > RACY_NS && startNs - stamp.mtimeNs > RACY_NS;
+        next.set(rel, { stamp, file: { path: rel, text, sha256: sha256Hex(text) }, trusted });
+      } catch (err) {
+        problems.push({ path: rel, err });
+      }
+    };
+    if (sync) for (const rel of toRead) await readOne(rel);
+    else {
+      let i = 0;
+      await Promise.all(Array.from({ length: Math.min(16, toRead.length) }, async () => {
+        while (i < toRead.length) await readOne(toRead[i++]!);
+      }));
+    }
+    if (problems.length > 0) {
+      throw new PolicyLoadError(problems.map(({ path: p, err }) => ({ file: p, line: 1, column: 1, code: 'FILE_UNREADABLE', message: `cannot read: ${(err as Error).message}` })));
+    }
+    for (const rel of scan.files.keys()) out.push(next.get(rel)!.file);
+    this.entries = new Map([...next].map(([rel, e]) => [`${scan.root}\0${rel}`, e]));
+    return out;
+  }
+}
+
+/**
+ * `base` with only `paths` stat'ed again (files added, changed or deleted there), when the
+ * ConfigMap version (if any) is the same: what a change announced by file events needs, at the cost
+ * of those files rather than of the whole directory. Undefined when the version switched.
+ */
+export async function rescanPaths(dir: string, base: DirectoryScan, paths: Iterable<string>): Promise<DirectoryScan | undefined> {
+  if (base.dataTarget !== undefined) {
+    const target = await readlink(path.join(dir, CONFIGMAP_DATA_LINK)).catch(() => undefined);
+    if (target !== base.dataTarget) return undefined;
+  }
+  const files = new Map(base.files);
+  await Promise.all(
+    [...paths].map(async (rel) => {
+      try {
+        files.set(rel, stampOf(await stat(path.join(base.root, rel), { bigint: true })));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') files.delete(rel);
+        else files.set(rel, undefined);
+      }
+    }),
+  );
+  return { ...base, files };
+}

@@ -1,0 +1,146 @@
+import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, Effect, PolicySetSummary } from '../engine/model.js';
+import { celBaseEnvironment } from '../cel/environment.js';
+import { checkExpression } from './expression.js';
+import type { PolicyIssue, SourcePosition } from './issues.js';
+import { parsePolicyFile } from './parse.js';
+import { pathOrderKey } from './revision.js';
+import type { Work } from './slices.js';
+import { compileVariables, newVariablesEnvCache, type VariablesEnvCache } from './variables.js';
+
+/** A rule as compiled from its own file; its roles are resolved against the set when indexes are built. */
+export interface UnitRule {
+  readonly name: string;
+  readonly position: SourcePosition;
+  readonly effect: Effect;
+  readonly actions: readonly string[];
+  readonly roles: readonly string[] | undefined;
+  readonly condition: CompiledCondition | undefined;
+  readonly conditionSource: string;
+  /** Its condition did not compile (the file has an issue for it). */
+  readonly broken: boolean;
+}
+
+export interface UnitDerivedRole {
+  readonly name: string;
+  readonly position: SourcePosition;
+  /** Undefined when its condition did not compile. */
+  readonly role: CompiledDerivedRole | undefined;
+}
+
+/** One policy document, compiled on its own. */
+export interface UnitDocument {
+  readonly id: string;
+  readonly file: string;
+  readonly resource: string;
+  /** Orders documents across the set: file path order, then position in the file. */
+  readonly orderKey: string;
+  readonly policy: CompiledPolicy;
+  readonly summary: PolicySetSummary;
+  readonly derivedRoles: readonly UnitDerivedRole[];
+  readonly rules: readonly UnitRule[];
+}
+
+/**
+ * One file, parsed, checked and with every CEL expression compiled: everything that depends on
+ * this file alone. Cached by path and content hash, so an unchanged file is never compiled again.
+ */
+export interface FileUnit {
+  readonly path: string;
+  readonly sha256: string;
+  readonly documents: readonly UnitDocument[];
+  /** Problems found in this file alone (YAML, structure, CEL); set-level ones are found later. */
+  readonly issues: readonly PolicyIssue[];
+  /** Resource types its documents govern ("*" included). */
+  readonly resources: ReadonlySet<string>;
+  /** Expressions compiled for it (to bound the environments' caches). */
+  readonly expressions: number;
+  /** Read with exact positions; a fast-read unit (positions line 0) is read again before its positions are reported. */
+  readonly precise: boolean;
+}
+
+/**
+ * Typed CEL environments shared by every file compiled through it (policies whose variables have the
+ * same names and types share one environment, and compiled expressions are shared per environment
+ * and text). The caches grow with every distinct expression ever compiled, so after enough changes
+ * the pool starts afresh: files compiled later get new environments, and the old ones are released
+ * with the last file that uses them.
+ */
+export class EnvironmentPool {
+  private cache: VariablesEnvCache = newVariablesEnvCache();
+  private compiledSinceRenewal = 0;
+
+  get envCache(): VariablesEnvCache {
+    return this.cache;
+  }
+
+  count(expressions: number): void {
+    this.compiledSinceRenewal += expressions;
+  }
+
+  /** Called between compilations with the number of expressions the live set holds. */
+  renewIfGrown(liveExpressions: number): void {
+    if (this.compiledSinceRenewal > 2 * liveExpressions + 2048) {
+      this.cache = newVariablesEnvCache();
+      this.compiledSinceRenewal = 0;
+    }
+  }
+}
+
+/** Parses and compiles one file; never throws (every problem is an issue of the unit). */
+export function* compileFileUnit(file: { readonly path: string; readonly text: string; readonly sha256: string }, pool: EnvironmentPool, precise = false): Work<FileUnit> {
+  const parsed = parsePolicyFile(file, precise);
+  const issues: PolicyIssue[] = [...parsed.issues];
+  const base = celBaseEnvironment();
+  const pathKey = pathOrderKey(file.path);
+  const documents: UnitDocument[] = [];
+  const resources = new Set<string>();
+  let expressions = 0;
+  for (let index = 0; index < parsed.documents.length; index++) {
+    yield;
+    const doc = parsed.documents[index]!;
+    resources.add(doc.resource);
+    const vars = compileVariables(base, doc.variables, issues, pool.envCache);
+    expressions += doc.variables.length;
+    const policy: CompiledPolicy = { id: doc.id, resource: doc.resource, createVariables: vars.factory.create, hasVariables: doc.variables.length > 0 };
+    const derivedRoles: UnitDerivedRole[] = doc.derivedRoles.map((def) => {
+      expressions++;
+      const checked = checkExpression(vars.env, def.when, `derived role "${def.name}"`, issues, true);
+      const role: CompiledDerivedRole | undefined = checked && { name: def.name, policy, parentRoles: def.parentRoles, condition: checked.program, source: def.when.text };
+      return { name: def.name, position: def.position, role };
+    });
+    const rules: UnitRule[] = doc.rules.map((def) => {
+      let condition: CompiledCondition | undefined;
+      let broken = false;
+      if (def.when) {
+        expressions++;
+        const checked = checkExpression(vars.env, def.when, `rule "${def.name}"`, issues, true);
+        if (checked) condition = checked.program;
+        else broken = true;
+      }
+      return {
+        name: def.name,
+        position: def.position,
+        effect: def.effect,
+        actions: def.actions.map((a) => a.pattern),
+        roles: def.roles,
+        condition,
+        conditionSource: def.when?.text ?? '',
+        broken,
+      };
+    });
+    documents.push({
+      id: doc.id,
+      file: file.path,
+      resource: doc.resource,
+      orderKey: `${pathKey}\u0001${String(index).padStart(6, '0')}`,
+      policy,
+      summary: { id: doc.id, resource: doc.resource, rules: doc.rules.length, derivedRoles: doc.derivedRoles.length, variables: doc.variables.length },
+      derivedRoles,
+      rules,
+    });
+  }
+  pool.count(expressions);
+  // A problem in a fast-read file needs its exact position: read it again, precisely.
+  if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, true);
+  return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions, precise: parsed.precise };
+}

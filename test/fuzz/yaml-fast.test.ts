@@ -1,0 +1,186 @@
+/**
+ * The fast YAML read (js-yaml, no positions) is used only where it is certain to read what the
+ * precise one (`yaml`, with positions) reads. Property: for generated policy files and mutations of
+ * them, whenever the fast read is taken, the precise read finds no problem and the same documents.
+ * VERDICT_FUZZ_RUNS raises the number of cases (make fuzz).
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { parsePolicyFile } from '../../src/policy/parse.js';
+import type { ResourcePolicyDocument } from '../../src/policy/document.js';
+
+const RUNS = Number(process.env.VERDICT_FUZZ_RUNS ?? 400);
+
+/** Scalars that YAML readers are known to treat differently or specially. */
+const TRICKY = [
+  'read', 'edit', 'report:*', '*', 'true', 'True', 'false', 'null', '~', '123', '-7', '0x1F', '0o17', '1e3', '.5', '.inf', '.NaN', '1_000',
+  '0b101', '012', 'yes', 'no', 'on', 'a: b', 'a #b', 'a#b', '- x', '&a', '*a', '!x', '!!str x', '"q"', "'q'", '{x}', '[x]', 'x, y', '%x', '@x', '`x',
+  '? x', '|', '>', 'has(subject.id) && !resource.attributes.locked', 'subject.id == "a\\"b"', 'é', '2001-12-14', '<<', '__proto__', '0', '',
+];
+
+const scalarText = fc.oneof({ arbitrary: fc.stringMatching(/^[a-z][a-z0-9_.:\-]{0,12}$/), weight: 6 }, { arbitrary: fc.constantFrom(...TRICKY), weight: 1 });
+
+/** One scalar written in one of YAML's styles (the text may not be valid in that style: that is the point). */
+const styled = (indent: string) =>
+  fc.tuple(scalarText, fc.constantFrom('plain', 'plain', 'plain', 'single', 'double', 'literal', 'folded', 'literal-', 'folded-', 'folded+', 'plain2')).map(([v, style]) => {
+    switch (style) {
+      case 'single':
+        return `'${v.replaceAll("'", "''")}'`;
+      case 'double':
+        return JSON.stringify(v);
+      case 'literal':
+      case 'folded':
+      case 'literal-':
+      case 'folded-':
+      case 'folded+': {
+        const head = style.startsWith('literal') ? '|' : '>';
+        return `${head}${style.slice(style.startsWith('literal') ? 7 : 6)}\n${indent}  ${v}\n${indent}  ${v} more`;
+      }
+      case 'plain2':
+        return `${v}\n${indent}  continued`;
+      default:
+        return v;
+    }
+  });
+
+const list = (indent: string) =>
+  fc.oneof(
+    fc.array(scalarText, { minLength: 0, maxLength: 3 }).map((xs) => `[${xs.join(', ')}]`),
+    fc.array(styled(`${indent}  `), { minLength: 1, maxLength: 3 }).map((xs) => xs.map((x) => `\n${indent}  - ${x}`).join('')),
+    scalarText,
+  );
+
+const rule = fc.record({
+  name: styled('    '),
+  actions: list('    '),
+  effect: fc.constantFrom('allow', 'deny', 'deny', 'allow', 'permit', '"allow"'),
+  roles: fc.option(list('    ')),
+  when: fc.option(styled('    ')),
+  comment: fc.boolean(),
+});
+
+const policyText = fc
+  .record({
+    resource: styled(''),
+    variables: fc.array(fc.tuple(fc.stringMatching(/^[a-z][a-z0-9_]{0,6}$/), styled('  ')), { maxLength: 2 }),
+    derived: fc.array(fc.record({ name: styled('    '), when: styled('    ') }), { maxLength: 2 }),
+    rules: fc.array(rule, { minLength: 1, maxLength: 3 }),
+    docs: fc.integer({ min: 1, max: 2 }),
+    leadingMarker: fc.boolean(),
+  })
+  .map((p) => {
+    const doc = [
+      'apiVersion: verdict/v1',
+      'kind: ResourcePolicy',
+      `resource: ${p.resource}`,
+      ...(p.variables.length ? ['variables:', ...p.variables.map(([k, v]) => `  ${k}: ${v}`)] : []),
+      ...(p.derived.length ? ['derivedRoles:', ...p.derived.flatMap((d) => [`  - name: ${d.name}`, `    when: ${d.when}`])] : []),
+      'rules:',
+      ...p.rules.flatMap((r) => [
+        ...(r.comment ? ['  # a comment'] : []),
+        `  - name: ${r.name}`,
+        `    actions: ${r.actions}`,
+        `    effect: ${r.effect}`,
+        ...(r.roles !== null ? [`    roles: ${r.roles}`] : []),
+        ...(r.when !== null ? [`    when: ${r.when}`] : []),
+      ]),
+    ].join('\n');
+    return `${p.leadingMarker ? '---\n' : ''}${Array.from({ length: p.docs }, () => doc).join('\n---\n')}\n`;
+  });
+
+/** Policy files without tricky scalars in names and lists, so most are valid and take the fast read. */
+const validName = fc.stringMatching(/^[a-z][a-z0-9_.:\-]{0,12}$/).filter((v) => !/^[0-9.+-]/.test(v));
+const quoted = (v: string) => fc.constantFrom(v, `'${v}'`, JSON.stringify(v));
+const validPolicyText = fc
+  .record({
+    resource: validName.chain(quoted),
+    rules: fc.array(
+      fc.record({
+        name: validName.chain(quoted),
+        actions: fc.array(validName, { minLength: 1, maxLength: 3 }),
+        flow: fc.boolean(),
+        effect: fc.constantFrom('allow', 'deny'),
+        when: fc.option(styled('    ')),
+      }),
+      { minLength: 1, maxLength: 4 },
+    ),
+  })
+  .map((p) =>
+    [
+      'apiVersion: verdict/v1',
+      'kind: ResourcePolicy',
+      `resource: ${p.resource}`,
+      'rules:',
+      ...p.rules.flatMap((r) => [
+        `  - name: ${r.name}`,
+        r.flow ? `    actions: [${r.actions.join(', ')}]` : `    actions:\n${r.actions.map((a) => `      - ${a}`).join('\n')}`,
+        `    effect: ${r.effect}`,
+        ...(r.when !== null ? [`    when: ${r.when}`] : []),
+      ]),
+      '',
+    ].join('\n'),
+  );
+
+/** Small edits with characters that matter to YAML. */
+const mutated = fc.tuple(fc.oneof(policyText, validPolicyText), fc.array(fc.tuple(fc.nat(), fc.constantFrom(' ', '\n', '  ', '-', ':', '#', "'", '"', '[', ']', '{', '}', ',', '&', '*', '!', '|', '>', '%', '?', '\t', '\r', '---\n', 'x'), fc.nat(3)), { maxLength: 3 })).map(([text, edits]) => {
+  let t = text;
+  for (const [at, ch, del] of edits) {
+    const i = at % (t.length + 1);
+    t = t.slice(0, i) + ch + t.slice(i + del);
+  }
+  return t;
+});
+
+/** A document without positions (the fast read has none) and without functions. */
+function comparable(doc: ResourcePolicyDocument): unknown {
+  return JSON.parse(JSON.stringify(doc, (key, value: unknown) => (key === 'position' || key === 'positionAt' ? undefined : value)));
+}
+
+function sameReading(text: string): boolean {
+  const file = { path: 'p.yaml', text };
+  const fast = parsePolicyFile(file, false);
+  if (fast.precise) return true; // the fast read declined: the precise one is used, nothing to compare
+  const precise = parsePolicyFile(file, true);
+  expect(fast.issues, 'a fast read that is used has no issue').to.deep.equal([]);
+  expect(precise.issues, `precise read of a file the fast read accepted:\n${text}`).to.deep.equal([]);
+  expect(fast.documents.map(comparable), text).to.deep.equal(precise.documents.map(comparable));
+  return true;
+}
+
+describe('fuzz: the fast YAML read agrees with the precise one', function () {
+  this.timeout(60_000);
+
+  it('on generated policy files', () => {
+    let fastTaken = 0;
+    fc.assert(
+      fc.property(fc.oneof(policyText, validPolicyText), (text) => {
+        if (!parsePolicyFile({ path: 'p.yaml', text }, false).precise) fastTaken++;
+        return sameReading(text);
+      }),
+      { numRuns: RUNS },
+    );
+    // The property would hold vacuously if the fast read were never taken.
+    expect(fastTaken).to.be.greaterThan(RUNS / 10);
+  });
+
+  it('on mutated policy files', () => {
+    fc.assert(fc.property(mutated, sameReading), { numRuns: RUNS });
+  });
+
+  it('takes the fast read for the generated benchmark shape and declines anchors, tags, tabs and typed scalars', () => {
+    const plain = 'apiVersion: verdict/v1\nkind: ResourcePolicy\nresource: doc\nrules:\n  - name: r\n    actions: [read, "x:*"]\n    effect: allow\n    when: >-\n      has(resource.attributes.a) &&\n      !resource.attributes.b\n';
+    expect(parsePolicyFile({ path: 'p.yaml', text: plain }, false).precise).to.equal(false);
+    for (const text of [
+      plain.replace('resource: doc', 'resource: &d doc'),
+      plain.replace('effect: allow', 'effect: !!str allow').replace('rules:', 'x: &a 1\nrules:'),
+      plain.replace('    effect', '\teffect'),
+      plain.replace('resource: doc', 'resource: 0x10'),
+      plain.replace('resource: doc', 'resource: "123"'),
+      // A flow sequence continued on a less indented line: js-yaml accepts it, yaml does not.
+      plain.replace('actions: [read, "x:*"]', 'actions: [read,\n, "x:*"]'),
+      plain.replace('resource: doc', 'resource: "d\n  oc"'),
+    ]) {
+      expect(parsePolicyFile({ path: 'p.yaml', text }, false).precise, text).to.equal(true);
+    }
+  });
+});
