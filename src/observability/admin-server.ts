@@ -84,8 +84,8 @@ export class AdminServer {
     if (path === '/healthz') return this.send(req, res, 200, 'application/json', `${JSON.stringify({ status: 'ok' })}\n`);
     if (path === '/readyz') {
       this.sources.readiness().then(
-        (r) => this.send(req, res, r.ready ? 200 : 503, 'application/json', `${JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r })}\n`),
-        (err: unknown) => this.send(req, res, 503, 'application/json', `${JSON.stringify({ status: 'not ready', ready: false, reason: String(err) })}\n`),
+        (r) => this.send(req, res, r.ready ? 200 : 503, 'application/json', `${JSON.stringify({ status: r.ready ? 'SERVING' : 'NOT_SERVING', ...r })}\n`),
+        (err: unknown) => this.send(req, res, 503, 'application/json', `${JSON.stringify({ status: 'NOT_SERVING', ready: false, reason: String(err) })}\n`),
       );
       return;
     }

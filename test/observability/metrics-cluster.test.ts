@@ -45,7 +45,7 @@ describe('observability: one scrape for a cluster (--workers 2)', function () {
     expect(s.samples('process_cpu_seconds_total').map((m) => m.labels?.worker ?? 'primary')).to.have.members(['primary', '0', '1']);
     const ready = await http(admin, '/readyz');
     expect(ready.status).to.equal(200);
-    expect(JSON.parse(ready.body)).to.deep.equal({ status: 'ready', ready: true, workers: [{ worker: 0, ready: true }, { worker: 1, ready: true }] });
+    expect(JSON.parse(ready.body)).to.deep.equal({ status: 'SERVING', ready: true, workers: [{ worker: 0, ready: true }, { worker: 1, ready: true }] });
 
     // Kill worker 0: the scrape still answers at once, without its series.
     const w0 = (await proc.waitForLog(workerServing(0))).pid as number;

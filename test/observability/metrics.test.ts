@@ -126,7 +126,7 @@ describe('observability: /metrics of a real server', function () {
     expect(JSON.parse(health.body)).to.deep.equal({ status: 'ok' });
     const ready = await http(admin, '/readyz');
     expect(ready.status).to.equal(200);
-    expect(JSON.parse(ready.body)).to.deep.equal({ status: 'ready', ready: true, revision });
+    expect(JSON.parse(ready.body)).to.deep.equal({ status: 'SERVING', ready: true, revision });
 
     expect((await http(admin, '/')).status).to.equal(404);
     expect((await http(admin, '/metrics/../admin')).status).to.equal(404);

@@ -128,7 +128,7 @@ describe('observability: the admin listener', () => {
     expect(lines.find((l) => l.msg === 'metrics could not be collected')).to.include({ err: 'publisher gone' });
     const notReady = await http(`127.0.0.1:${port}`, '/readyz');
     expect(notReady.status).to.equal(503);
-    expect(JSON.parse(notReady.body)).to.deep.equal({ status: 'not ready', ready: false, reason: 'testing' });
+    expect(JSON.parse(notReady.body)).to.deep.equal({ status: 'NOT_SERVING', ready: false, reason: 'testing' });
   });
 
   it(`holds at most ${ADMIN_LIMITS.maxConnections} connections open`, async () => {
@@ -172,7 +172,7 @@ describe('observability: the admin listener', () => {
     expect((await http(at, '/healthz')).status).to.equal(200);
 
     await server.start();
-    expect(JSON.parse((await http(at, '/readyz')).body)).to.deep.equal({ status: 'ready', ready: true, revision: server.store.current()!.set.revision });
+    expect(JSON.parse((await http(at, '/readyz')).body)).to.deep.equal({ status: 'SERVING', ready: true, revision: server.store.current()!.set.revision });
     await server.stop('test');
     const after = await http(at, '/healthz').then(
       (r) => r.status,
