@@ -7,6 +7,7 @@ import { natsServers, natsSettingsProblems } from '../events/nats-options.js';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
 import { loadSigningKey } from '../keys/signing-key.js';
 import { validateHttp } from './http.js';
+import { tracingFromEnvironment, validateAdmin } from './observability.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -105,6 +106,8 @@ export interface ConfigOverrides {
   readonly routes?: string;
   /** --http: serve the AuthZEN HTTP API on HOST:PORT (http.listen). */
   readonly http?: string;
+  /** --admin: the admin HTTP listener (admin.listen). */
+  readonly admin?: string;
 }
 
 function setPath(target: Json, dotted: string, value: unknown): void {
@@ -135,6 +138,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_GATEWAY_ROUTES: 'gateway.routesFile',
   VERDICT_RELOAD_SETTLE_MS: 'reload.settleMs',
   VERDICT_HTTP_LISTEN: 'http.listen',
+  VERDICT_ADMIN_LISTEN: 'admin.listen',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -191,15 +195,16 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.instanceId !== undefined) setPath(flags, 'events.instanceId', overrides.instanceId);
   if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
   if (overrides.http !== undefined) setPath(flags, 'http.listen', overrides.http);
+  if (overrides.admin !== undefined) setPath(flags, 'admin.listen', overrides.admin);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
-  return validateConfig(raw, configFile);
+  return validateConfig(raw, configFile, env);
 }
 
 /** Checks every setting, collecting all problems; coerces strings from the environment. */
-export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
+export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.ProcessEnv = {}): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -381,6 +386,8 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
     tokens,
     gateway: validateGateway(raw, problems),
     http: validateHttp(raw, problems, tokens),
+    admin: validateAdmin(raw, problems),
+    tracing: tracingFromEnvironment(env, problems),
   };
   const { transport, limits } = config;
   if (transport.maxPendingBytes < limits.maxMessageBytes) {

@@ -97,6 +97,23 @@ export interface VerdictConfig {
   readonly gateway?: GatewayConfig | undefined;
   /** OpenID AuthZEN over HTTP (src/http/); absent = not served. */
   readonly http?: HttpConfig | undefined;
+  /** The admin HTTP listener (/metrics, /healthz, /readyz); absent = off. */
+  readonly admin?: AdminConfig | undefined;
+  /** OpenTelemetry tracing, from the standard OTEL_* environment variables; absent = off. */
+  readonly tracing?: TracingSettings | undefined;
+}
+
+/** The admin HTTP listener (src/observability/admin-server.ts). */
+export interface AdminConfig {
+  /** HOST:PORT; port 0 picks a free port (logged). */
+  readonly listen: string;
+}
+
+/** What OTEL_* asked for (checked at start); the SDK reads the rest of the variables itself. */
+export interface TracingSettings {
+  readonly exporters: readonly ('otlp' | 'console')[];
+  readonly protocol: 'http/protobuf' | 'http/json';
+  readonly sampler: string;
 }
 
 /** What one client can make the gRPC server hold (src/grpc/transport-guard.ts, grpc-js options). Per process. */

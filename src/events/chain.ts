@@ -90,6 +90,7 @@ export class HashChain {
       `,"reason":${q(b.reason)},"requestId":${q(b.requestId)},"resource":{"id":${q(b.resource.id)},"type":${q(b.resource.type)}}` +
       `,"revision":${q(b.revision)},"rule":${q(b.rule)},"schema":${q(b.schema)},"source":${q(b.source)}` +
       `,"subject":{"id":${q(b.subject.id)},"roles":${q(b.subject.roles)},"type":${q(b.subject.type)}},"time":${q(b.time)}` +
+      (b.traceId !== undefined ? `,"traceId":${q(b.traceId)}` : '') +
       (b.truncated !== undefined ? `,"truncated":${q(b.truncated)}` : '') +
       '}';
     const link = `"id":${q(this.id)},"prev":"${prev}","seq":${seq}}`;

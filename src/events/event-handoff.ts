@@ -10,10 +10,11 @@ import { EVENT_SCHEMA, type AttributeSelector, type UnchainedEvent } from './eve
  */
 export type PackedEvents = (string | number)[];
 
-export const SLOTS = 23;
+export const SLOTS = 24;
 /** Where an event's id is among its slots (the restart de-duplication reads it). */
 export const ID_SLOT = 7;
-const WAIT_SLOT = 22;
+const TRACE_SLOT = 22;
+const WAIT_SLOT = 23;
 const NO_WAIT = -1;
 /** What an event's fixed-size slots weigh, roughly, in the hand-off bound. */
 const FIXED_CHARS = 160;
@@ -54,11 +55,13 @@ export function packEvent(out: PackedEvents, record: DecisionRecord, instance: s
     request.subject.type,
     record.time.getTime(),
     record.delivered === false ? 0 : 1,
+    record.traceId ?? '',
     wait ?? NO_WAIT,
   );
   return (
     FIXED_CHARS + request.action.length + attributes.length + (caller ? caller.id.length : 0) + errors.length + decision.policy.length + record.requestId.length +
-    request.resource.id.length + request.resource.type.length + decision.rule.length + request.subject.id.length + roles.length + request.subject.type.length
+    request.resource.id.length + request.resource.type.length + decision.rule.length + request.subject.id.length + roles.length + request.subject.type.length +
+    (record.traceId ? record.traceId.length : 0)
   );
 }
 
@@ -102,6 +105,7 @@ export function unpackEvents(packed: PackedEvents): { body: UnchainedEvent; wait
       source: s(16),
       subject: { id: s(17), roles: JSON.parse(s(18)) as string[], type: s(19) },
       time: new Date(packed[i + 20] as number).toISOString(),
+      ...(s(TRACE_SLOT) !== '' ? { traceId: s(TRACE_SLOT) } : {}),
     };
     if (packed[i + 21] === 0) (body as { delivered?: false }).delivered = false;
     const wait = packed[i + WAIT_SLOT] as number;

@@ -54,6 +54,8 @@ export interface DecisionEvent {
   readonly source: string;
   readonly subject: { readonly id: string; readonly roles: readonly string[]; readonly type: string };
   readonly time: string;
+  /** The W3C trace id of the call that decided, when tracing is on (docs/operations.md#tracing). */
+  readonly traceId?: string;
   /** Present when part of the event was left out to fit a NATS message ("attributes"). */
   readonly truncated?: 'attributes';
 }
@@ -154,5 +156,6 @@ export function buildUnchainedEvent(record: DecisionRecord, instance: string, at
   event.source = record.source;
   event.subject = { id: request.subject.id, roles: [...request.subject.roles], type: request.subject.type };
   event.time = record.time.toISOString();
+  if (record.traceId) event.traceId = record.traceId;
   return event as unknown as UnchainedEvent;
 }

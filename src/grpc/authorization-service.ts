@@ -9,6 +9,7 @@ import { NotReadyError } from '../service/decision-service.js';
 import type { LivePolicy } from '../service/live-policy.js';
 import type { TrailStatusView } from '../server/app.js';
 import { rejectionOf } from './codec-guard.js';
+import { traceParentFromMetadata } from './trace-context.js';
 import {
   toBatchRequests,
   toCheckRequest,
@@ -70,6 +71,7 @@ function withCaller(requests: CheckRequest[], caller: Caller | undefined): Check
 export function authorizationService(deps: AuthorizationDeps): UntypedServiceImplementation {
   return {
     Check(call: ServerUnaryCall<ProtoCheckRequest, ProtoCheckResponse>, callback: sendUnaryData<ProtoCheckResponse>) {
+      const receivedAt = deps.decisions.timed ? performance.now() : 0;
       const msg = call.request;
       const rejected = rejectionOf(msg);
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
@@ -81,7 +83,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
       }
       const caller = deps.callerOf?.(call);
       if (caller) request = { ...request, caller };
-      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check', abandoned: abandonedCall(call) };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check', abandoned: abandonedCall(call), receivedAt, trace: traceParentFromMetadata(deps.decisions, call.metadata) };
       const decided = msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, [request], options).then((o) => o[0]!) : deps.decisions.check(request, options);
       decided.then(
         (outcome) => callback(null, toCheckResponse(outcome.decisionId, outcome.decision)),
@@ -90,6 +92,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
     },
 
     CheckBatch(call: ServerUnaryCall<ProtoCheckBatchRequest, ProtoCheckBatchResponse>, callback: sendUnaryData<ProtoCheckBatchResponse>) {
+      const receivedAt = deps.decisions.timed ? performance.now() : 0;
       const msg = call.request;
       const rejected = rejectionOf(msg);
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
@@ -100,7 +103,7 @@ export function authorizationService(deps: AuthorizationDeps): UntypedServiceImp
         return handleError(err, callback, deps, 'CheckBatch');
       }
       requests = withCaller(requests, deps.callerOf?.(call));
-      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch', abandoned: abandonedCall(call) };
+      const options = { explain: msg.explain === true, requestId: msg.requestId ?? '', source: 'check_batch', abandoned: abandonedCall(call), receivedAt, trace: traceParentFromMetadata(deps.decisions, call.metadata) };
       (msg.token ? decideWithToken(deps.decisions, deps.tokens!, msg.token, requests, options) : deps.decisions.checkMany(requests, options)).then(
         (outcomes) =>
           callback(null, {

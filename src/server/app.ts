@@ -5,6 +5,7 @@ import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/ser
 import { rateLimitedLimitLog } from '../grpc/transport-guard.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
 import { AuthzenHttpService } from '../http/http-service.js';
+import type { Observability } from '../observability/observability.js';
 import { formatIssue } from '../policy/index.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { trailProblems, type PublisherStats, type TrailHealth } from '../events/publisher-stats.js';
@@ -57,6 +58,8 @@ export interface VerdictServerOptions {
    * instead of being read and watched here.
    */
   readonly managedPolicies?: boolean;
+  /** Metrics, the admin listener and tracing (src/observability); absent = none. */
+  readonly observability?: Observability;
   /**
    * Awaited before a new policy set serves its first decision (for example to record the change in
    * the decision chain first); throwing keeps the old set. See PolicyChangeHooks.
@@ -97,9 +100,9 @@ export class VerdictServer {
       compile: { limits: config.limits },
       hooks: { beforeSwap: options.beforePolicySwap, afterChange: (c) => this.onPolicyChange(c) },
     });
-    this.decisions = new DecisionService(this.store, this.sink, config.limits);
+    this.decisions = new DecisionService(this.store, this.sink, config.limits, options.observability?.hooks);
     try {
-      this.edge = new Edge(config, logger, this.decisions);
+      this.edge = new Edge(config, logger, this.decisions, options.observability?.tokens);
     } catch (err) {
       this.edgeError = err as Error;
     }
@@ -127,6 +130,7 @@ export class VerdictServer {
       transport: config.transport,
       onLimit: rateLimitedLimitLog((fields, msg) => logger.warn(fields, msg)),
     });
+    options.observability?.attachServer({ policies: this.store, publisher: options.sink, serving: () => this.host.serving, ownsPolicies: !options.managedPolicies });
   }
 
   private guard(implementation: Record<string, unknown>): Record<string, unknown> {
@@ -134,6 +138,7 @@ export class VerdictServer {
   }
 
   private onPolicyChange(change: PolicyChange): void {
+    if (!this.options.managedPolicies) this.options.observability?.reloaded(change.result.status === 'applied' ? 'loaded' : change.result.status);
     // A cluster's rejections are decided and logged once, by the primary.
     if (!(this.options.managedPolicies && change.result.status === 'rejected')) logPolicyChange(this.options.logger, change, this.store.current()?.set);
     if (change.result.status === 'applied') {
@@ -146,6 +151,8 @@ export class VerdictServer {
   async start(): Promise<number> {
     const { config, logger } = this.options;
     if (this.edgeError) throw this.edgeError;
+    // First, so /healthz answers and /readyz says why not while the policies load.
+    await this.options.observability?.startAdmin();
     if (this.options.managedPolicies) {
       if (!this.store.current()) throw new Error('cannot start: no policy set was handed over');
     } else {
@@ -254,6 +261,7 @@ export class VerdictServer {
       const how = grpc === 'forced' || http === 'forced' ? 'forced' : 'graceful';
       await this.sink.close();
       this.edge?.close();
+      await this.options.observability?.close();
       logger.info({ reason, shutdown: how }, 'verdict stopped');
     })();
     return this.stopping;

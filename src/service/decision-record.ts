@@ -18,6 +18,8 @@ export interface DecisionRecord {
    * the time the decision was made: the answer never reached it. Absent: answered as usual.
    */
   readonly delivered?: false;
+  /** The W3C trace id (32 hex) of the call's trace, when tracing is on. */
+  readonly traceId?: string | undefined;
 }
 
 /**
