@@ -84,16 +84,17 @@ describe('events: every event is publishable (real server, real NATS)', function
     const server = await serve(nats.url, names, 'events:\n  includeAttributes: all\n  checkpointIntervalMs: 20\n', false, spool);
     await server.waitForLog(/^cannot connect to NATS/);
     const client = res.client(server.address);
-    const blob = 'b'.repeat(100 * 1024);
+    // Over 100 KB of attributes, each string within limits.maxStringBytes.
+    const blob = Object.fromEntries(Array.from({ length: 26 }, (_, i) => [`b${i}`, 'b'.repeat(4000)]));
     const first = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd1' } }, 'first');
-    const big = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd2', attributes: { blob } } }, 'big');
+    const big = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd2', attributes: blob } }, 'big');
     const third = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd3' } }, 'third');
     // Built and spooled while NATS is down, under the 900 KiB budget.
     await waitFor('3 events in the spool', () => readFileSync(path.join(spool, 'decisions-00000001.wal'), 'utf8').split('\n').filter(Boolean).length >= 3, 10_000, 20);
     await nats.restart();
     await server.waitForLog(/^NATS available/);
     // Built now, the same event fits NATS's limit without its attributes.
-    const after = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd4', attributes: { blob } } }, 'after');
+    const after = await check(client, { subject: alice, action: 'read', resource: { type: 'document', id: 'd4', attributes: blob } }, 'after');
     const nc = await res.nats(nats.url);
     await waitFor('the refusal record and 3 events', async () => {
       const m = await readStream(nc, names.stream).catch(() => []);
