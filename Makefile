@@ -5,7 +5,7 @@ LISTEN ?= 127.0.0.1:50051
 HTTP ?= 127.0.0.1:8080
 POLICIES ?= policies
 
-.PHONY: all install build test run validate policy-test bench bench-engine bench-reload conformance clean
+.PHONY: all install build test fuzz run validate policy-test bench bench-engine bench-reload conformance clean
 
 all: build
 
@@ -22,6 +22,12 @@ build: install
 test: build
 	./bin/verdict.js test $(POLICIES)
 	bash test/support/ensure-nats.sh npx mocha
+
+# Property-based fuzzing (test/fuzz) with many more cases than make test runs; VERDICT_FUZZ_RUNS
+# sets the cases per property (default here 20000: about 5 to 10 minutes on 2 CPUs).
+VERDICT_FUZZ_RUNS ?= 20000
+fuzz: build
+	VERDICT_FUZZ_RUNS=$(VERDICT_FUZZ_RUNS) bash test/support/ensure-nats.sh npx mocha --no-config --require dist/test/support/mocha-env.js --timeout 0 --exit 'dist/test/fuzz/**/*.test.js'
 
 run: build
 	./bin/verdict.js serve --policies $(POLICIES) --listen $(LISTEN) --http $(HTTP)

@@ -97,7 +97,7 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
   const types = flags.int('types', 1000);
   const quietWaitMs = flags.num('quiet-wait', quick ? 0 : 15) * 1000;
   const policies = path.resolve(ROOT, flags.str('policies', 'policies'));
-  const serverNames = flags.list('servers', SERVERS.map((s) => s.name));
+  const serverNames = flags.list('servers', SERVERS.filter((s) => !s.optIn).map((s) => s.name));
   const scenarioIds = flags.list('scenarios', quick ? QUICK_SCENARIOS : SCENARIOS.map((s) => s.id));
 
   const servers = serverNames.map((n) => {

@@ -51,6 +51,8 @@ export interface ServerDefinition {
   readonly baseline?: boolean;
   /** Workloads it can serve (default: all). */
   readonly workloads?: readonly WorkloadName[];
+  /** Runs only when named in --servers (not part of the default set). */
+  readonly optIn?: boolean;
   start(ctx: ServerContext): Promise<RunningServer>;
 }
 
@@ -200,6 +202,33 @@ export const cerbosAuditServer: ServerDefinition = {
   start: (ctx) => startCerbos(ctx, { name: 'cerbos-audit', audit: true }),
 };
 
+/** The same with the admin listener on (`--admin`): Prometheus metrics recorded on every call. */
+export const verdictAdminServer: ServerDefinition = { ...verdict('verdict-1w-admin', 'verdict serve --no-events --workers 1 --admin 127.0.0.1:0 (metrics on)', ['--workers', '1', '--admin', '127.0.0.1:0']), optIn: true };
+
+/**
+ * `verdict-1w` from another built checkout (BENCH_BASELINE_DIR: a directory with bin/verdict.js,
+ * dist/ and node_modules/, e.g. main before a change), for before/after figures in one run.
+ */
+export const verdictBaselineServer: ServerDefinition = {
+  name: 'verdict-1w-base',
+  optIn: true,
+  description: `verdict serve --no-events --workers 1 from the checkout in BENCH_BASELINE_DIR (${process.env.BENCH_BASELINE_DIR ?? 'not set'})`,
+  protocol: 'verdict.v1',
+  start: (ctx) => {
+    const dir = process.env.BENCH_BASELINE_DIR;
+    if (!dir) throw new Error('verdict-1w-base needs BENCH_BASELINE_DIR: a built checkout to compare with (see docs/performance.md)');
+    return startProcessServer({
+      name: 'verdict-1w-base',
+      protocol: 'verdict.v1',
+      command: process.execPath,
+      args: (port) => [path.join(dir, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', '1'],
+      cwd: dir,
+      env: cleanEnv(),
+      ctx,
+    });
+  },
+};
+
 /** NATS for the events-on servers: VERDICT_BENCH_NATS_URL, VERDICT_TEST_NATS_URL, or a local one. */
 export const BENCH_NATS_URL = process.env.VERDICT_BENCH_NATS_URL ?? process.env.VERDICT_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -338,4 +367,4 @@ export const cerbosAuthzenServer: ServerDefinition = {
 };
 
 /** Every server the harness knows, in table order. */
-export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, verdictExtAuthzEventsServer, verdictAuthzenServer, cerbosServer, cerbosAuditServer, cerbosAuthzenServer];
+export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictAdminServer, verdictBaselineServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, verdictExtAuthzEventsServer, verdictAuthzenServer, cerbosServer, cerbosAuditServer, cerbosAuthzenServer];

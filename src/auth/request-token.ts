@@ -1,28 +1,18 @@
-import type { ServiceLimits } from '../config/schema.js';
-import { InvalidRequestError } from '../engine/input.js';
+import { InvalidRequestError } from '../engine/validate.js';
 import type { CheckRequest, Subject } from '../engine/request.js';
-import { toBatchRequests, toCheckRequest, type ProtoCheckBatchRequest, type ProtoCheckRequest } from '../grpc/translate.js';
 import type { CheckOptions, CheckOutcome, DecisionService } from '../service/decision-service.js';
 import type { TokenVerifier } from './tokens.js';
 
 /** The subject of a request whose token was missing or invalid: nobody. */
 export const ANONYMOUS_SUBJECT: Subject = { type: 'anonymous', id: '', roles: [], attributes: {} };
-const PLACEHOLDER = { id: '-' };
 
-function refuseBoth(subject: unknown, tokens: TokenVerifier | undefined): void {
+/**
+ * A request that carries a token must not also name a subject, and needs configured issuers.
+ * (Adapters build the rest of the request; grpc/translate.ts for gRPC.)
+ */
+export function refuseSubjectWithToken(subject: unknown, tokens: TokenVerifier | undefined): void {
   if (!tokens) throw new InvalidRequestError('token', 'subject tokens are not accepted: no token issuers are configured (tokens.issuers)');
   if (subject) throw new InvalidRequestError('subject', 'must be empty when token is set: the subject comes from the verified token');
-}
-
-/** Verdict's Check with `token`: the request's target, with the subject left to the token. */
-export function tokenCheckRequest(msg: ProtoCheckRequest, limits: ServiceLimits, tokens: TokenVerifier | undefined): CheckRequest {
-  refuseBoth(msg.subject, tokens);
-  return { ...toCheckRequest({ ...msg, subject: PLACEHOLDER }, limits), subject: ANONYMOUS_SUBJECT };
-}
-
-export function tokenBatchRequests(msg: ProtoCheckBatchRequest, limits: ServiceLimits, tokens: TokenVerifier | undefined): CheckRequest[] {
-  refuseBoth(msg.subject, tokens);
-  return toBatchRequests({ ...msg, subject: PLACEHOLDER }, limits).map((r) => ({ ...r, subject: ANONYMOUS_SUBJECT }));
 }
 
 /**

@@ -1,7 +1,8 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { IssuerConfig, TokensConfig } from '../config/schema.js';
-import { checkAttributes, type RequestLimits } from '../engine/input.js';
+import type { RequestLimits } from '../engine/limits.js';
+import { validateSubject } from '../engine/validate.js';
 import type { Subject } from '../engine/request.js';
 import { subjectFromClaims } from './claims.js';
 
@@ -178,12 +179,10 @@ export class TokenVerifier {
     return this.withinLimits(subject) ? { ok: true, subject, issuer: config.issuer } : { ok: false, problem: 'malformed' };
   }
 
-  /** Claims obey the same request limits as a subject sent in the clear. */
+  /** Claims obey the same request limits, checked by the same validator, as a subject sent in the clear. */
   private withinLimits(subject: Subject): boolean {
-    const max = this.limits.maxIdentifierLength;
-    if (subject.id.length > max || subject.roles.length > this.limits.maxRoles || subject.roles.some((r) => r.length > max)) return false;
     try {
-      checkAttributes(subject.attributes, 'subject.attributes', this.limits);
+      validateSubject(subject, 'subject', this.limits);
       return true;
     } catch {
       return false;

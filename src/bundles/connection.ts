@@ -1,15 +1,16 @@
 import { connect, Events, type ConnectionOptions, type NatsConnection } from 'nats';
 import type { VerdictConfig } from '../config/schema.js';
+import { natsAuthOptions } from '../events/nats-options.js';
 import type { Logger } from '../server/logger.js';
 
 /**
- * NATS client options (credentials, TLS) of the policy source and the fleet reporter. They are
- * meant to come from the same settings block as the decision stream's connection (the `events`
- * section), so one identity is configured once: today that section has no credential or TLS
- * settings, so there is nothing to add; once it has, this returns them.
+ * NATS client options (credentials, TLS) of the policy source, the fleet reporter and the bundle
+ * commands: the decision stream's settings block (`events.natsUser`, … `events.natsKeyFile`), so
+ * one identity is configured once. The files are read at each call (a rotated file is picked up at
+ * the next connect); a broken one throws NatsSettingsError naming the setting, never the secret.
  */
-export function natsClientOptions(_config: Pick<VerdictConfig, 'events'>): Partial<ConnectionOptions> {
-  return {};
+export function natsClientOptions(config: Pick<VerdictConfig, 'events'>): Partial<ConnectionOptions> {
+  return natsAuthOptions(config.events);
 }
 
 /**
@@ -29,7 +30,8 @@ export class BackgroundNats {
   constructor(
     readonly servers: readonly string[],
     private readonly clientName: string,
-    private readonly options: Partial<ConnectionOptions>,
+    /** Read at each connect attempt (credential files may be rotated). */
+    private readonly options: () => Partial<ConnectionOptions>,
     private readonly timeoutMs: number,
     private readonly logger: Logger,
     /** For log lines: what this connection is for. */
@@ -76,7 +78,7 @@ export class BackgroundNats {
       let nc: NatsConnection;
       try {
         nc = await connect({
-          ...this.options,
+          ...this.options(),
           servers: [...this.servers],
           name: this.clientName,
           // The default client gives up after ~18 s of outage and then fails everything.
@@ -154,6 +156,8 @@ export async function connectWithin(servers: readonly string[], name: string, op
       return await connect({ ...options, servers: [...servers], name, timeout: Math.max(100, Math.min(2000, deadline - Date.now())), maxReconnectAttempts: 3, reconnectTimeWait: 250 });
     } catch (err) {
       last = err as Error;
+      // Refused credentials will not be accepted on retry: say so at once.
+      if (/authori[sz]ation|authentication|permissions violation/i.test(last.message)) throw new Error(`NATS at ${servers.join(',')} refused the connection: ${last.message}`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }

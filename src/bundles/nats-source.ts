@@ -23,7 +23,8 @@ export interface NatsBundleSourceOptions {
   readonly timeoutMs: number;
   readonly pollIntervalMs: number;
   readonly limits: BundleLimits;
-  readonly clientOptions: Partial<ConnectionOptions>;
+  /** Credentials and TLS, read at each connect. */
+  readonly clientOptions: () => Partial<ConnectionOptions>;
   /** Shown in the NATS server's connection list. */
   readonly clientName: string;
 }

@@ -25,7 +25,7 @@ export function createFleetReporter(
   if (source instanceof NatsBundleSource) link = source.nats;
   else if (natsUrl !== '') {
     const servers = natsUrl.split(',').map((s) => (/^[a-z]+:\/\//.test(s.trim()) ? s.trim() : `nats://${s.trim()}`));
-    link = new BackgroundNats(servers, `verdict ${config.events.instanceId} fleet`, natsClientOptions(config), config.policySource.timeoutMs, logger, 'fleet heartbeats');
+    link = new BackgroundNats(servers, `verdict ${config.events.instanceId} fleet`, () => natsClientOptions(config), config.policySource.timeoutMs, logger, 'fleet heartbeats');
     owns = true;
   } else return undefined;
   const sourceInfo = (): ReplicaSource => {

@@ -24,7 +24,7 @@ export function parseBundleSourceUrl(url: string): BundleSourceUrl {
   const m = /^(nats|tls):\/\/([^/\s]+)(?:\/([^/\s]*))?$/.exec(url);
   if (!m) throw new Error(`"${url.slice(0, 200)}" must look like nats://HOST:PORT/LABEL (or tls://HOST:PORT/LABEL; several servers as HOST:PORT,HOST:PORT)`);
   const [, scheme, hosts, label = ''] = m;
-  if (hosts!.includes('@')) throw new Error('credentials in the URL are not accepted (they would show in logs and GetPolicySet); give NATS credentials in the configuration');
+  if (hosts!.includes('@')) throw new Error('credentials in the URL are not accepted (they would show in logs and GetPolicySet); give them in events.natsUser and events.natsPasswordFile (or another events.nats* credential), which the policy source shares with the decision stream');
   const servers = hosts!.split(',').map((h) => h.trim());
   for (const h of servers) {
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(h)) throw new Error(`"${h.slice(0, 100)}" is not HOST or HOST:PORT`);

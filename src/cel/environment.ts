@@ -1,6 +1,6 @@
 import { Environment, type ASTNode } from '@marcbachmann/cel-js';
 import { inCidr, parseCidr } from './cidr.js';
-import { checkRegexPattern, enableLinearRegexFallback } from './regex.js';
+import { checkRegexPattern } from './regex.js';
 import { CallerValue, ResourceValue, SubjectValue } from './values.js';
 
 /** The CEL variables every condition may use, with their declared types (no implicit dyn). */
@@ -21,7 +21,6 @@ let baseEnvironment: Environment | undefined;
  */
 export function celBaseEnvironment(): Environment {
   if (baseEnvironment) return baseEnvironment;
-  enableLinearRegexFallback();
   const env = new Environment({
     unlistedVariablesAreDyn: false,
     homogeneousAggregateLiterals: false,
@@ -75,8 +74,9 @@ export function referencedVariables(ast: ASTNode): { name: string; start: number
 }
 
 /**
- * Load-time checks the type checker cannot do: regex patterns must be literals that run in linear
- * time, and literal CIDRs must parse. Errors here would otherwise surface only on the hot path.
+ * Load-time checks the type checker cannot do: regex patterns must be literals in RE2 syntax (they
+ * are compiled once, at load), and literal CIDRs must parse. Errors here would otherwise surface
+ * only on the hot path.
  */
 export function lintExpression(ast: ASTNode): ExpressionIssue[] {
   const issues: ExpressionIssue[] = [];
@@ -95,7 +95,7 @@ export function lintExpression(ast: ASTNode): ExpressionIssue[] {
     if (fn === 'matches') {
       const pattern = callArgs[1];
       if (!pattern || pattern.op !== 'value' || typeof pattern.args !== 'string') {
-        issues.push({ message: 'matches() needs a string literal pattern (patterns are checked for linear-time matching at load)', start: (pattern ?? n).range.start });
+        issues.push({ message: 'matches() needs a string literal pattern (patterns are compiled and checked at load)', start: (pattern ?? n).range.start });
       } else {
         const problem = checkRegexPattern(pattern.args);
         if (problem) issues.push({ message: problem, start: pattern.range.start });

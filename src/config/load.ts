@@ -1,11 +1,15 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_COST_LIMITS, DEFAULT_REQUEST_LIMITS } from '../engine/limits.js';
+import { MIN_EVENT_BYTES } from '../events/budget.js';
+import { natsServers, natsSettingsProblems } from '../events/nats-options.js';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
 import { loadSigningKey } from '../keys/signing-key.js';
 import { validateHttp } from './http.js';
 import { DEFAULT_BUNDLE_LIMITS } from '../bundles/format.js';
 import { parseBundleSourceUrl } from '../bundles/source-url.js';
+import { tracingFromEnvironment, validateAdmin } from './observability.js';
 import type { EventsConfig, LogLevel, VerdictConfig } from './schema.js';
 
 /** A configuration problem: says which setting, what is wrong, and how to fix it. */
@@ -26,9 +30,8 @@ export const DEFAULT_CONFIG: VerdictConfig = {
   limits: {
     maxMessageBytes: 1024 * 1024,
     maxBatchItems: 100,
-    maxAttributeDepth: 10,
-    maxRoles: 256,
-    maxIdentifierLength: 1024,
+    ...DEFAULT_REQUEST_LIMITS,
+    ...DEFAULT_COST_LIMITS,
   },
   reload: { watch: true, debounceMs: 25, settleMs: 2000, pollIntervalMs: 2000 },
   shutdown: { graceMs: 10_000 },
@@ -63,6 +66,23 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     includeAttributes: 'none',
     maskAttributes: [],
     instanceId: `${os.hostname()}-${process.pid}`,
+    maxFieldBytes: 1024,
+    maxListBytes: 16 * 1024,
+    maxEventBytes: 900 * 1024,
+    handoffMaxEvents: 50_000,
+    handoffMaxBytes: 64 * 1024 * 1024,
+    manageStream: true,
+    streamCheckIntervalMs: 10_000,
+    healthRequiresTrail: false,
+    replicas: 1,
+    natsUser: '',
+    natsPasswordFile: '',
+    natsTokenFile: '',
+    natsNkeySeedFile: '',
+    natsCredsFile: '',
+    natsCaFile: '',
+    natsCertFile: '',
+    natsKeyFile: '',
     signingKeyFile: '',
     headsBucket: 'VERDICT_HEADS',
     headsIntervalMs: 10_000,
@@ -100,6 +120,8 @@ export interface ConfigOverrides {
   readonly http?: string;
   /** --policy-source: a bundle label in NATS (policySource.url). */
   readonly policySource?: string;
+  /** --admin: the admin HTTP listener (admin.listen). */
+  readonly admin?: string;
 }
 
 function setPath(target: Json, dotted: string, value: unknown): void {
@@ -131,6 +153,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_RELOAD_SETTLE_MS: 'reload.settleMs',
   VERDICT_HTTP_LISTEN: 'http.listen',
   VERDICT_POLICY_SOURCE: 'policySource.url',
+  VERDICT_ADMIN_LISTEN: 'admin.listen',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
@@ -188,15 +211,16 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (overrides.routes !== undefined) setPath(flags, 'gateway.routesFile', overrides.routes);
   if (overrides.http !== undefined) setPath(flags, 'http.listen', overrides.http);
   if (overrides.policySource !== undefined) setPath(flags, 'policySource.url', overrides.policySource);
+  if (overrides.admin !== undefined) setPath(flags, 'admin.listen', overrides.admin);
   const raw = merge(merge(merge(DEFAULT_CONFIG as unknown as Json, fileJson), fromEnvironment(env)), flags);
-  return validateConfig(raw, configFile);
+  return validateConfig(raw, configFile, env);
 }
 
 /** Checks every setting, collecting all problems; coerces strings from the environment. */
-export function validateConfig(raw: Json, source = 'configuration'): VerdictConfig {
+export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.ProcessEnv = {}): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'policySource', 'fleet'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin', 'policySource', 'fleet'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -260,9 +284,27 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   const logLevel = str('logLevel') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`logLevel: "${logLevel}" must be one of ${LOG_LEVELS.join(', ')}`);
   const natsUrl = str('events.natsUrl');
-  if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl) && !/^[^\s/:]+:\d+$/.test(natsUrl)) {
-    problems.push(`events.natsUrl: "${natsUrl}" must look like nats://host:4222`);
+  for (const url of natsServers(natsUrl)) {
+    if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(url) && !/^[^\s/:]+:\d+$/.test(url)) {
+      problems.push(`events.natsUrl: "${url.replace(/\/\/[^/@]*@/, '//…@')}" must look like nats://host:4222 (several: comma-separated)`);
+    } else if (/\/\/[^/@]*@/.test(url)) {
+      problems.push('events.natsUrl: must not hold credentials (they would be logged); use events.natsUser and events.natsPasswordFile, natsTokenFile, natsNkeySeedFile or natsCredsFile');
+    }
   }
+  const natsAuth = {
+    natsUser: optionalString('events.natsUser'),
+    natsPasswordFile: optionalString('events.natsPasswordFile'),
+    natsTokenFile: optionalString('events.natsTokenFile'),
+    natsNkeySeedFile: optionalString('events.natsNkeySeedFile'),
+    natsCredsFile: optionalString('events.natsCredsFile'),
+    natsCaFile: optionalString('events.natsCaFile'),
+    natsCertFile: optionalString('events.natsCertFile'),
+    natsKeyFile: optionalString('events.natsKeyFile'),
+  };
+  // The files are read now, so a missing or broken one stops the start with a message (never the secret).
+  // The policy source and the fleet heartbeats use the same settings, with or without events.
+  const natsInUse = (get('events.enabled') !== false && get('events.enabled') !== 'false') || Boolean(get('policySource.url')) || Boolean(get('fleet.natsUrl'));
+  if (natsInUse) problems.push(...natsSettingsProblems(natsAuth));
   const include = get('events.includeAttributes');
   let includeAttributes: EventsConfig['includeAttributes'] = 'none';
   if (include === 'none' || include === 'all') includeAttributes = include;
@@ -270,6 +312,10 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
   else problems.push('events.includeAttributes: must be "none", "all" or a list of attribute paths such as resource.attributes.department');
   const prefix = str('events.subjectPrefix');
   if (!/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$/.test(prefix)) problems.push(`events.subjectPrefix: "${prefix}" must be NATS subject tokens separated by dots, without wildcards`);
+  if (prefix.length > 128) problems.push(`events.subjectPrefix: at most 128 characters (got ${prefix.length})`);
+  const instanceId = str('events.instanceId');
+  // It is in every event and names the chain; a subject uses it only as a bounded token (subjects.ts).
+  if (Buffer.byteLength(instanceId) > 256 || /[\u0000-\u001f\u007f]/.test(instanceId)) problems.push('events.instanceId: at most 256 bytes, without control characters');
   const stream = str('events.stream');
   if (!/^[A-Za-z0-9_\-]+$/.test(stream)) problems.push(`events.stream: "${stream}" must be letters, digits, _ and -`);
   const signingKeyFile = optionalString('events.signingKeyFile');
@@ -314,6 +360,13 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       maxAttributeDepth: int('limits.maxAttributeDepth', 1, 64),
       maxRoles: int('limits.maxRoles', 1, 10_000),
       maxIdentifierLength: int('limits.maxIdentifierLength', 16, 65_536),
+      maxAttributes: int('limits.maxAttributes', 1, 100_000),
+      maxAttributeItems: int('limits.maxAttributeItems', 1, 1_000_000),
+      maxStringBytes: int('limits.maxStringBytes', 16, 64 * 1024 * 1024),
+      maxAttributeBytes: int('limits.maxAttributeBytes', 16, 64 * 1024 * 1024),
+      maxConditionCost: int('limits.maxConditionCost', 1000, 1e12),
+      maxDecisionCost: int('limits.maxDecisionCost', 1000, 1e12),
+      maxBatchCost: int('limits.maxBatchCost', 1000, 1e12),
     },
     reload: {
       watch: bool('reload.watch'),
@@ -352,7 +405,17 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       required: bool('events.required'),
       includeAttributes,
       maskAttributes: list('events.maskAttributes'),
-      instanceId: str('events.instanceId'),
+      instanceId,
+      maxFieldBytes: int('events.maxFieldBytes', 64, 65_536),
+      maxListBytes: int('events.maxListBytes', 512, 1024 * 1024),
+      maxEventBytes: int('events.maxEventBytes', MIN_EVENT_BYTES, 64 * 1024 * 1024),
+      handoffMaxEvents: int('events.handoffMaxEvents', 1, 10_000_000),
+      handoffMaxBytes: int('events.handoffMaxBytes', 64 * 1024, 16 * 1024 * 1024 * 1024),
+      manageStream: bool('events.manageStream'),
+      streamCheckIntervalMs: int('events.streamCheckIntervalMs', 0, 3_600_000),
+      healthRequiresTrail: bool('events.healthRequiresTrail'),
+      replicas: int('events.replicas', 1, 5),
+      ...natsAuth,
       signingKeyFile,
       headsBucket,
       headsIntervalMs: int('events.headsIntervalMs', 1000, 3_600_000),
@@ -375,10 +438,15 @@ export function validateConfig(raw: Json, source = 'configuration'): VerdictConf
       heartbeatMs: int('fleet.heartbeatMs', 1000, 600_000),
       natsUrl: fleetNatsUrl,
     },
+    admin: validateAdmin(raw, problems),
+    tracing: tracingFromEnvironment(env, problems),
   };
   const { transport, limits } = config;
   if (transport.maxPendingBytes < limits.maxMessageBytes) {
     problems.push(`transport.maxPendingBytes: ${transport.maxPendingBytes} is below limits.maxMessageBytes (${limits.maxMessageBytes}), so the largest request allowed could never arrive; raise it to at least ${limits.maxMessageBytes}`);
+  }
+  if (limits.maxBatchCost < limits.maxDecisionCost) {
+    problems.push(`limits.maxBatchCost: must be at least limits.maxDecisionCost (${limits.maxDecisionCost}): a batch may always spend what one decision may`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -1,8 +1,8 @@
-import type { RequestLimits } from '../engine/input.js';
+import type { CostLimits, RequestLimits } from '../engine/limits.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-export interface ServiceLimits extends RequestLimits {
+export interface ServiceLimits extends RequestLimits, CostLimits {
   /** Largest request message accepted, in bytes; bigger ones get INVALID_ARGUMENT. */
   readonly maxMessageBytes: number;
   /** Most items in one CheckBatch. */
@@ -42,6 +42,33 @@ export interface EventsConfig {
   readonly maskAttributes: readonly string[];
   /** Identifies this service instance in events and its hash chain; default: hostname-pid. */
   readonly instanceId: string;
+  /** Byte budget (UTF-8) of each caller- or policy-supplied string of an event; longer ones are cut (events.md). */
+  readonly maxFieldBytes: number;
+  /** Byte budget of the roles list and of the errors list of an event, each as JSON. */
+  readonly maxListBytes: number;
+  /** Byte budget of a whole event; the smaller of this and what NATS and the stream accept is used. */
+  readonly maxEventBytes: number;
+  /** Events handed to the publisher thread but not yet taken by it; beyond, new events are dropped (denied when required). */
+  readonly handoffMaxEvents: number;
+  /** Same bound in bytes (string length of the handed-over fields). */
+  readonly handoffMaxBytes: number;
+  /** Create the stream if missing and restore drifted settings (true), or only check and report (false). */
+  readonly manageStream: boolean;
+  /** How often the stream's configuration is checked for drift (0 = only when connecting). */
+  readonly streamCheckIntervalMs: number;
+  /** Report the whole service NOT_SERVING while the decision trail is unhealthy (drift, spool failing, thread down). */
+  readonly healthRequiresTrail: boolean;
+  /** Stream replicas (num_replicas): 3 on a NATS cluster for R3. */
+  readonly replicas: number;
+  /** NATS credentials and TLS (files; '' = unset). At most one credential kind. */
+  readonly natsUser: string;
+  readonly natsPasswordFile: string;
+  readonly natsTokenFile: string;
+  readonly natsNkeySeedFile: string;
+  readonly natsCredsFile: string;
+  readonly natsCaFile: string;
+  readonly natsCertFile: string;
+  readonly natsKeyFile: string;
   /** Ed25519 private key (PKCS#8 PEM, `verdict keys generate`) that signs checkpoints; "" = unsigned. */
   readonly signingKeyFile: string;
   /** NATS KV bucket holding each instance's latest signed chain head; "" = not recorded. */
@@ -70,10 +97,27 @@ export interface VerdictConfig {
   readonly gateway?: GatewayConfig | undefined;
   /** OpenID AuthZEN over HTTP (src/http/); absent = not served. */
   readonly http?: HttpConfig | undefined;
+  /** The admin HTTP listener (/metrics, /healthz, /readyz); absent = off. */
+  readonly admin?: AdminConfig | undefined;
+  /** OpenTelemetry tracing, from the standard OTEL_* environment variables; absent = off. */
+  readonly tracing?: TracingSettings | undefined;
   /** Policies from a bundle label in NATS instead of the directory (src/bundles/); url "" = the directory. */
   readonly policySource: PolicySourceConfig;
   /** Heartbeats of this replica in a NATS KV bucket, for `verdict fleet` (src/bundles/fleet.ts). */
   readonly fleet: FleetConfig;
+}
+
+/** The admin HTTP listener (src/observability/admin-server.ts). */
+export interface AdminConfig {
+  /** HOST:PORT; port 0 picks a free port (logged). */
+  readonly listen: string;
+}
+
+/** What OTEL_* asked for (checked at start); the SDK reads the rest of the variables itself. */
+export interface TracingSettings {
+  readonly exporters: readonly ('otlp' | 'console')[];
+  readonly protocol: 'http/protobuf' | 'http/json';
+  readonly sampler: string;
 }
 
 /** A policy bundle label in NATS as the policy source (src/bundles/nats-source.ts). */

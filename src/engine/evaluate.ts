@@ -1,4 +1,6 @@
+import { armMeter, disarmMeter } from '../cel/meter.js';
 import { CallerValue, ResourceValue, SubjectValue, ANONYMOUS_CALLER } from '../cel/values.js';
+import { DEFAULT_COST_LIMITS } from './limits.js';
 import type { Decision, DecisionReason, EvaluationErrorInfo, RuleOutcome, RuleTrace } from './decision.js';
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, CompiledPolicySet, CompiledRule } from './model.js';
 import type { CheckRequest, EvaluationOptions } from './request.js';
@@ -142,6 +144,26 @@ function decision(set: CompiledPolicySet, effect: 'ALLOW' | 'DENY', reason: Deci
  * does not apply. Any unexpected failure is a DENY with reason INTERNAL_ERROR.
  */
 export function decide(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): Decision {
+  armMeter(options.costLimit ?? DEFAULT_COST_LIMITS.maxDecisionCost, options.costSetting ?? 'limits.maxDecisionCost');
+  try {
+    return decideArmed(set, request, options);
+  } finally {
+    disarmMeter();
+  }
+}
+
+/**
+ * `decide`, also returning the cost units the decision used. Conditions charge a meter armed for
+ * this decision only (src/cel/meter.ts); when its limit is reached the condition being evaluated
+ * errors, which fails closed like any evaluation error.
+ */
+export function decideMetered(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): { decision: Decision; cost: number } {
+  armMeter(options.costLimit ?? DEFAULT_COST_LIMITS.maxDecisionCost, options.costSetting ?? 'limits.maxDecisionCost');
+  const result = decideArmed(set, request, options);
+  return { decision: result, cost: disarmMeter() };
+}
+
+function decideArmed(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): Decision {
   try {
     return options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
   } catch (err) {

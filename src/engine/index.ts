@@ -1,5 +1,6 @@
-export { decide } from './evaluate.js';
+export { decide, decideMetered } from './evaluate.js';
 export type * from './decision.js';
 export type * from './model.js';
 export type * from './request.js';
 export { parseCheckRequest, checkAttributes, InvalidRequestError, DEFAULT_REQUEST_LIMITS, type RequestLimits } from './input.js';
+export { DEFAULT_COST_LIMITS, type CostLimits } from './limits.js';

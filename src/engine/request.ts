@@ -35,4 +35,10 @@ export interface EvaluationOptions {
   readonly now: Date;
   /** Record every rule considered and why it did or did not apply. */
   readonly explain?: boolean;
+  /**
+   * Cost units the decision may spend (default: limits.maxDecisionCost's default); past it, the
+   * condition being evaluated errors. `costSetting` names the limit in that error's message.
+   */
+  readonly costLimit?: number;
+  readonly costSetting?: string;
 }

@@ -82,12 +82,15 @@ export class HashChain {
       (b.attributes !== undefined ? `"attributes":${canonicalJson(b.attributes)},` : '') +
       `"caller":{"id":${q(b.caller.id)},"kind":${q(b.caller.kind)}},`;
     const tail =
+      (b.cut !== undefined ? `,"cut":${canonicalJson(b.cut)}` : '') +
       `,"decision":${q(b.decision)}` +
+      (b.delivered === false ? ',"delivered":false' : '') +
       (b.errors !== undefined ? `,"errors":${canonicalJson(b.errors)}` : '') +
       `,"evaluationUs":${q(b.evaluationUs)},"id":${q(b.id)},"instance":${q(b.instance)},"policy":${q(b.policy)}` +
       `,"reason":${q(b.reason)},"requestId":${q(b.requestId)},"resource":{"id":${q(b.resource.id)},"type":${q(b.resource.type)}}` +
       `,"revision":${q(b.revision)},"rule":${q(b.rule)},"schema":${q(b.schema)},"source":${q(b.source)}` +
       `,"subject":{"id":${q(b.subject.id)},"roles":${q(b.subject.roles)},"type":${q(b.subject.type)}},"time":${q(b.time)}` +
+      (b.traceId !== undefined ? `,"traceId":${q(b.traceId)}` : '') +
       (b.truncated !== undefined ? `,"truncated":${q(b.truncated)}` : '') +
       '}';
     const link = `"id":${q(this.id)},"prev":"${prev}","seq":${seq}}`;
@@ -95,5 +98,19 @@ export class HashChain {
     const payload = `${head}"chain":{"hash":"${hash}",${link}${tail}`;
     this.prev = hash;
     return new AppendedEvent(body, { hash, id: this.id, prev, seq }, payload);
+  }
+
+  /**
+   * Appends a chained record of another kind (`verdict.publish-refused.v1`, …): the same link and
+   * the same hash rule as events — sha256 of the RFC 8785 canonical JSON without `chain.hash` — so
+   * a verifier checks every record that carries a link alike. Rare: the generic canonicaliser will do.
+   */
+  appendRecord(record: { readonly schema: string } & Record<string, unknown>): { link: ChainLink; payload: string } {
+    const seq = ++this.seq;
+    const prev = this.prev;
+    const hash = sha256Hex(canonicalJson({ ...record, chain: { id: this.id, prev, seq } }));
+    const link: ChainLink = { hash, id: this.id, prev, seq };
+    this.prev = hash;
+    return { link, payload: canonicalJson({ ...record, chain: link }) };
   }
 }

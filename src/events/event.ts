@@ -4,6 +4,18 @@ import { sortedCopy } from './canonical.js';
 
 export const EVENT_SCHEMA = 'verdict.decision.v1';
 export const CHECKPOINT_SCHEMA = 'verdict.chain-checkpoint.v1';
+export const PUBLISH_REFUSED_SCHEMA = 'verdict.publish-refused.v1';
+export const EVENTS_LOST_SCHEMA = 'verdict.events-lost.v1';
+
+/** What an over-budget field held before it was cut: its size and digest (see budget.ts). */
+export interface CutField {
+  /** UTF-8 bytes of the original value (for a list or map: of its RFC 8785 canonical JSON). */
+  readonly bytes: number;
+  /** Lowercase hex SHA-256 of those bytes. */
+  readonly sha256: string;
+  /** For a list: how many items it had. */
+  readonly count?: number;
+}
 
 export interface ChainLink {
   /** The hash of this event: sha256 over its canonical JSON without `chain.hash`, hex. */
@@ -23,7 +35,11 @@ export interface DecisionEvent {
   readonly attributes?: { readonly context?: unknown; readonly resource?: unknown; readonly subject?: unknown };
   readonly caller: { readonly id: string; readonly kind: string };
   readonly chain: ChainLink;
+  /** Only when a field was over its byte budget: field path → what it held (budget.ts). */
+  readonly cut?: Readonly<Record<string, CutField>>;
   readonly decision: 'ALLOW' | 'DENY';
+  /** Only `false`, when the caller had abandoned the call (cancelled, deadline passed) before the answer. */
+  readonly delivered?: false;
   readonly errors?: readonly { readonly message: string; readonly policy: string; readonly rule: string }[];
   readonly evaluationUs: number;
   readonly id: string;
@@ -38,6 +54,8 @@ export interface DecisionEvent {
   readonly source: string;
   readonly subject: { readonly id: string; readonly roles: readonly string[]; readonly type: string };
   readonly time: string;
+  /** The W3C trace id of the call that decided, when tracing is on (docs/operations.md#tracing). */
+  readonly traceId?: string;
   /** Present when part of the event was left out to fit a NATS message ("attributes"). */
   readonly truncated?: 'attributes';
 }
@@ -123,6 +141,7 @@ export function buildUnchainedEvent(record: DecisionRecord, instance: string, at
   if (selected) event.attributes = selected;
   event.caller = { id: caller.id, kind: caller.kind };
   event.decision = decision.effect;
+  if (record.delivered === false) event.delivered = false;
   if (decision.errors.length > 0) event.errors = decision.errors.map((e) => ({ message: e.message, policy: e.policy, rule: e.rule }));
   event.evaluationUs = Math.round(record.evaluationNs / 10) / 100;
   event.id = record.decisionId;
@@ -137,5 +156,6 @@ export function buildUnchainedEvent(record: DecisionRecord, instance: string, at
   event.source = record.source;
   event.subject = { id: request.subject.id, roles: [...request.subject.roles], type: request.subject.type };
   event.time = record.time.toISOString();
+  if (record.traceId) event.traceId = record.traceId;
   return event as unknown as UnchainedEvent;
 }

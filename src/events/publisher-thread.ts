@@ -6,25 +6,33 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { EventsConfig, LogLevel } from '../config/schema.js';
 import { createLogger } from '../server/logger.js';
 import { unpackEvents, type PackedEvents } from './event-handoff.js';
-import { DecisionPublisher } from './publisher.js';
+import { DecisionPublisher, type HandoffLoss } from './publisher.js';
+import type { PublisherStats, TrailHealth } from './publisher-stats.js';
 
 export interface PublisherThreadData {
   readonly config: EventsConfig;
   readonly logLevel: LogLevel;
   readonly bindings: Record<string, unknown>;
+  /** How many threads died before this one (reported in the stats). */
+  readonly restarts: number;
 }
 
 export type ToPublisherThread =
   | { type: 'start' }
-  | { type: 'events'; events: PackedEvents }
+  | { type: 'events'; group: number; events: PackedEvents; dropped?: HandoffLoss }
   | { type: 'stats'; id: number }
-  | { type: 'close'; timeoutMs: number };
+  | { type: 'close'; timeoutMs: number }
+  /** Fault injection (VERDICT_FAULT_INJECTION=publisher-thread, then SIGUSR2): die as a bug would. */
+  | { type: 'crash' };
 
 export type FromPublisherThread =
-  | { type: 'started' }
+  | { type: 'started'; lastSpooledId: string | undefined }
   | { type: 'start-failed'; message: string }
   | { type: 'durable'; ids: number[]; ok: boolean[] }
-  | { type: 'stats'; id: number; stats: unknown }
+  /** The group is chained and written to the spool (or counted as lost): the hand-off bound is freed. */
+  | { type: 'taken'; group: number }
+  | { type: 'stats'; id: number; stats: PublisherStats }
+  | { type: 'health'; health: TrailHealth; stats: PublisherStats }
   | { type: 'closed' };
 
 if (parentPort) {
@@ -32,7 +40,9 @@ if (parentPort) {
   const data = workerData as PublisherThreadData;
   const logger = createLogger(data.logLevel).child(data.bindings);
   const publisher = new DecisionPublisher(data.config, logger);
+  publisher.stats.threadRestarts = data.restarts;
   const post = (m: FromPublisherThread) => port.postMessage(m);
+  publisher.subscribeHealth((health) => post({ type: 'health', health, stats: publisher.snapshot() }));
   // Durability answers are grouped like the events were.
   let ids: number[] = [];
   let oks: boolean[] = [];
@@ -53,7 +63,11 @@ if (parentPort) {
     switch (msg.type) {
       case 'start':
         publisher.start().then(
-          () => post({ type: 'started' }),
+          () => {
+            post({ type: 'started', lastSpooledId: publisher.lastSpooledId() });
+            // Counters now and then, so a thread that dies leaves recent ones behind.
+            setInterval(() => post({ type: 'health', health: publisher.trailHealth(), stats: publisher.snapshot() }), 5000).unref();
+          },
           (err: unknown) => post({ type: 'start-failed', message: (err as Error).message }),
         );
         break;
@@ -63,7 +77,9 @@ if (parentPort) {
             const id = e.wait;
             return id === undefined ? { body: e.body } : { body: e.body, waiter: (ok: boolean) => answer(id, ok) };
           }),
+          msg.dropped,
         );
+        post({ type: 'taken', group: msg.group });
         break;
       case 'stats':
         post({ type: 'stats', id: msg.id, stats: publisher.snapshot() });
@@ -72,6 +88,11 @@ if (parentPort) {
         publisher.close(msg.timeoutMs).finally(() => {
           post({ type: 'closed' });
           port.close();
+        });
+        break;
+      case 'crash':
+        setImmediate(() => {
+          throw new Error('publisher thread crash injected (VERDICT_FAULT_INJECTION=publisher-thread)');
         });
         break;
     }

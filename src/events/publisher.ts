@@ -1,53 +1,63 @@
-import { connect, Events, headers, type JetStreamClient, type NatsConnection } from 'nats';
+import { headers } from 'nats';
 import type { EventsConfig } from '../config/schema.js';
 import type { DecisionRecord } from '../service/decision-record.js';
 import type { ClosableSink } from '../server/app.js';
 import type { Logger } from '../server/logger.js';
-import { HashChain } from './chain.js';
 import { buildCheckpoint, checkpointAcknowledged } from './checkpoint.js';
 import { AttributeSelector, buildUnchainedEvent, type UnchainedEvent } from './event.js';
-import type { PublisherStats } from './publisher-stats.js';
-import { ensureStream } from './stream.js';
-import { checkpointSubject, DecisionSubjects } from './subjects.js';
-import { comparePositions, DecisionLog, WalError, type WalEntry, type WalPosition } from './wal.js';
+import { EventBuilder, isChainRecord } from './event-builder.js';
+import { NatsLink } from './nats-link.js';
+import { emptyStats, type PublisherStats, type TrailHealth } from './publisher-stats.js';
+import { HEADER_ALLOWANCE } from './stream.js';
+import { checkpointSubject } from './subjects.js';
+import { SpoolLosses } from './spool-losses.js';
+import { comparePositions, DecisionLog, type WalEntry, type WalPosition } from './wal.js';
 
 export type { PublisherStats } from './publisher-stats.js';
 
 interface Pending {
   readonly entry: WalEntry;
+  /** A decision (counted as lost if the spool refuses it), not a chained record. */
+  readonly decision: boolean;
   readonly waiter?: (durable: boolean) => void;
 }
 
+/** Decisions the serving thread could not hand over (bound reached, thread down): explained in the chain. */
+export interface HandoffLoss {
+  readonly count: number;
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+}
+
 const SEGMENT_BYTES = 64 * 1024 * 1024;
-/** Events above this size lose their attributes (NATS's default max_payload is 1 MiB). */
-const MAX_EVENT_CHARS = 900 * 1024;
 const REPLAY_BATCH = 1024;
 
 /**
  * Publishes every decision to NATS JetStream without slowing the decision down.
  *
- * Each event gets its place in this process's hash chain and is written to a local append-only
- * spool (a write-ahead log) in chain order, then published with a core NATS publish carrying the
- * event id as Nats-Msg-Id. Every few milliseconds one JetStream publish of a chain checkpoint is
- * awaited: NATS processes a connection's messages in order, so its ack confirms every event sent
- * before it, and the spool's committed position moves forward. One ack thus covers many events
- * (a per-event ack costs as much CPU as a whole gRPC call). When NATS is down, slow or a
- * checkpoint fails, publishing rewinds to the committed position and replays from the spool in
- * order once NATS answers again; JetStream drops re-sent duplicates by message id.
+ * A pipeline: the EventBuilder chains each event within its byte budgets; the spool (a write-ahead
+ * log) takes it in chain order and is the one source of truth; it is published with a core NATS
+ * publish carrying the event id as Nats-Msg-Id. Every few milliseconds one JetStream publish of a
+ * chain checkpoint is awaited: NATS processes a connection's messages in order, so its ack
+ * confirms every event sent before it, and the spool's committed position moves forward. One ack
+ * thus covers many events (a per-event ack costs as much CPU as a whole gRPC call). When NATS is
+ * down, slow, a checkpoint fails or the stream is not as required (NatsLink), publishing rewinds to
+ * the committed position and replays from the spool once it is usable again; JetStream drops
+ * re-sent duplicates by message id. Whatever cannot be kept is counted by name and explained in
+ * the chain: a spool that refuses a write or a hand-off that overflowed leaves a
+ * `verdict.events-lost.v1` record, an event NATS refuses a `verdict.publish-refused.v1` record.
  *
  * In required mode a check's event is durable once the spool write is fsynced (group commit per
  * event-loop turn) — before NATS has it — and the check is denied if the spool cannot take it.
  */
 export class DecisionPublisher implements ClosableSink {
   readonly requiresDurability: boolean;
-  private readonly chain: HashChain;
+  private readonly builder: EventBuilder;
   private readonly selector: AttributeSelector;
   private readonly log: DecisionLog;
   private readonly checkpointSubject: string;
-  private readonly subjects: DecisionSubjects;
-  private nc: NatsConnection | undefined;
-  private js: JetStreamClient | undefined;
-  private up = false;
+  private readonly link: NatsLink;
   private closing = false;
   private pending: Pending[] = [];
   /** Written to the spool, not yet sent: the fast path while NATS keeps up. */
@@ -63,28 +73,39 @@ export class DecisionPublisher implements ClosableSink {
   private tickTimer: NodeJS.Timeout | undefined;
   private persistTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private connectRetry: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
-  private lastFailureLog = 0;
-  readonly stats: PublisherStats = {
-    recorded: 0, spooled: 0, sent: 0, published: 0, failed: 0, checkpoints: 0, checkpointFailures: 0, queued: 0, unconfirmedBytes: 0, connected: false,
-  };
+  private spoolRetryTimer: NodeJS.Timeout | undefined;
+  readonly stats: PublisherStats = emptyStats();
+  private readonly losses: SpoolLosses;
+
+  private readonly healthListeners: ((health: TrailHealth) => void)[] = [];
 
   constructor(
     private readonly config: EventsConfig,
     private readonly logger: Logger,
   ) {
     this.requiresDurability = config.required;
-    this.chain = new HashChain(config.instanceId);
+    this.builder = new EventBuilder(config);
+    this.losses = new SpoolLosses(logger, this.stats, this.builder);
     this.selector = new AttributeSelector(config);
     this.log = new DecisionLog(config.spoolDir, SEGMENT_BYTES, config.spoolMaxBytes);
     this.checkpointSubject = checkpointSubject(config.subjectPrefix, config.instanceId);
-    this.subjects = new DecisionSubjects(config.subjectPrefix);
     this.sendCursor = { segment: 1, offset: 0 };
+    this.link = new NatsLink(config, logger, {
+      ready: (how) => this.onReady(how),
+      down: (reason, wasUp) => {
+        if (wasUp) this.logger.warn({ reason, unconfirmedBytes: this.log.pendingBytes() }, 'NATS unavailable; events are spooled and will be replayed');
+        this.rewind();
+      },
+      changed: () => this.onHealth(),
+    });
   }
 
   get chainId(): string {
-    return this.chain.id;
+    return this.builder.chain.id;
+  }
+
+  private get up(): boolean {
+    return this.link.up;
   }
 
   /** Opens the spool (fails fast if unusable) and connects in the background: NATS may be down at start. */
@@ -94,92 +115,49 @@ export class DecisionPublisher implements ClosableSink {
     this.replaying = true;
     const backlog = this.log.pendingBytes();
     if (backlog > 0) this.logger.warn({ bytes: backlog, spool: this.config.spoolDir }, 'decision spool holds unconfirmed events from a previous run; they will be replayed');
-    this.persistTimer = setInterval(() => this.log.persistCommit(), 1000);
+    this.persistTimer = setInterval(() => {
+      try {
+        this.log.persistCommit();
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'cannot save the spool position; a restart will replay more (JetStream drops the duplicates)');
+      }
+    }, 1000);
     this.persistTimer.unref();
     this.statsTimer = setInterval(() => this.logStats(), 60_000);
     this.statsTimer.unref();
-    void this.connectInBackground();
+    this.link.start();
   }
 
-  /**
-   * Connects, retrying every 500 ms until NATS answers or the publisher closes. The first connect
-   * is retried here rather than by the client's waitOnFirstConnect: that loop cannot be cancelled,
-   * so a server that never reached NATS could not shut down.
-   */
-  private async connectInBackground(): Promise<void> {
-    let attempts = 0;
-    while (!this.closing) {
-      let nc: NatsConnection;
-      try {
-        // maxReconnectAttempts -1: the default client gives up after ~18 s and then fails every publish.
-        nc = await connect({
-          servers: this.config.natsUrl,
-          name: `verdict ${this.config.instanceId}`,
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 500,
-          timeout: this.config.ackTimeoutMs,
-          pingInterval: 10_000,
-        });
-      } catch (err) {
-        if (attempts++ === 0) this.logger.error({ err: (err as Error).message, url: this.config.natsUrl }, 'cannot connect to NATS; events are spooled until it answers');
-        await new Promise<void>((resolve) => {
-          this.connectRetry = { timer: setTimeout(resolve, 500), resolve };
-        });
-        this.connectRetry = undefined;
-        continue;
-      }
-      if (this.closing) {
-        await nc.close();
-        return;
-      }
-      this.nc = nc;
-      this.js = nc.jetstream();
-      void this.watchStatus(nc);
-      await this.becomeReady('connected');
-      return;
-    }
+  /** Called with the trail's health whenever it changes (connection, stream drift, spool errors). */
+  subscribeHealth(listener: (health: TrailHealth) => void): void {
+    this.healthListeners.push(listener);
   }
 
-  private async watchStatus(nc: NatsConnection): Promise<void> {
-    for await (const s of nc.status()) {
-      if (s.type === Events.Disconnect) this.markDown('NATS disconnected');
-      else if (s.type === Events.Reconnect) void this.becomeReady('reconnected');
-    }
+  private onHealth(): void {
+    const h = this.trailHealth();
+    for (const l of this.healthListeners) l(h);
   }
 
-  private async becomeReady(how: string): Promise<void> {
-    if (!this.nc || this.closing) return;
-    try {
-      const result = await ensureStream(await this.nc.jetstreamManager(), this.config);
-      if (result !== 'ok') this.logger.info({ stream: this.config.stream, result }, 'decision stream configured');
-    } catch (err) {
-      this.logger.error({ err: (err as Error).message, stream: this.config.stream }, 'decision stream unavailable; events are spooled');
-      this.scheduleRetry();
-      return;
-    }
-    this.up = true;
+  /** The id of the last entry in the spool (see ThreadedPublisher's restart). */
+  lastSpooledId(): string | undefined {
+    return this.log.lastMsgId();
+  }
+
+  trailHealth(): TrailHealth {
+    return { connected: this.link.up, publisherRunning: true, streamDrift: this.link.streamDrift, lastStreamIncident: this.link.lastIncident, spoolError: this.losses.error };
+  }
+
+  private onReady(how: string): void {
     this.stats.connected = true;
+    this.builder.messageLimit = this.link.messageLimit();
     const backlog = this.log.pendingBytes();
-    this.logger.info({ url: this.config.natsUrl, how, stream: this.config.stream, replayBytes: backlog }, backlog > 0 ? 'NATS available; replaying spooled events' : 'NATS available');
+    this.logger.info({ how, stream: this.config.stream, replayBytes: backlog, eventBytes: this.builder.eventBytes() }, backlog > 0 ? 'NATS available; replaying spooled events' : 'NATS available');
     this.scheduleTick();
   }
 
-  private scheduleRetry(): void {
-    if (this.retryTimer || this.closing) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (this.nc && !this.nc.isClosed()) void this.becomeReady('retry');
-    }, 1000);
-    this.retryTimer.unref();
-  }
-
   /** Stop sending into the void and rewind to the last confirmed event; the spool holds the rest. */
-  private markDown(reason: string): void {
+  private rewind(): void {
     this.checkpointInFlight = false;
-    if (this.up) {
-      this.logger.warn({ reason, unconfirmedBytes: this.log.pendingBytes() }, 'NATS unavailable; events are spooled and will be replayed');
-    }
-    this.up = false;
     this.stats.connected = false;
     this.replaying = true;
     this.memory = [];
@@ -201,9 +179,15 @@ export class DecisionPublisher implements ClosableSink {
 
   /**
    * A group of bodies handed over at once (the publisher thread): chained, spooled and sent right
-   * away, in this turn — no timer, since every timer wake-up costs CPU of its own.
+   * away, in this turn — no timer, since every timer wake-up costs CPU of its own. `dropped`: the
+   * decisions the serving thread could not hand over since the last group, explained first.
    */
-  recordBodies(items: readonly { body: UnchainedEvent; waiter?: (durable: boolean) => void }[]): void {
+  recordBodies(items: readonly { body: UnchainedEvent; waiter?: (durable: boolean) => void }[], dropped?: HandoffLoss): void {
+    if (dropped && dropped.count > 0 && !this.closing) {
+      this.stats.lostHandoff += dropped.count;
+      this.stats.failed += dropped.count;
+      this.pending.push({ entry: this.builder.lost({ count: dropped.count, reason: dropped.reason, stage: 'handoff', from: dropped.from, to: dropped.to }), decision: false });
+    }
     for (const item of items) this.enqueue(item.body, item.waiter, false);
     if (this.tickTimer) {
       clearTimeout(this.tickTimer);
@@ -218,25 +202,10 @@ export class DecisionPublisher implements ClosableSink {
       waiter?.(false);
       return;
     }
-    // The chain link is enough here; the event object is only assembled when someone asks for it.
-    let { link, payload } = this.chain.append(body);
-    if (payload.length > MAX_EVENT_CHARS && body.attributes) {
-      // Too big for a NATS message (default max_payload 1 MiB): keep the decision, drop the
-      // attributes, and say so in the event. Built before the chain moves on, so no seq is lost.
-      this.chain.rewind(link.seq, link.prev);
-      const { attributes: _dropped, ...rest } = body;
-      ({ link, payload } = this.chain.append({ ...rest, truncated: 'attributes' } as UnchainedEvent));
-    }
-    const entry: WalEntry = {
-      subject: this.subjects.of(body.resource.type, body.decision),
-      msgId: body.id,
-      chain: link.id,
-      seq: link.seq,
-      hash: link.hash,
-      payload,
-    };
+    const { entry, cut } = this.builder.event(body);
+    if (cut) this.stats.cut++;
     this.stats.recorded++;
-    this.pending.push(waiter ? { entry, waiter } : { entry });
+    this.pending.push(waiter ? { entry, decision: true, waiter } : { entry, decision: true });
     if (schedule) this.scheduleTick(waiter !== undefined);
   }
 
@@ -272,11 +241,11 @@ export class DecisionPublisher implements ClosableSink {
 
   /** One turn: spool what was recorded (group commit), send what can be sent, arm a checkpoint. */
   private tick(): void {
-    if (this.pending.length > 0) this.writePending();
-    if (!this.up || !this.nc) return;
+    const spooled = this.pending.length === 0 || this.writePending();
+    if (!this.up || !this.link.nc) return;
     if (this.replaying) {
       const { entries, ends, next } = this.log.read(this.sendCursor, REPLAY_BATCH);
-      for (const e of entries) this.send(e);
+      for (const e of entries) this.send(e, Buffer.from(e.payload, 'utf8'), this.builder.subjectOf(e));
       if (entries.length > 0) this.sendCursor = ends[ends.length - 1]!;
       else this.sendCursor = next;
       if (comparePositions(this.sendCursor, this.log.end()) >= 0) {
@@ -286,33 +255,39 @@ export class DecisionPublisher implements ClosableSink {
         this.scheduleTick(true); // more to replay: yield to the event loop between batches
       }
     } else if (this.memory.length > 0) {
-      for (const m of this.memory) this.send(m.entry, m.bytes);
+      // Built by this process under the current prefix: the subject is as it must be.
+      for (const m of this.memory) this.send(m.entry, m.bytes, m.entry.subject);
       this.sendCursor = this.memory[this.memory.length - 1]!.end;
       this.memory = [];
     }
+    // A refusal found while sending is a new record: spool it (it is sent on the next turn). After
+    // a failed write the pending loss record waits for the next decision or the retry timer.
+    if (spooled && this.pending.length > 0) this.scheduleTick();
     this.armCheckpoint();
   }
 
-  private writePending(): void {
+  /** Writes what is pending; false when the spool refused it. */
+  private writePending(): boolean {
     const batch = this.pending;
     this.pending = [];
     const sync = batch.some((p) => p.waiter !== undefined);
     let ends;
     const views: Uint8Array[] = [];
     try {
-      ends = this.log.append(batch.map((p) => p.entry), sync, views);
+      ends = this.log.append(
+        batch.map((p) => p.entry),
+        sync,
+        views,
+      );
     } catch (err) {
-      this.stats.failed += batch.length;
-      const now = Date.now();
-      if (now - this.lastFailureLog > 5000) {
-        this.lastFailureLog = now;
-        this.logger.error({ err: err instanceof WalError ? err.message : String(err), lost: this.stats.failed }, 'decision events could not be spooled; they are lost (required mode denies instead)');
-      }
-      for (const p of batch) p.waiter?.(false);
-      // The chain now has a gap the consumer will report: that is the point of the chain.
-      return;
+      this.spoolRefused(batch, err);
+      return false;
     }
     this.stats.spooled += batch.length;
+    if (this.losses.written()) {
+      this.logger.info({ spool: this.config.spoolDir }, 'decision spool takes writes again');
+      this.onHealth();
+    }
     for (const p of batch) p.waiter?.(true);
     if (!this.replaying && this.up && this.memory.length + batch.length <= this.config.queueSize) {
       // The views point into this group's spool buffer; they are sent in this same turn.
@@ -322,21 +297,57 @@ export class DecisionPublisher implements ClosableSink {
       this.replaying = true;
       this.memory = [];
     }
+    return true;
   }
 
-  private send(entry: WalEntry, bytes: Uint8Array = Buffer.from(entry.payload, 'utf8')): void {
+  /**
+   * The spool refused a group (full, ENOSPC, I/O error): the events are lost — counted by reason,
+   * logged, denied in required mode — and a `verdict.events-lost.v1` record naming their seqs is
+   * queued for the next write, so the gap they leave is explained once the spool takes writes again.
+   */
+  private spoolRefused(batch: Pending[], err: unknown): void {
+    const wasFailing = this.losses.error !== undefined;
+    this.pending.unshift({ entry: this.losses.refused(batch, err), decision: false });
+    if (!wasFailing) this.onHealth();
+    for (const p of batch) p.waiter?.(false);
+    // Retried with the next decision, or in a second if none comes; never in a loop.
+    if (!this.spoolRetryTimer && !this.closing) {
+      this.spoolRetryTimer = setTimeout(() => {
+        this.spoolRetryTimer = undefined;
+        if (this.pending.length > 0 && !this.closing) this.tick();
+      }, 1000);
+      this.spoolRetryTimer.unref();
+    }
+  }
+
+  private send(entry: WalEntry, bytes: Uint8Array, subject: string): void {
+    // NATS refuses a message larger than the server's max_payload (the client throws) or, silently
+    // for a core publish, the stream's max_msg_size: check first, and record the refusal.
+    const limit = this.builder.messageLimit;
+    if (limit !== undefined && bytes.length + entry.msgId.length + 32 > limit + HEADER_ALLOWANCE) {
+      this.refuse(entry, bytes.length, `message of ${bytes.length} bytes is larger than NATS accepts (${limit + HEADER_ALLOWANCE} bytes: the server's max_payload or the stream's max_msg_size)`);
+      return;
+    }
     const h = headers();
     h.set('Nats-Msg-Id', entry.msgId);
     try {
-      this.nc!.publish(this.subjects.current(entry), bytes, { headers: h });
+      this.link.nc!.publish(subject, bytes, { headers: h });
     } catch (err) {
-      // Only a message NATS can never take throws here (e.g. larger than max_payload): retrying
-      // would stall the stream forever. Skip it loudly; the chain shows the gap to the auditor.
-      this.stats.failed++;
-      this.logger.error({ err: (err as Error).message, chain: entry.chain, seq: entry.seq, eventId: entry.msgId, bytes: bytes.length }, 'decision event cannot be published; skipped');
+      // Only a message NATS can never take throws here: retrying would stall the stream forever.
+      this.refuse(entry, bytes.length, `${(err as { code?: string }).code ?? 'ERROR'}: ${(err as Error).message}`);
+      return;
     }
+    // A checkpoint names the last entry sent: never one NATS refused.
     this.lastSent = entry;
     this.stats.sent++;
+  }
+
+  /** Skips an entry NATS will not take, and explains the gap in the chain (a record, spooled and sent next). */
+  private refuse(entry: WalEntry, bytes: number, reason: string): void {
+    this.stats.refused++;
+    this.logger.error({ reason, chain: entry.chain, seq: entry.seq, eventId: entry.msgId, bytes }, 'decision event refused by NATS; the refusal is recorded in the chain');
+    if (isChainRecord(entry)) return;
+    this.pending.push({ entry: this.builder.refused(entry, bytes, reason), decision: false });
   }
 
   private armCheckpoint(): void {
@@ -350,19 +361,20 @@ export class DecisionPublisher implements ClosableSink {
 
   /** Publishes a checkpoint and awaits its ack; the ack confirms everything sent before it. */
   private async checkpoint(final: boolean): Promise<boolean> {
-    if (!this.up || !this.js || this.checkpointInFlight) return false;
+    const js = this.link.js;
+    if (!this.up || !js || this.checkpointInFlight) return false;
     const covered = this.sendCursor;
     const last = this.lastSent;
     if (!last) return true;
     this.checkpointInFlight = true;
     const body = buildCheckpoint(this.config, { chain: last.chain, seq: last.seq, hash: last.hash, final });
     try {
-      const ack = await this.js.publish(this.checkpointSubject, JSON.stringify(body), { msgID: `${last.chain}#${last.seq}${final ? '#final' : ''}`, timeout: this.config.ackTimeoutMs });
+      const ack = await js.publish(this.checkpointSubject, JSON.stringify(body), { msgID: `${last.chain}#${last.seq}${final ? '#final' : ''}`, timeout: this.config.ackTimeoutMs });
       this.stats.checkpoints++;
       this.log.commit(covered, false);
       // Events of this process's chain confirmed so far (replayed events of earlier runs are not counted).
-      if (last.chain === this.chain.id && last.seq > this.stats.published) this.stats.published = last.seq;
-      await checkpointAcknowledged(this.config, body, ack, this.nc, this.logger, this.closing);
+      if (last.chain === this.builder.chain.id && last.seq > this.stats.published) this.stats.published = last.seq;
+      await checkpointAcknowledged(this.config, body, ack, this.link.nc, this.logger, this.closing);
       this.checkpointInFlight = false;
       this.armCheckpoint();
       return true;
@@ -370,21 +382,20 @@ export class DecisionPublisher implements ClosableSink {
       this.checkpointInFlight = false;
       this.stats.checkpointFailures++;
       this.logger.warn({ err: (err as Error).message }, 'checkpoint not acknowledged');
-      this.markDown(`checkpoint failed: ${(err as Error).message}`);
-      if (this.nc && !this.nc.isClosed()) this.scheduleRetry();
+      this.link.markDown(`checkpoint failed: ${(err as Error).message}`);
+      if (this.link.nc && !this.link.nc.isClosed()) this.link.scheduleRetry();
       return false;
     }
   }
 
   private logStats(): void {
-    this.stats.queued = this.pending.length;
-    this.stats.unconfirmedBytes = this.log.pendingBytes();
-    if (this.stats.recorded > 0) this.logger.info({ events: { ...this.stats } }, 'decision stream stats');
+    if (this.stats.recorded > 0) this.logger.info({ events: this.snapshot() }, 'decision stream stats');
   }
 
   snapshot(): PublisherStats {
     this.stats.queued = this.pending.length;
     this.stats.unconfirmedBytes = this.log.pendingBytes();
+    this.stats.streamDrifts = this.link.streamDrifts;
     return { ...this.stats };
   }
 
@@ -396,10 +407,6 @@ export class DecisionPublisher implements ClosableSink {
     const deadline = Date.now() + timeoutMs;
     if (this.pending.length > 0) this.writePending();
     this.closing = true;
-    if (this.connectRetry) {
-      clearTimeout(this.connectRetry.timer);
-      this.connectRetry.resolve();
-    }
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
     this.checkpointTimer = undefined;
     while (this.up && Date.now() < deadline) {
@@ -411,15 +418,13 @@ export class DecisionPublisher implements ClosableSink {
       while (this.checkpointInFlight && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       const done = !this.replaying && comparePositions(this.sendCursor, this.log.end()) >= 0;
       // "final" closes this process's chain; never an earlier run's chain that is only being replayed.
-      const ok = await this.checkpoint(done && this.lastSent?.chain === this.chain.id);
+      const ok = await this.checkpoint(done && this.lastSent?.chain === this.builder.chain.id);
       if (ok && done && comparePositions(this.log.committedPosition(), this.log.end()) >= 0) break;
     }
-    for (const t of [this.persistTimer, this.statsTimer, this.retryTimer, this.tickTimer]) if (t) clearInterval(t);
+    for (const t of [this.persistTimer, this.statsTimer, this.tickTimer, this.spoolRetryTimer]) if (t) clearInterval(t);
     this.logStats();
     this.log.close();
     this.logger.info({ events: this.snapshot() }, 'decision publisher closed');
-    if (this.nc) {
-      await this.nc.close().catch(() => undefined);
-    }
+    await this.link.close();
   }
 }

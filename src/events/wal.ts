@@ -27,6 +27,23 @@ const segmentName = (n: number) => `decisions-${String(n).padStart(8, '0')}.wal`
 
 export class WalError extends Error {
   readonly code = 'SPOOL_UNAVAILABLE';
+  /** Why: `SPOOL_FULL` (events.spoolMaxBytes reached) or the system error code (`ENOSPC`, `EIO`, `EFBIG`, …). */
+  constructor(
+    message: string,
+    readonly reason: string = 'SPOOL_UNAVAILABLE',
+  ) {
+    super(message);
+  }
+}
+
+/** Makes a directory entry (a new segment, the cursor, the lock) durable: fsync of the directory itself. */
+export function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -47,6 +64,8 @@ export class DecisionLog {
   private oldestSegment = 1;
   private readonly cursorFile: string;
   private lockFile: string | undefined;
+  /** A failed write could not be cut back yet: the file may end in a torn line; repair before writing. */
+  private needsRepair = false;
 
   constructor(
     readonly dir: string,
@@ -74,6 +93,9 @@ export class DecisionLog {
       }
       this.committed = committed;
       this.oldestSegment = segments[0] ?? this.segment;
+      // The segment, lock and directory entries may all be new: make them survive a power loss.
+      syncDirectory(this.dir);
+      syncDirectory(path.dirname(path.resolve(this.dir)));
     } catch (err) {
       throw new WalError(`events.spoolDir ${this.dir}: cannot open the decision spool (${(err as Error).message}); set events.spoolDir to a writable directory`);
     }
@@ -156,7 +178,8 @@ export class DecisionLog {
    */
   append(entries: readonly WalEntry[], sync: boolean, payloadViews?: Uint8Array[]): WalPosition[] {
     if (this.fd === undefined) throw new WalError('decision spool is not open');
-    if (this.pendingBytes() > this.maxBytes) throw new WalError(`decision spool is full (${this.maxBytes} bytes unconfirmed; NATS has been unavailable too long)`);
+    if (this.needsRepair) this.repair();
+    if (this.pendingBytes() > this.maxBytes) throw new WalError(`decision spool is full (${this.maxBytes} bytes unconfirmed; NATS has been unavailable too long)`, 'SPOOL_FULL');
     if (this.size >= this.segmentBytes) this.rotate();
     // One buffer for the whole group, strings encoded straight into it, one write syscall. The
     // caller may ask for views of each payload in it, to publish the same bytes without encoding
@@ -185,17 +208,56 @@ export class DecisionLog {
       while (written < bytes.length) written += writeSync(this.fd, bytes, written, bytes.length - written);
       if (sync) fsyncSync(this.fd);
     } catch (err) {
-      throw new WalError(`cannot write the decision spool in ${this.dir}: ${(err as Error).message}`);
+      // A short write followed by ENOSPC (or any failure) leaves part of the group in the file.
+      // Cut it back to the last whole record, so the file, `size` and every position agree again;
+      // otherwise later records would land after a torn line, where replay cannot find them.
+      this.needsRepair = true;
+      try {
+        this.repair();
+      } catch {
+        // retried before the next write
+      }
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      throw new WalError(`cannot write the decision spool in ${this.dir}: ${(err as Error).message}`, code);
     }
     this.size += bytes.length;
     return positions;
   }
 
+  /** Truncates the current segment back to `size`, the end of its last whole record. */
+  private repair(): void {
+    try {
+      ftruncateSync(this.fd!, this.size);
+      fsyncSync(this.fd!);
+    } catch (err) {
+      throw new WalError(`cannot repair the decision spool in ${this.dir} after a failed write: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code ?? 'EIO');
+    }
+    this.needsRepair = false;
+  }
+
+  /** Opens the next segment before letting go of the current one: a failure leaves the log as it was. */
   private rotate(): void {
-    fsyncSync(this.fd!);
+    let fd: number;
+    try {
+      fsyncSync(this.fd!);
+      fd = openSync(path.join(this.dir, segmentName(this.segment + 1)), 'a+');
+    } catch (err) {
+      throw new WalError(`cannot start a new decision spool segment in ${this.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code ?? 'EIO');
+    }
+    try {
+      syncDirectory(this.dir); // the new segment's name must survive a crash as surely as its content
+    } catch (err) {
+      closeSync(fd);
+      try {
+        unlinkSync(path.join(this.dir, segmentName(this.segment + 1)));
+      } catch {
+        // reopened (and reused) by the next attempt
+      }
+      throw new WalError(`cannot sync the decision spool directory ${this.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code ?? 'EIO');
+    }
     closeSync(this.fd!);
+    this.fd = fd;
     this.segment += 1;
-    this.fd = openSync(path.join(this.dir, segmentName(this.segment)), 'a+');
     this.size = 0;
   }
 
@@ -243,6 +305,37 @@ export class DecisionLog {
     }
   }
 
+  /**
+   * The message id of the last whole entry in the spool (undefined when it is empty). A restarted
+   * publisher thread uses it to tell which of the events handed to the dead one it had spooled.
+   */
+  lastMsgId(): string | undefined {
+    for (let segment = this.segment; segment >= this.oldestSegment; segment--) {
+      const size = segment === this.segment ? this.size : this.segmentSize(segment);
+      if (size === 0) continue;
+      const fd = segment === this.segment ? this.fd! : openSync(path.join(this.dir, segmentName(segment)), 'r');
+      try {
+        // The line before the final newline: read backwards in chunks until its start.
+        let end = size - 1;
+        let chunk = 64 * 1024;
+        for (;;) {
+          const start = Math.max(0, end - chunk);
+          const buf = Buffer.allocUnsafe(end - start);
+          const n = readSync(fd, buf, 0, end - start, start);
+          const nl = buf.subarray(0, n).lastIndexOf(10);
+          if (nl !== -1 || start === 0) {
+            const line = buf.toString('utf8', nl + 1, n);
+            return line.split('\t', 3)[1];
+          }
+          chunk *= 2;
+        }
+      } finally {
+        if (fd !== this.fd) closeSync(fd);
+      }
+    }
+    return undefined;
+  }
+
   private segmentSize(segment: number): number {
     try {
       return statSync(path.join(this.dir, segmentName(segment))).size;
@@ -273,7 +366,10 @@ export class DecisionLog {
   persistCommit(): void {
     const text = JSON.stringify(this.committed).padEnd(64, ' ');
     if (text === this.persistedCommit) return;
-    if (this.cursorFd === undefined) this.cursorFd = openSync(this.cursorFile, 'w');
+    if (this.cursorFd === undefined) {
+      this.cursorFd = openSync(this.cursorFile, 'w');
+      syncDirectory(this.dir);
+    }
     writeSync(this.cursorFd, text, 0, 'utf8');
     this.persistedCommit = text;
   }

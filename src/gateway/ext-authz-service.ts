@@ -3,6 +3,8 @@ import { bearerToken, type TokenVerifier } from '../auth/tokens.js';
 import type { ServiceLimits } from '../config/schema.js';
 import type { Caller, CheckRequest, Resource, Subject } from '../engine/request.js';
 import { rejectionOf } from '../grpc/codec-guard.js';
+import { traceParentFromMetadata } from '../grpc/trace-context.js';
+import { traceParentFromHeaders, type TraceParent } from '../service/decision-hooks.js';
 import { NotReadyError, type DecisionService } from '../service/decision-service.js';
 import { httpContext, httpView, type EnvoyCheckRequest, type HttpView } from './http-request.js';
 import { badRequestResponse, forbiddenResponse, okResponse, unauthorizedResponse, type Header } from './responses.js';
@@ -50,7 +52,7 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
   const { settings, limits } = deps;
   const max = limits.maxIdentifierLength;
 
-  async function authorize(view: HttpView, caller: Caller | undefined): Promise<Record<string, unknown>> {
+  async function authorize(view: HttpView, caller: Caller | undefined, receivedAt: number, parent: TraceParent | undefined): Promise<Record<string, unknown>> {
     if (view.problem || !view.segments) return badRequestResponse(view.problem ?? 'the request path is not acceptable');
     const routed = routeRequest(settings.table, view.method, view.segments, view.unsafe);
     if (routed.kind === 'bad') return badRequestResponse(routed.problem);
@@ -67,7 +69,7 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
     }
     if (action.length > max || resource.id.length > max) return badRequestResponse(`the request maps to an identifier longer than ${max} characters`);
     const context = httpContext(view, settings.contextHeaders, matched ? matched.route.match : '');
-    const options = { explain: false, requestId: view.id, source: 'ext_authz' };
+    const options = { explain: false, requestId: view.id, source: 'ext_authz', receivedAt, trace: parent };
     const base = { action, resource, context, ...(caller ? { caller } : {}) };
 
     const token = bearerToken(view.headers.authorization);
@@ -115,11 +117,14 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
 
   return {
     Check(call: ServerUnaryCall<EnvoyCheckRequest, unknown>, callback: Callback) {
+      const receivedAt = deps.decisions.timed ? performance.now() : 0;
       const rejected = rejectionOf(call.request);
       if (rejected) return fail(callback, status.INVALID_ARGUMENT, rejected);
       const view = httpView(call.request);
       if (!view) return fail(callback, status.INVALID_ARGUMENT, 'attributes.request.http: is required (Verdict answers the HTTP ext_authz filter)');
-      authorize(view, deps.callerOf(call)).then(
+      // The trace continues from Envoy's ext_authz call (its metadata), else from the HTTP request's own headers.
+      const parent = traceParentFromMetadata(deps.decisions, call.metadata) ?? traceParentFromHeaders(deps.decisions, view.headers);
+      authorize(view, deps.callerOf(call), receivedAt, parent).then(
         (response) => callback(null, response),
         (err: unknown) => {
           if (err instanceof NotReadyError) return fail(callback, status.UNAVAILABLE, 'no policy set is loaded yet; retry shortly');

@@ -63,6 +63,8 @@ export class GrpcHost {
   private readonly serviceNames: string[] = [];
   /** Paths of request-streaming methods (reflection): their clock restarts with each message. */
   private readonly streamingPaths = new Set<string>();
+  /** What setServing last set: the health status of every service (the admin /readyz reads it). */
+  serving = false;
 
   constructor(
     services: readonly HostedService[],
@@ -103,6 +105,7 @@ export class GrpcHost {
   }
 
   setServing(serving: boolean): void {
+    this.serving = serving;
     const state = serving ? 'SERVING' : 'NOT_SERVING';
     this.health.setStatus('', state);
     for (const n of this.serviceNames) this.health.setStatus(n, state);

@@ -1,6 +1,7 @@
-import { InvalidRequestError } from '../engine/input.js';
+import type { RequestLimits } from '../engine/limits.js';
 import type { AttributeValue, Attributes } from '../engine/request.js';
-import { decodeStructJson, decodeStructMessage } from './wire/struct-decoder.js';
+import { checkAttributes, InvalidRequestError, TOO_DEEP } from '../engine/validate.js';
+import { decodeStructJson } from './wire/struct-decoder.js';
 import { WireFormatError } from './wire/protobuf-reader.js';
 
 /** google.protobuf.Value as proto-loader decodes it (oneofs: true gives `kind`). */
@@ -18,39 +19,34 @@ export interface ProtoStruct {
 }
 
 /**
- * Converts a Struct into plain JSON, enforcing the depth limit as it goes so a hostile nesting
- * never reaches the engine. `field` names the path for the error message. The Struct is either
- * proto-loader's object form or, from the server's own Check/CheckBatch decoder, its raw bytes.
+ * A Struct as plain JSON attributes, validated by the one request validator (limits and all).
+ * The Struct is either proto-loader's object form or, from the server's own Check/CheckBatch
+ * decoder, its raw bytes; both become the same JSON first, so both are refused alike.
  */
-export function structToAttributes(struct: ProtoStruct | Uint8Array | null | undefined, field: string, maxDepth: number): Attributes {
-  if (struct instanceof Uint8Array) return wireStructToAttributes(struct, field, maxDepth);
-  if (!struct || !struct.fields) return {};
-  return structFields(struct, field, 1, maxDepth);
+export function structToAttributes(struct: ProtoStruct | Uint8Array | null | undefined, field: string, limits: RequestLimits): Attributes {
+  return checkAttributes(structToJson(struct, field, limits.maxAttributeDepth), field, limits);
 }
 
-function wireStructToAttributes(bytes: Uint8Array, field: string, maxDepth: number): Attributes {
-  try {
+/** The conversion alone: nesting past `maxDepth` becomes TOO_DEEP, for the validator to report. */
+export function structToJson(struct: ProtoStruct | Uint8Array | null | undefined, field: string, maxDepth: number): Attributes {
+  if (struct instanceof Uint8Array) {
     try {
-      return decodeStructJson(bytes, field, maxDepth);
+      return decodeStructJson(struct, maxDepth);
     } catch (err) {
-      if (!(err instanceof InvalidRequestError)) throw err;
-      // Refused: let the object form decide which error to report (or that a later duplicate key
-      // replaced the bad value), so both forms answer alike.
-      return structToAttributes(decodeStructMessage(bytes, maxDepth), field, maxDepth);
+      if (err instanceof WireFormatError) throw new InvalidRequestError(field, `not a valid google.protobuf.Struct (${err.message})`);
+      throw err;
     }
-  } catch (err) {
-    if (err instanceof WireFormatError) throw new InvalidRequestError(field, `not a valid google.protobuf.Struct (${err.message})`);
-    throw err;
   }
+  if (!struct || !struct.fields) return {};
+  return structFields(struct, 1, maxDepth);
 }
 
-function structFields(struct: ProtoStruct, field: string, depth: number, maxDepth: number): { [k: string]: AttributeValue } {
-  if (depth > maxDepth) throw new InvalidRequestError(field, `nests deeper than ${maxDepth} levels (limits.maxAttributeDepth)`);
+function structFields(struct: ProtoStruct, depth: number, maxDepth: number): { [k: string]: AttributeValue } {
   const out: { [k: string]: AttributeValue } = {};
   const fields = struct.fields;
   if (fields) {
     for (const key in fields) {
-      const value = valueToJson(fields[key]!, field, key, depth, maxDepth);
+      const value = valueToJson(fields[key]!, depth, maxDepth);
       // A `__proto__` key is an attribute like any other, not the object's prototype.
       if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
       else out[key] = value;
@@ -59,30 +55,19 @@ function structFields(struct: ProtoStruct, field: string, depth: number, maxDept
   return out;
 }
 
-/** `parent.key` for map entries, `parent[i]` for list items (as the JSON request parser names them). */
-function pathOf(parent: string, key: string | number): string {
-  return typeof key === 'number' ? `${parent}[${key}]` : `${parent}.${key}`;
-}
-
-function valueToJson(v: ProtoValue, parent: string, key: string | number, depth: number, maxDepth: number): AttributeValue {
+/** `depth` is that of the struct or list holding the value. */
+function valueToJson(v: ProtoValue, depth: number, maxDepth: number): AttributeValue {
   switch (v.kind) {
     case 'stringValue':
       return v.stringValue!;
-    case 'numberValue': {
-      const n = v.numberValue!;
-      if (!Number.isFinite(n)) throw new InvalidRequestError(pathOf(parent, key), 'must be a finite number');
-      return n;
-    }
+    case 'numberValue':
+      return v.numberValue!;
     case 'boolValue':
       return v.boolValue!;
     case 'structValue':
-      return structFields(v.structValue ?? {}, pathOf(parent, key), depth + 1, maxDepth);
-    case 'listValue': {
-      const field = pathOf(parent, key);
-      if (depth + 1 > maxDepth) throw new InvalidRequestError(field, `nests deeper than ${maxDepth} levels (limits.maxAttributeDepth)`);
-      const values = v.listValue?.values ?? [];
-      return values.map((item, i) => valueToJson(item, field, i, depth + 1, maxDepth));
-    }
+      return depth + 1 > maxDepth ? TOO_DEEP : structFields(v.structValue ?? {}, depth + 1, maxDepth);
+    case 'listValue':
+      return depth + 1 > maxDepth ? TOO_DEEP : (v.listValue?.values ?? []).map((item) => valueToJson(item, depth + 1, maxDepth));
     default:
       return null;
   }
@@ -91,7 +76,11 @@ function valueToJson(v: ProtoValue, parent: string, key: string | number, depth:
 /** Plain JSON → google.protobuf.Struct in proto-loader's object form (used by clients and tests). */
 export function attributesToStruct(value: Record<string, unknown>): ProtoStruct {
   const fields: Record<string, ProtoValue> = {};
-  for (const [k, v] of Object.entries(value)) fields[k] = jsonToValue(v);
+  for (const [k, v] of Object.entries(value)) {
+    // A `__proto__` key is an attribute like any other (an assignment would set the prototype).
+    if (k === '__proto__') Object.defineProperty(fields, k, { value: jsonToValue(v), enumerable: true, writable: true, configurable: true });
+    else fields[k] = jsonToValue(v);
+  }
   return { fields };
 }
 

@@ -1,7 +1,9 @@
-import type { Decision, RuleTrace } from '../engine/decision.js';
-import { InvalidRequestError } from '../engine/input.js';
-import type { Attributes, CheckRequest, Subject } from '../engine/request.js';
+import { ANONYMOUS_SUBJECT, refuseSubjectWithToken } from '../auth/request-token.js';
+import type { TokenVerifier } from '../auth/tokens.js';
 import type { ServiceLimits } from '../config/schema.js';
+import type { Decision, RuleTrace } from '../engine/decision.js';
+import type { Attributes, CheckRequest, Subject } from '../engine/request.js';
+import { InvalidRequestError, validateIdentifier, validateRoles } from '../engine/validate.js';
 import { structToAttributes, type ProtoStruct } from './struct.js';
 
 /**
@@ -45,25 +47,19 @@ export interface ProtoCheckBatchRequest {
   token?: string;
 }
 
-function text(value: string | undefined, field: string, limits: ServiceLimits, required: boolean): string {
-  if (!value) {
-    if (required) throw new InvalidRequestError(field, 'is required and must not be empty');
-    return '';
-  }
-  if (value.length > limits.maxIdentifierLength) throw new InvalidRequestError(field, `is longer than ${limits.maxIdentifierLength} characters (limits.maxIdentifierLength)`);
-  return value;
-}
-
+/**
+ * The request validator (src/engine/validate.ts) does every check; this adapter only maps proto
+ * fields to the plain request shape, field by field in the documented order, so a gRPC request is
+ * refused exactly like the same request as JSON.
+ */
 export function toSubject(s: ProtoSubject | undefined, limits: ServiceLimits): Subject {
   if (!s) throw new InvalidRequestError('subject', 'is required');
-  const roles = s.roles ?? [];
-  if (roles.length > limits.maxRoles) throw new InvalidRequestError('subject.roles', `has ${roles.length} roles; at most ${limits.maxRoles} allowed (limits.maxRoles)`);
-  for (let i = 0; i < roles.length; i++) text(roles[i], `subject.roles[${i}]`, limits, true);
+  const roles = validateRoles(s.roles, 'subject.roles', limits);
   return {
-    type: text(s.type, 'subject.type', limits, false) || 'user',
-    id: text(s.id, 'subject.id', limits, true),
+    type: validateIdentifier(s.type, 'subject.type', limits, false, 'user'),
+    id: validateIdentifier(s.id, 'subject.id', limits, true),
     roles,
-    attributes: structToAttributes(s.attributes, 'subject.attributes', limits.maxAttributeDepth),
+    attributes: structToAttributes(s.attributes, 'subject.attributes', limits),
   };
 }
 
@@ -71,11 +67,11 @@ function toTarget(action: ProtoAction | undefined, resource: ProtoResource | und
   if (!action) throw new InvalidRequestError(`${prefix}action`, 'is required');
   if (!resource) throw new InvalidRequestError(`${prefix}resource`, 'is required');
   return {
-    action: text(action.name, `${prefix}action.name`, limits, true),
+    action: validateIdentifier(action.name, `${prefix}action.name`, limits, true),
     resource: {
-      type: text(resource.type, `${prefix}resource.type`, limits, true),
-      id: text(resource.id, `${prefix}resource.id`, limits, false),
-      attributes: structToAttributes(resource.attributes, `${prefix}resource.attributes`, limits.maxAttributeDepth),
+      type: validateIdentifier(resource.type, `${prefix}resource.type`, limits, true),
+      id: validateIdentifier(resource.id, `${prefix}resource.id`, limits, false),
+      attributes: structToAttributes(resource.attributes, `${prefix}resource.attributes`, limits),
     },
   };
 }
@@ -83,7 +79,7 @@ function toTarget(action: ProtoAction | undefined, resource: ProtoResource | und
 export function toCheckRequest(msg: ProtoCheckRequest, limits: ServiceLimits): CheckRequest {
   const subject = toSubject(msg.subject, limits);
   const target = toTarget(msg.action, msg.resource, '', limits);
-  const context: Attributes = structToAttributes(msg.context, 'context', limits.maxAttributeDepth);
+  const context: Attributes = structToAttributes(msg.context, 'context', limits);
   return { subject, action: target.action, resource: target.resource, context };
 }
 
@@ -92,11 +88,24 @@ export function toBatchRequests(msg: ProtoCheckBatchRequest, limits: ServiceLimi
   const items = msg.items ?? [];
   if (items.length === 0) throw new InvalidRequestError('items', 'must hold at least one (action, resource) pair');
   if (items.length > limits.maxBatchItems) throw new InvalidRequestError('items', `has ${items.length} items; at most ${limits.maxBatchItems} allowed (limits.maxBatchItems)`);
-  const context: Attributes = structToAttributes(msg.context, 'context', limits.maxAttributeDepth);
+  const context: Attributes = structToAttributes(msg.context, 'context', limits);
   return items.map((item, i) => {
     const target = toTarget(item.action, item.resource, `items[${i}].`, limits);
     return { subject, action: target.action, resource: target.resource, context };
   });
+}
+
+const PLACEHOLDER = { id: '-' };
+
+/** Check with `token`: the request's target, validated, with the subject left to the token. */
+export function toTokenCheckRequest(msg: ProtoCheckRequest, limits: ServiceLimits, tokens: TokenVerifier | undefined): CheckRequest {
+  refuseSubjectWithToken(msg.subject, tokens);
+  return { ...toCheckRequest({ ...msg, subject: PLACEHOLDER }, limits), subject: ANONYMOUS_SUBJECT };
+}
+
+export function toTokenBatchRequests(msg: ProtoCheckBatchRequest, limits: ServiceLimits, tokens: TokenVerifier | undefined): CheckRequest[] {
+  refuseSubjectWithToken(msg.subject, tokens);
+  return toBatchRequests({ ...msg, subject: PLACEHOLDER }, limits).map((r) => ({ ...r, subject: ANONYMOUS_SUBJECT }));
 }
 
 /** Response messages as the handlers build them (enums by name, as proto-loader takes them). */

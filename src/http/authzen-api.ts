@@ -1,6 +1,7 @@
 import type { Decision } from '../engine/decision.js';
 import { InvalidRequestError } from '../service/request-validation.js';
 import type { Caller, CheckRequest } from '../engine/request.js';
+import type { CallHooks, TraceParent } from '../service/decision-hooks.js';
 import type { CheckOptions, DecisionService } from '../service/decision-service.js';
 import { authzenToCheckRequest, mergeEvaluation, type AuthzenMapping, type AuthzenTuple } from './authzen-request.js';
 import { itemError, toAuthzenDecision, type AuthzenDecision } from './authzen-response.js';
@@ -21,6 +22,10 @@ export interface AuthzenCall {
   readonly requestId: string;
   /** The mTLS caller, visible to conditions and recorded. */
   readonly caller: Caller | undefined;
+  /** performance.now() when the request arrived (metrics or tracing on, `hooks.timed`). */
+  readonly receivedAt?: number;
+  /** The caller's W3C trace context (traceParentFromHeaders), when tracing is on. */
+  readonly trace?: TraceParent | undefined;
 }
 
 interface CallOptions {
@@ -54,13 +59,18 @@ function callOptions(value: unknown): CallOptions {
 export class AuthzenApi {
   constructor(private readonly deps: AuthzenApiDeps) {}
 
+  /** Whether to time calls and how to read their trace context (metrics and tracing). */
+  get hooks(): CallHooks {
+    return this.deps.decisions;
+  }
+
   private request(tuple: AuthzenTuple, call: AuthzenCall): CheckRequest {
     const request = authzenToCheckRequest(tuple, this.deps);
     return call.caller ? { ...request, caller: call.caller } : request;
   }
 
   private options(call: AuthzenCall, explain: boolean, source: string): CheckOptions {
-    return { explain, requestId: call.requestId, source };
+    return { explain, requestId: call.requestId, source, receivedAt: call.receivedAt, trace: call.trace };
   }
 
   /** POST /access/v1/evaluation: one decision; any problem with the request is a 400. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { traceParentFromHeaders } from '../service/decision-hooks.js';
 import { NotReadyError } from '../service/decision-service.js';
 import type { AuthzenApi, AuthzenCall } from './authzen-api.js';
 import { checkBodyHeaders, readJsonBody } from './body.js';
@@ -61,6 +62,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: HttpRequest, res:
   }
 
   async function access(req: HttpRequest, res: HttpResponse, path: string): Promise<void> {
+    const receivedAt = deps.api.hooks.timed ? performance.now() : 0;
     let bodyRead = false;
     try {
       const rid = req.headers['x-request-id'];
@@ -79,7 +81,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: HttpRequest, res:
       checkBodyHeaders(req.headers, deps.maxBodyBytes);
       const body = await readJsonBody(req, deps.maxBodyBytes, req.httpVersionMajor === 2 ? deps.requestTimeoutMs : 0);
       bodyRead = true;
-      const call: AuthzenCall = { requestId, caller };
+      const call: AuthzenCall = { requestId, caller, receivedAt, trace: traceParentFromHeaders(deps.api.hooks, req.headers) };
       const answer = path === EVALUATION_PATH ? await deps.api.evaluation(body, call) : await deps.api.evaluations(body, call);
       send(req, res, 200, JSON.stringify(answer));
     } catch (err) {

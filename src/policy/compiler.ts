@@ -4,7 +4,13 @@ import { assemble, EMPTY_STATE, policySetOf, type SetState } from './assemble.js
 import type { PolicyIssue } from './issues.js';
 import { pathOrderKey, revisionOfOrdered } from './revision.js';
 import { runInSlices, runToEnd, type Work } from './slices.js';
+import type { CostEstimateLimits } from './cost.js';
 import { compileFileUnit, EnvironmentPool, type FileUnit } from './unit.js';
+
+export interface CompileOptions {
+  /** Request and cost limits each condition's worst case is checked against (CEL_COST); default: the defaults of `limits`. */
+  readonly limits?: CostEstimateLimits;
+}
 
 /** What compiling one snapshot gave: the set (when it loads) or every issue, and what changed. */
 export interface CompiledCandidate {
@@ -44,6 +50,8 @@ export class PolicyCompiler {
   private base: CompilerState = INITIAL;
   private readonly pool = new EnvironmentPool();
   private readonly spare = new Map<string, FileUnit>();
+
+  constructor(private readonly options: CompileOptions = {}) {}
 
   /** Compiles on the calling turn (CLI, tests, a first load with nothing else to serve). */
   compileNow(files: readonly PolicyFile[]): CompiledCandidate {
@@ -94,7 +102,7 @@ export class PolicyCompiler {
       touched.add(file.path);
       yield;
       const key = `${file.path}\0${file.sha256}`;
-      const unit = this.spare.get(key) ?? (yield* compileFileUnit(file, this.pool));
+      const unit = this.spare.get(key) ?? (yield* compileFileUnit(file, this.pool, this.options.limits));
       this.spare.delete(key);
       units.set(file.path, unit);
     }
@@ -118,7 +126,7 @@ export class PolicyCompiler {
       for (const path of again) {
         yield;
         const file = files.find((f) => f.path === path)!;
-        units.set(path, yield* compileFileUnit(file, this.pool, true));
+        units.set(path, yield* compileFileUnit(file, this.pool, this.options.limits, true));
       }
       if (again.size > 0) built = yield* assemble({ previous: built.state, units, touched: again });
     }

@@ -1,5 +1,7 @@
 import type { ASTNode, Environment } from '@marcbachmann/cel-js';
 import { lintExpression, referencedVariables } from '../cel/environment.js';
+import { instrumentExpression } from '../cel/instrument.js';
+import { charge } from '../cel/meter.js';
 import type { SourceExpression } from './document.js';
 import type { PolicyIssue, PolicyIssueCode } from './issues.js';
 
@@ -7,9 +9,12 @@ import type { PolicyIssue, PolicyIssueCode } from './issues.js';
 export type CelProgram = (activation: Record<string, unknown>) => unknown;
 
 export interface CheckedExpression {
+  /** The metered program: charges the decision's cost meter as it runs (src/cel/instrument.ts). */
   readonly program: CelProgram;
   readonly ast: ASTNode;
   readonly type: string;
+  /** Cost units charged on every run, besides loops and size-dependent operations. */
+  readonly fixedCost: number;
 }
 
 interface CelErrorShape {
@@ -96,7 +101,13 @@ function checkFresh(
     issues.push({ ...source.positionAt(problem.start), code: 'CEL_UNSAFE', message: `${where}: ${problem.message}` });
   }
   if (lint.length > 0) return undefined;
-  return { program: parsed as unknown as CelProgram, ast: parsed.ast, type };
+  const fixedCost = instrumentExpression(parsed.ast);
+  const run = parsed as unknown as CelProgram;
+  const program: CelProgram = (activation) => {
+    charge(fixedCost);
+    return run(activation);
+  };
+  return { program, ast: parsed.ast, type, fixedCost };
 }
 
 export { referencedVariables };

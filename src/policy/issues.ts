@@ -14,6 +14,7 @@ export type PolicyIssueCode =
   | 'CEL_TYPE'
   | 'CEL_NOT_BOOL'
   | 'CEL_UNSAFE'
+  | 'CEL_COST' // a condition's worst-case cost is over limits.maxConditionCost
   | 'UNDEFINED_VARIABLE'
   | 'CYCLIC_VARIABLE'
   | 'NO_POLICIES';

@@ -1,5 +1,6 @@
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, Effect, PolicySetSummary } from '../engine/model.js';
 import { celBaseEnvironment } from '../cel/environment.js';
+import { checkDocumentCosts, DEFAULT_COST_ESTIMATE_LIMITS, type CostEstimateLimits } from './cost.js';
 import { checkExpression } from './expression.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import { parsePolicyFile } from './parse.js';
@@ -87,7 +88,12 @@ export class EnvironmentPool {
 }
 
 /** Parses and compiles one file; never throws (every problem is an issue of the unit). */
-export function* compileFileUnit(file: { readonly path: string; readonly text: string; readonly sha256: string }, pool: EnvironmentPool, precise = false): Work<FileUnit> {
+export function* compileFileUnit(
+  file: { readonly path: string; readonly text: string; readonly sha256: string },
+  pool: EnvironmentPool,
+  limits: CostEstimateLimits = DEFAULT_COST_ESTIMATE_LIMITS,
+  precise = false,
+): Work<FileUnit> {
   const parsed = parsePolicyFile(file, precise);
   const issues: PolicyIssue[] = [...parsed.issues];
   const base = celBaseEnvironment();
@@ -128,6 +134,8 @@ export function* compileFileUnit(file: { readonly path: string; readonly text: s
         broken,
       };
     });
+    // Each condition's worst case under the request limits (CEL_COST): it depends on this file alone.
+    checkDocumentCosts(doc, vars.env, vars.checked, limits, issues);
     documents.push({
       id: doc.id,
       file: file.path,
@@ -141,6 +149,6 @@ export function* compileFileUnit(file: { readonly path: string; readonly text: s
   }
   pool.count(expressions);
   // A problem in a fast-read file needs its exact position: read it again, precisely.
-  if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, true);
+  if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, limits, true);
   return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions, precise: parsed.precise };
 }

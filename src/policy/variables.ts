@@ -1,7 +1,7 @@
 import type { Environment } from '@marcbachmann/cel-js';
 import { referencedVariables } from '../cel/environment.js';
 import type { VariableDefinition } from './document.js';
-import { checkExpression, parseExpression, type CelProgram } from './expression.js';
+import { checkExpression, parseExpression, type CelProgram, type CheckedExpression } from './expression.js';
 import type { PolicyIssue } from './issues.js';
 
 /** A per-request holder of a policy's variables: each is computed on first use, then cached. */
@@ -83,7 +83,7 @@ export function compileVariables(
   definitions: readonly VariableDefinition[],
   issues: PolicyIssue[],
   cache: VariablesEnvCache = newVariablesEnvCache(),
-): { env: Environment; factory: VariablesFactory; ok: boolean } {
+): CompiledVariables {
   const byName = new Map(definitions.map((d) => [d.name, d]));
   const deps = new Map<string, string[]>();
   let ok = true;
@@ -129,6 +129,7 @@ export function compileVariables(
 
   const types = new Map<string, string>();
   const programs = new Map<string, CelProgram>();
+  const checkedByName = new Map<string, CheckedExpression>();
   // Every environment of this policy (intermediate and final) registers the same class: a
   // variable's program checked in an intermediate one reads the final instance at run time, and
   // cel-js recognises values by class.
@@ -147,20 +148,29 @@ export function compileVariables(
     }
     types.set(name, checked.type);
     programs.set(name, checked.program);
+    checkedByName.set(name, checked);
     typed = typedFor(types);
   }
   if (!ok) return fallback(base, definitions, cache);
   // A variable's program may have been checked in an intermediate environment; at run time it
   // reads `variables` from an instance of the final type's class, which is what cel-js checks.
   const Ctor = typed.ctor;
-  return { env: typed.env, factory: { create: (activation) => new Ctor(activation, programs) }, ok: true };
+  return { env: typed.env, factory: { create: (activation) => new Ctor(activation, programs) }, ok: true, checked: checkedByName };
+}
+
+export interface CompiledVariables {
+  readonly env: Environment;
+  readonly factory: VariablesFactory;
+  readonly ok: boolean;
+  /** Each variable's checked expression, by name (empty when the variables failed to compile). */
+  readonly checked: ReadonlyMap<string, CheckedExpression>;
 }
 
 /**
  * After a variable error the set is rejected anyway, but the policy's rules are still checked
  * against `variables` typed as dyn, so one load reports every problem.
  */
-function fallback(base: Environment, definitions: readonly VariableDefinition[], cache: VariablesEnvCache): { env: Environment; factory: VariablesFactory; ok: boolean } {
+function fallback(base: Environment, definitions: readonly VariableDefinition[], cache: VariablesEnvCache): CompiledVariables {
   const types = new Map(definitions.map((d) => [d.name, 'dyn']));
   const { env } = typedEnvironment(base, types, cache, makeVariablesClass(types.keys()), `fallback:${[...types.keys()].join(',')}`);
   return {
@@ -171,6 +181,7 @@ function fallback(base: Environment, definitions: readonly VariableDefinition[],
       },
     },
     ok: false,
+    checked: new Map(),
   };
 }
 

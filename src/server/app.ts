@@ -5,8 +5,10 @@ import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/ser
 import { rateLimitedLimitLog } from '../grpc/transport-guard.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
 import { AuthzenHttpService } from '../http/http-service.js';
+import type { Observability } from '../observability/observability.js';
 import { formatIssue } from '../policy/index.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { trailProblems, type PublisherStats, type TrailHealth } from '../events/publisher-stats.js';
 import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
 import { DecisionService } from '../service/decision-service.js';
 import { withDecisionLogging } from './decision-log-sink.js';
@@ -26,6 +28,27 @@ export const RELOAD_SLICE_MS = 5;
 export interface ClosableSink extends DecisionSink {
   start?(): Promise<void>;
   close(): Promise<void>;
+  /** The decision trail's health (the NATS publisher): for health checks and GetPolicySet. */
+  trailHealth?(): TrailHealth;
+  subscribeHealth?(listener: (health: TrailHealth) => void): void;
+  snapshot?(): PublisherStats | Promise<PublisherStats>;
+}
+
+/** Health check name of the decision trail: NOT_SERVING while decisions are being lost or put at risk. */
+export const TRAIL_HEALTH_SERVICE = 'verdict.v1.DecisionTrail';
+
+/** GetPolicySet's `trail` (proto TrailStatus, camelCase as proto-loader takes it). */
+export interface TrailStatusView {
+  readonly enabled: boolean;
+  readonly healthy: boolean;
+  readonly problems: readonly string[];
+  readonly connected: boolean;
+  readonly publisherRunning: boolean;
+  readonly stream: string;
+  readonly streamDrift: readonly string[];
+  readonly lastStreamIncident?: { at: Date; problems: readonly string[]; repaired: boolean };
+  readonly spoolError: string;
+  readonly counters: Record<string, number>;
 }
 
 export interface VerdictServerOptions {
@@ -38,6 +61,8 @@ export interface VerdictServerOptions {
    * instead of being read and watched here.
    */
   readonly managedPolicies?: boolean;
+  /** Metrics, the admin listener and tracing (src/observability); absent = none. */
+  readonly observability?: Observability;
   /**
    * Awaited before a new policy set serves its first decision (for example to record the change in
    * the decision chain first); throwing keeps the old set. See PolicyChangeHooks.
@@ -58,6 +83,9 @@ export class VerdictServer {
   private readonly edge: Edge | undefined;
   private readonly edgeError: Error | undefined;
   private stopping: Promise<void> | undefined;
+  private policyLive = false;
+  private stopRequested = false;
+  private trailHealthy = true;
   /** The AuthZEN HTTP API (http.listen); made at start. */
   private http: AuthzenHttpService | undefined;
   /** Where policies come from (undefined when handed over by a cluster primary). */
@@ -77,11 +105,12 @@ export class VerdictServer {
     this.source = source;
     this.store = new PolicyStore(source?.name ?? policySourceName(config), source, {
       sliceMs: RELOAD_SLICE_MS,
+      compile: { limits: config.limits },
       hooks: { beforeSwap: options.beforePolicySwap, afterChange: (c) => this.onPolicyChange(c) },
     });
-    this.decisions = new DecisionService(this.store, this.sink);
+    this.decisions = new DecisionService(this.store, this.sink, config.limits, options.observability?.hooks);
     try {
-      this.edge = new Edge(config, logger, this.decisions);
+      this.edge = new Edge(config, logger, this.decisions, options.observability?.tokens);
     } catch (err) {
       this.edgeError = err as Error;
     }
@@ -98,6 +127,7 @@ export class VerdictServer {
             limits: config.limits,
             tokens: this.edge?.tokens,
             callerOf: this.edge?.callerOf,
+            trail: () => this.trailStatus(),
             onUnexpectedError: (err, method) => logger.error({ err, method }, 'unexpected error while deciding'),
           }),
         ),
@@ -108,6 +138,7 @@ export class VerdictServer {
       transport: config.transport,
       onLimit: rateLimitedLimitLog((fields, msg) => logger.warn(fields, msg)),
     });
+    options.observability?.attachServer({ policies: this.store, publisher: options.sink, serving: () => this.host.serving, ownsPolicies: !options.managedPolicies });
   }
 
   private guard(implementation: Record<string, unknown>): Record<string, unknown> {
@@ -115,15 +146,21 @@ export class VerdictServer {
   }
 
   private onPolicyChange(change: PolicyChange): void {
+    if (!this.options.managedPolicies) this.options.observability?.reloaded(change.result.status === 'applied' ? 'loaded' : change.result.status);
     // A cluster's rejections are decided and logged once, by the primary.
     if (!(this.options.managedPolicies && change.result.status === 'rejected')) logPolicyChange(this.options.logger, change, this.store.current()?.set);
-    if (change.result.status === 'applied') this.host.setServing(true);
+    if (change.result.status === 'applied') {
+      this.policyLive = true;
+      this.updateHealth();
+    }
   }
 
   /** Loads policies, starts the sink, binds the port. Fails if the initial policy set is invalid. */
   async start(): Promise<number> {
     const { config, logger } = this.options;
     if (this.edgeError) throw this.edgeError;
+    // First, so /healthz answers and /readyz says why not while the policies load.
+    await this.options.observability?.startAdmin();
     if (this.options.managedPolicies) {
       if (!this.store.current()) throw new Error('cannot start: no policy set was handed over');
     } else {
@@ -133,6 +170,10 @@ export class VerdictServer {
       }
     }
     await this.sink.start?.();
+    if (this.options.sink?.subscribeHealth && this.options.sink.trailHealth) {
+      this.options.sink.subscribeHealth((h) => this.onTrailHealth(h));
+      this.onTrailHealth(this.options.sink.trailHealth());
+    }
     // A bundle label is always watched: reload.watch is about the directory's file events.
     if ((config.reload.watch || config.policySource.url !== '') && !this.options.managedPolicies) this.store.watch();
     this.port = await this.host.bind(config.listen, this.edge?.credentials);
@@ -163,7 +204,57 @@ export class VerdictServer {
   }
 
   setServing(serving: boolean): void {
-    this.host.setServing(serving);
+    this.policyLive = serving;
+    this.updateHealth();
+  }
+
+  /**
+   * Health: every service SERVING once a policy set is live, until the stop; with
+   * events.healthRequiresTrail, NOT_SERVING too while the decision trail is unhealthy. The trail
+   * has its own name (verdict.v1.DecisionTrail) either way.
+   */
+  private updateHealth(): void {
+    const { config } = this.options;
+    const stopping = this.stopRequested;
+    this.host.setServing(this.policyLive && !stopping && (!config.events.healthRequiresTrail || this.trailHealthy));
+    if (config.events.enabled && this.options.sink?.trailHealth) this.host.health.setStatus(TRAIL_HEALTH_SERVICE, this.trailHealthy && !stopping ? 'SERVING' : 'NOT_SERVING');
+  }
+
+  private onTrailHealth(health: TrailHealth): void {
+    const problems = trailProblems(health);
+    const healthy = problems.length === 0;
+    if (healthy !== this.trailHealthy) {
+      if (healthy) this.options.logger.info('decision trail healthy again');
+      else this.options.logger.error({ problems }, 'decision trail unhealthy: decisions are being lost or put at risk');
+    }
+    this.trailHealthy = healthy;
+    this.updateHealth();
+  }
+
+  /** GetPolicySet's view of the decision trail. */
+  async trailStatus(): Promise<TrailStatusView> {
+    const { config } = this.options;
+    const sink = this.options.sink;
+    if (!config.events.enabled || !sink?.trailHealth) {
+      return { enabled: false, healthy: true, problems: [], connected: false, publisherRunning: false, stream: '', streamDrift: [], spoolError: '', counters: {} };
+    }
+    const h = sink.trailHealth();
+    const stats = sink.snapshot ? await sink.snapshot() : undefined;
+    const counters: Record<string, number> = {};
+    for (const [k, v] of Object.entries(stats ?? {})) if (typeof v === 'number') counters[k] = v;
+    const problems = trailProblems(h);
+    return {
+      enabled: true,
+      healthy: problems.length === 0,
+      problems,
+      connected: h.connected,
+      publisherRunning: h.publisherRunning,
+      stream: config.events.stream,
+      streamDrift: h.streamDrift,
+      ...(h.lastStreamIncident ? { lastStreamIncident: { at: new Date(h.lastStreamIncident.at), problems: h.lastStreamIncident.problems, repaired: h.lastStreamIncident.repaired } } : {}),
+      spoolError: h.spoolError ?? '',
+      counters,
+    };
   }
 
   /** SIGHUP: reload now. */
@@ -173,16 +264,18 @@ export class VerdictServer {
 
   /** Graceful stop: health NOT_SERVING, finish in-flight calls, flush the sink. Idempotent. */
   stop(reason: string): Promise<void> {
+    this.stopRequested = true;
     this.stopping ??= (async () => {
       const { config, logger } = this.options;
       logger.info({ reason }, 'verdict stopping');
-      this.host.setServing(false);
+      this.updateHealth();
       await this.fleet?.close();
       this.store.close();
       const [grpc, http] = await Promise.all([this.host.shutdown(config.shutdown.graceMs), this.http?.stop(config.shutdown.graceMs)]);
       const how = grpc === 'forced' || http === 'forced' ? 'forced' : 'graceful';
       await this.sink.close();
       this.edge?.close();
+      await this.options.observability?.close();
       logger.info({ reason, shutdown: how }, 'verdict stopped');
     })();
     return this.stopping;

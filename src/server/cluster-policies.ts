@@ -72,6 +72,8 @@ export class PolicyDistributor {
     private readonly logger: Logger,
     private readonly send: (index: number, message: PolicyToWorker) => boolean,
     private readonly readyWorkers: () => number[],
+    /** Each change's result, once decided (metrics count them). */
+    private readonly onResult: (status: PolicyChange['result']['status']) => void = () => undefined,
   ) {}
 
   /** Reads the set to start with (workers validate it as they load it). */
@@ -204,6 +206,7 @@ export class PolicyDistributor {
       result: { status: 'rejected', message, issues },
     };
     logPolicyChange(this.logger, record, undefined);
+    this.onResult('rejected');
     const { files: _files, ...rest } = record;
     const wire: WireChange = { ...rest, at: at.toISOString() };
     for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: toWire(this.failure), change: wire });
@@ -230,6 +233,7 @@ export class PolicyDistributor {
         for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: null });
       }
       logPolicyChange(this.logger, { ...base, at: new Date(), result: { status: 'unchanged' } }, undefined);
+      this.onResult('unchanged');
       return true;
     }
     // Phase one, one worker after another: the first to answer is the canary.
@@ -264,6 +268,7 @@ export class PolicyDistributor {
     this.live = { files, revision, loadedAt };
     this.source.live?.(revision);
     const first = prepared[0]!.reply;
+    this.onResult('applied');
     logPolicyChange(this.logger, { ...base, at: loadedAt, result: { status: 'applied' } }, { policies: { length: first.policies }, ruleCount: first.rules }, {
       workers: prepared.length,
       compileMs: prepared.map((p) => Math.round(p.reply.compileMs * 10) / 10),

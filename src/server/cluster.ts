@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { VerdictConfig } from '../config/schema.js';
 import { formatIssue } from '../policy/index.js';
 import type { PolicyIssueInfo } from '../service/policy-source.js';
+import { Observability } from '../observability/observability.js';
 import { VerdictServer, type ClosableSink } from './app.js';
 import { PolicyDistributor, WorkerPolicies, type PolicyToPrimary, type PolicyToWorker } from './cluster-policies.js';
 import type { Logger } from './logger.js';
@@ -50,6 +51,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
 
   const source = createPolicySource(config, logger);
   let fleet: FleetReporter | undefined;
+  // Metrics: the primary counts reloads and serves the admin port, merging every worker's metrics.
+  const observability = await Observability.start(config, logger, { kind: 'primary' });
   const policies = new PolicyDistributor(
     source,
     logger,
@@ -60,10 +63,15 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
       return true;
     },
     () => [...ready],
+    (status) => observability.reloaded(status === 'applied' ? 'loaded' : status),
   );
+  observability.attachPolicyOwner(policies);
   try {
+    await observability.startAdmin();
     await policies.start();
+    observability.reloaded('loaded');
   } catch (err) {
+    await observability.close();
     const issues = (err as { issues?: readonly PolicyIssueInfo[] }).issues;
     const message = (err as Error).message;
     logStartFailure(logger, issues ? policyFailure(policySourceName(config), { at: new Date(), message, issues }) : describeStartFailure(err, config.listen), message);
@@ -170,6 +178,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     policies.reload({ kind: 'sighup' });
   });
   const code = await done;
+  await observability.close();
   if (startFailure) logStartFailure(logger, startFailure.failure, startFailure.err, { worker: startFailure.worker });
   else if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
   return code;
@@ -198,8 +207,9 @@ export async function runClusterWorker(
     });
   let server: VerdictServer;
   try {
+    const observability = await Observability.start(config, logger, { kind: 'worker', index });
     const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
-    server = new VerdictServer({ config, logger, sink, managedPolicies: true });
+    server = new VerdictServer({ config, logger, sink, managedPolicies: true, observability });
   } catch (err) {
     await reportFailure(err);
     if (process.connected) process.disconnect();

@@ -19,6 +19,7 @@ export function withDecisionLogging(sink: ClosableSink, logger: Logger): Closabl
         reason: r.decision.reason,
         policy: r.decision.policy,
         rule: r.decision.rule,
+        ...(r.traceId ? { traceId: r.traceId } : {}),
       },
       'decision',
     );

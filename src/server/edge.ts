@@ -10,6 +10,7 @@ import { loadGatewayRoutes } from '../gateway/routes-file.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import { checkHttpFiles } from '../http/http-service.js';
 import type { HostedService } from '../grpc/server.js';
+import type { TokenMetrics } from '../observability/token-metrics.js';
 import type { DecisionService } from '../service/decision-service.js';
 import type { Logger } from './logger.js';
 
@@ -55,11 +56,15 @@ export class Edge {
   /** The tls files, polled; the HTTP listener takes its updates too. */
   readonly certificates: ReloadingCertificateProvider | undefined;
 
-  constructor(config: VerdictConfig, logger: Logger, decisions: DecisionService) {
+  constructor(config: VerdictConfig, logger: Logger, decisions: DecisionService, tokenMetrics?: TokenMetrics) {
     if (config.tokens) {
       const problems = TokenVerifier.validateSources(config.tokens);
       if (problems.length > 0) throw new Error(`invalid token issuer keys:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-      this.tokens = new TokenVerifier(config.tokens, config.limits, (message) => logger.error({ component: 'tokens' }, message));
+      this.tokens = new TokenVerifier(config.tokens, config.limits, (message) => {
+        logger.error({ component: 'tokens' }, message);
+        tokenMetrics?.jwksReloadFailed();
+      });
+      tokenMetrics?.observe(this.tokens);
       logger.info({ issuers: config.tokens.issuers.map((i) => i.issuer) }, 'subject tokens accepted');
     }
     const tls = config.tls;

@@ -23,7 +23,7 @@ export function createPolicySource(config: VerdictConfig, logger: Logger): Polic
         timeoutMs: ps.timeoutMs,
         pollIntervalMs: ps.pollIntervalMs,
         limits: { ...DEFAULT_BUNDLE_LIMITS, maxBundleBytes: ps.maxBundleBytes },
-        clientOptions: natsClientOptions(config),
+        clientOptions: () => natsClientOptions(config),
         clientName: `verdict ${config.events.instanceId} policies`,
       },
       logger,

@@ -1,12 +1,14 @@
 import type { LivePolicy, LivePolicySet, PolicyLoadFailure } from '../service/live-policy.js';
 import type { PolicyChange, PolicyChangeHooks, PolicySnapshot, PolicySource, PolicyTrigger } from '../service/policy-source.js';
 import { DirectorySource } from '../policy/directory-source.js';
-import { PolicyCompiler, PolicyLoadError, type CompiledCandidate } from '../policy/index.js';
+import { PolicyCompiler, PolicyLoadError, type CompiledCandidate, type CompileOptions } from '../policy/index.js';
 
 export interface PolicyStoreOptions {
   /** Compile work runs in slices of about this many ms between which checks are answered. */
   readonly sliceMs: number;
   readonly hooks?: PolicyChangeHooks;
+  /** The request and cost limits each condition's worst case is checked against (config `limits`). */
+  readonly compile?: CompileOptions;
 }
 
 /** A compiled snapshot waiting to be committed (cluster workers prepare, then commit on the primary's word). */
@@ -33,7 +35,7 @@ interface Job {
 export class PolicyStore implements LivePolicy {
   private live: LivePolicySet | undefined;
   private failure: PolicyLoadFailure | undefined;
-  private readonly compiler = new PolicyCompiler();
+  private readonly compiler: PolicyCompiler;
   private next: Job | undefined;
   private running = false;
   private closed = false;
@@ -42,7 +44,9 @@ export class PolicyStore implements LivePolicy {
     readonly sourceName: string,
     private readonly source: PolicySource | undefined,
     private readonly options: PolicyStoreOptions,
-  ) {}
+  ) {
+    this.compiler = new PolicyCompiler(options.compile);
+  }
 
   /** A store over a directory that is not watched (tools and tests): `start()` loads it, `reload()` again. */
   static forDirectory(dir: string): PolicyStore {

@@ -38,6 +38,8 @@ function firstLine(text: string): string {
 
 /** Describes an error thrown while starting to serve on `listen`. */
 export function describeStartFailure(err: unknown, listen: string): StartFailure {
+  // An error that knows what to report (the admin listener's, which is not on `listen`).
+  if (err instanceof Error && 'startFailure' in err) return (err as Error & { startFailure: StartFailure }).startFailure;
   const message = err instanceof Error ? err.message : String(err);
   // The AuthZEN HTTP listener's bind errors name its own address (src/http/server.ts).
   const http = /^http\.listen (\S+): /.exec(message);

@@ -13,6 +13,13 @@ export interface DecisionRecord {
   readonly source: string;
   /** Engine evaluation time in nanoseconds. */
   readonly evaluationNs: number;
+  /**
+   * `false` when the caller had abandoned the call (cancelled it, or its deadline had passed) by
+   * the time the decision was made: the answer never reached it. Absent: answered as usual.
+   */
+  readonly delivered?: false;
+  /** The W3C trace id (32 hex) of the call's trace, when tracing is on. */
+  readonly traceId?: string | undefined;
 }
 
 /**

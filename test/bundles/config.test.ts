@@ -31,7 +31,7 @@ describe('configuration: policySource and fleet', () => {
       policySource: { ...DEFAULT_CONFIG.policySource, url: 'nats://u:pw@h:4222/p', bucket: 'a.b', cacheDir: '', timeoutMs: 10, maxBundleBytes: 10, pollIntervalMs: -1, extra: 1 },
       fleet: { bucket: 'x y', heartbeatMs: 10, natsUrl: 'http://h' },
     });
-    expect(p).to.include('policySource.url: credentials in the URL are not accepted (they would show in logs and GetPolicySet); give NATS credentials in the configuration');
+    expect(p).to.include('policySource.url: credentials in the URL are not accepted (they would show in logs and GetPolicySet); give them in events.natsUser and events.natsPasswordFile (or another events.nats* credential), which the policy source shares with the decision stream');
     expect(p).to.include('policySource.bucket: "a.b" must be 1 to 64 letters, digits, _ and -');
     expect(p.some((x) => x.startsWith('policySource.cacheDir: must be a non-empty string'))).to.equal(true);
     expect(p).to.include('policySource.timeoutMs: must be an integer from 100 to 600000 (got 10)');

@@ -20,6 +20,7 @@ describe('events: hand-off to the publisher thread', () => {
       { ...base, request: { ...base.request, subject: { ...base.request.subject, roles: ['a', 'b\\c', 'ünïcode'] }, resource: { ...base.request.resource, attributes: { '10': 1, '2': [true, null, { x: 1.5 }], name: 'x' } } } },
       { ...base, decision: { ...base.decision, effect: 'DENY', reason: 'RULE_ERROR', errors: [{ policy: 'd.yaml', rule: 'r1', message: 'no such key: owner' }] } },
       { ...base, requestId: '', evaluationNs: 0 },
+      { ...base, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' },
     ];
   }
 

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { comparePositions, DecisionLog, WalError } from '../../src/events/wal.js';
 import { chainOf, walEntry } from './fixtures.js';
 
@@ -151,6 +153,79 @@ describe('events: write-ahead spool (DecisionLog)', () => {
     again.open();
     expect(again.read(again.committedPosition(), 100).entries).to.deep.equal([]);
     expect(statSync(path.join(dir, 'committed.json')).size).to.be.greaterThan(0);
+  });
+
+  /** Runs spool-writer.js in `spoolDir` under `ulimit -f <kib>` (Node ignores SIGXFSZ: writes fail with EFBIG). */
+  function writeUnderFileSizeLimit(spoolDir: string, kib: number, groups: string) {
+    const writer = path.join(path.dirname(fileURLToPath(import.meta.url)), 'spool-writer.js');
+    const out = spawnSync('bash', ['-c', `ulimit -f ${kib} && exec "$0" "$@"`, process.execPath, writer, spoolDir, groups], { encoding: 'utf8' });
+    expect(out.status, out.stderr).to.equal(0);
+    return JSON.parse(out.stdout.trim().split('\n').pop()!) as { groups: { seqs: number[]; ok: boolean; reason?: string }[]; read: number[]; reread: number[]; end: { offset: number }; intact: boolean };
+  }
+
+  it('a short write followed by a write error (file-size limit) is cut back: later groups land where replay reads them', () => {
+    // 8 KiB limit: group 1 (3 events, ~3 KB) fits, group 2 (10 events) is written part-way and then
+    // fails with EFBIG, group 3 (2 events) fits again once the torn part is gone.
+    const result = writeUnderFileSizeLimit(dir, 8, '3,10,2');
+    expect(result.groups.map((g) => [g.ok, g.reason ?? ''])).to.deep.equal([[true, ''], [false, 'EFBIG'], [true, '']]);
+    expect(result.read, 'read back after the failure').to.deep.equal([1, 2, 3, 14, 15]);
+    expect(result.reread, 'read back by a restarted process').to.deep.equal([1, 2, 3, 14, 15]);
+    expect(result.intact).to.equal(true);
+    const segment = path.join(dir, readdirSync(dir).find((f) => f.endsWith('.wal'))!);
+    expect(statSync(segment).size, 'the file ends where the log thinks it does').to.equal(result.end.offset);
+    for (const l of readFileSync(segment, 'utf8').split('\n').filter(Boolean)) expect(l.split('\t')).to.have.length(6);
+  });
+
+  it('a spool that stays full keeps failing cleanly (no torn line, no growing file) and the error names the reason', () => {
+    const result = writeUnderFileSizeLimit(dir, 4, '3,10,10');
+    expect(result.groups.map((g) => g.ok)).to.deep.equal([true, false, false]);
+    expect(result.groups[1]!.reason).to.equal('EFBIG');
+    expect(result.read).to.deep.equal([1, 2, 3]);
+    const segment = path.join(dir, readdirSync(dir).find((f) => f.endsWith('.wal'))!);
+    expect(statSync(segment).size).to.equal(result.end.offset);
+  });
+
+  it('on a full file system (tmpfs, ENOSPC) a failed group is cut back and the spool takes writes again once there is room', function () {
+    if (process.getuid?.() !== 0) this.skip();
+    const mnt = path.join(dir, 'mnt');
+    execFileSync('mkdir', ['-p', mnt]);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt], { stdio: 'ignore' });
+    } catch {
+      this.skip(); // no mount in this sandbox: the file-size-limit test above covers the same path
+    }
+    try {
+      const spool = path.join(mnt, 'spool');
+      const log = new DecisionLog(spool, 64 * MB, 64 * MB);
+      log.open();
+      const all = entries(40, 'enospc');
+      log.append(all.slice(0, 3), true);
+      // Fill the file system up; the segment's last page keeps some slack, so the next write is short.
+      const filler = path.join(mnt, 'filler');
+      try {
+        for (;;) appendFileSync(filler, Buffer.alloc(4096, 120));
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).to.equal('ENOSPC');
+      }
+      let failure: unknown;
+      try {
+        log.append(all.slice(3, 30), true);
+      } catch (err) {
+        failure = err;
+      }
+      expect(failure).to.be.instanceOf(WalError);
+      expect((failure as WalError).reason).to.equal('ENOSPC');
+      rmSync(filler);
+      log.append(all.slice(30, 33), true);
+      expect(log.read(log.committedPosition(), 100).entries).to.deep.equal([...all.slice(0, 3), ...all.slice(30, 33)]);
+      log.close();
+      const again = new DecisionLog(spool, 64 * MB, 64 * MB);
+      again.open();
+      expect(again.read(again.committedPosition(), 100).entries).to.deep.equal([...all.slice(0, 3), ...all.slice(30, 33)]);
+      again.close();
+    } finally {
+      execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
+    }
   });
 
   it('fails with a WalError naming events.spoolDir when the directory is unusable', () => {

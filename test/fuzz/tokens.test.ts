@@ -15,11 +15,11 @@ import fc from 'fast-check';
 import { TokenVerifier, type TokenResult } from '../../src/auth/tokens.js';
 import { ASYMMETRIC_ALGORITHMS } from '../../src/config/auth.js';
 import type { IssuerConfig, TokensConfig } from '../../src/config/schema.js';
-import type { RequestLimits } from '../../src/engine/input.js';
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../../src/engine/limits.js';
 
 const RUNS = Number(process.env.VERDICT_FUZZ_RUNS ?? 500);
 const CASE_LIMIT_MS = 2_000;
-const LIMITS: RequestLimits = { maxIdentifierLength: 64, maxRoles: 8, maxAttributeDepth: 4 };
+const LIMITS: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, maxIdentifierLength: 64, maxRoles: 8, maxAttributeDepth: 4 };
 const SKEW = 30;
 const ISSUER = 'https://idp.example.test/';
 const HMAC_ISSUER = 'https://hmac.example.test/';

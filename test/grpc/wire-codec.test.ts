@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import type { ServiceLimits } from '../../src/config/schema.js';
+import { DEFAULT_CONFIG } from '../../src/config/load.js';
 import { InvalidRequestError } from '../../src/engine/input.js';
 import { structToAttributes } from '../../src/grpc/struct.js';
 import { toBatchRequests, toCheckRequest, type ProtoCheckBatchRequest, type ProtoCheckRequest } from '../../src/grpc/translate.js';
@@ -18,7 +19,7 @@ const check = protoLoaderMethod('Check');
 const batch = protoLoaderMethod('CheckBatch');
 
 function limitsFor(r: Random): ServiceLimits {
-  return { maxAttributeDepth: 1 + r.int(5), maxRoles: 3, maxIdentifierLength: 40, maxBatchItems: 5, maxMessageBytes: 1 << 20 };
+  return { ...DEFAULT_CONFIG.limits, maxAttributeDepth: 1 + r.int(5), maxRoles: 3, maxIdentifierLength: 40, maxBatchItems: 5, maxMessageBytes: 1 << 20 };
 }
 
 type Outcome = { value: unknown } | { error: string };
@@ -134,7 +135,7 @@ describe('gRPC wire codec: hand-written Check/CheckBatch codec vs proto-loader',
     const entry = Buffer.concat([Buffer.from([0x0a, 0x01, 0x61, 0x12, value.length]), value]);
     const struct = Buffer.concat([Buffer.from([0x0a, entry.length]), entry]);
     const bytes = Buffer.concat([check.requestSerialize({ subject: { id: 'a' }, action: { name: 'r' }, resource: { type: 't' } }), Buffer.from([0x22, struct.length]), struct]);
-    const limits: ServiceLimits = { maxAttributeDepth: 5, maxRoles: 3, maxIdentifierLength: 40, maxBatchItems: 5, maxMessageBytes: 1 << 20 };
+    const limits: ServiceLimits = { ...DEFAULT_CONFIG.limits, maxAttributeDepth: 5, maxRoles: 3, maxIdentifierLength: 40, maxBatchItems: 5, maxMessageBytes: 1 << 20 };
     const result = checkView(decodeCheckRequest(bytes), limits);
     expect(result).to.have.property('error').that.matches(/^context: not a valid google\.protobuf\.Struct \(.*runs past the end/);
   });
@@ -165,8 +166,8 @@ describe('gRPC wire codec: hand-written Check/CheckBatch codec vs proto-loader',
 
   it('keeps a __proto__ attribute key as an own property, in both Struct forms', () => {
     const bytes = check.requestSerialize({ context: { fields: JSON.parse('{"__proto__": {"structValue": {"fields": {"polluted": {"boolValue": true}}}}}') } });
-    const theirs = structToAttributes((check.requestDeserialize(bytes) as ProtoCheckRequest).context, 'context', 5);
-    const ours = structToAttributes(decodeCheckRequest(bytes).context, 'context', 5);
+    const theirs = structToAttributes((check.requestDeserialize(bytes) as ProtoCheckRequest).context, 'context', { ...DEFAULT_CONFIG.limits, maxAttributeDepth: 5 });
+    const ours = structToAttributes(decodeCheckRequest(bytes).context, 'context', { ...DEFAULT_CONFIG.limits, maxAttributeDepth: 5 });
     for (const attributes of [ours, theirs]) {
       expect(Object.getPrototypeOf(attributes)).to.equal(Object.prototype);
       expect(Object.keys(attributes)).to.deep.equal(['__proto__']);

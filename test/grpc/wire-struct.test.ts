@@ -5,6 +5,7 @@
  * decoding + structToAttributes), errors included.
  */
 import { expect } from 'chai';
+import { DEFAULT_CONFIG } from '../../src/config/load.js';
 import { InvalidRequestError } from '../../src/engine/input.js';
 import { structToAttributes } from '../../src/grpc/struct.js';
 import type { ProtoCheckRequest } from '../../src/grpc/translate.js';
@@ -12,6 +13,7 @@ import { decodeCheckRequest } from '../../src/grpc/wire/verdict-requests.js';
 import { lengthDelimited, prng, protoLoaderMethod, Random, SEED, stringField, unknownField } from './wire-random.js';
 
 const check = protoLoaderMethod('Check');
+const depth = (maxAttributeDepth: number) => ({ ...DEFAULT_CONFIG.limits, maxAttributeDepth });
 
 interface Shape {
   readonly r: Random;
@@ -70,8 +72,8 @@ function attributesOutcome(read: () => unknown): unknown {
 
 function expectSameAsObjectForm(struct: Uint8Array, maxDepth: number): unknown {
   const bytes = contextRequest(struct);
-  const ours = attributesOutcome(() => structToAttributes(decodeCheckRequest(bytes).context, 'context', maxDepth));
-  const theirs = attributesOutcome(() => structToAttributes((check.requestDeserialize(bytes) as ProtoCheckRequest).context, 'context', maxDepth));
+  const ours = attributesOutcome(() => structToAttributes(decodeCheckRequest(bytes).context, 'context', depth(maxDepth)));
+  const theirs = attributesOutcome(() => structToAttributes((check.requestDeserialize(bytes) as ProtoCheckRequest).context, 'context', depth(maxDepth)));
   expect(ours).to.deep.equal(theirs);
   return ours;
 }
@@ -107,13 +109,13 @@ describe('gRPC wire codec: Struct bytes protobufjs would not write', () => {
     const noKey = lengthDelimited(1, lengthDelimited(2, Buffer.from([0x20, 0x01])));
     const bytes = contextRequest(Buffer.concat([noValue, noKey]));
     // protobufjs cannot convert the first entry (toObject of a null Value throws), so no comparison here.
-    expect(structToAttributes(decodeCheckRequest(bytes).context, 'context', 3)).to.deep.equal({ k: null, '': true });
+    expect(structToAttributes(decodeCheckRequest(bytes).context, 'context', depth(3))).to.deep.equal({ k: null, '': true });
   });
 
   it('a Value with two kinds on the wire: the last one wins (protobufjs would keep both)', () => {
     const value = Buffer.concat([stringField(3, 'first'), Buffer.from([0x20, 0x01])]);
     const bytes = contextRequest(lengthDelimited(1, Buffer.concat([stringField(1, 'k'), lengthDelimited(2, value)])));
-    expect(structToAttributes(decodeCheckRequest(bytes).context, 'context', 3)).to.deep.equal({ k: true });
+    expect(structToAttributes(decodeCheckRequest(bytes).context, 'context', depth(3))).to.deep.equal({ k: true });
   });
 
   it('an empty struct or list past the depth limit is still refused, as in the object form', () => {
@@ -127,6 +129,6 @@ describe('gRPC wire codec: Struct bytes protobufjs would not write', () => {
     // Struct.fields (1) as a varint, then a proper entry.
     const s = { r: new Random(prng(1)), odd: 0 };
     const struct = Buffer.concat([Buffer.from([0x08, 0x2a]), entryBytes('k', 'v', s)]);
-    expect(structToAttributes(decodeCheckRequest(contextRequest(struct)).context, 'context', 3)).to.deep.equal({ k: 'v' });
+    expect(structToAttributes(decodeCheckRequest(contextRequest(struct)).context, 'context', depth(3))).to.deep.equal({ k: 'v' });
   });
 });

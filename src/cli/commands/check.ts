@@ -7,7 +7,7 @@ import { localCliDecision, toCliDecision, type CliDecision } from '../decision-o
 import type { CliOutput } from '../output.js';
 import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
 
-const SHAPE_ONLY = { maxAttributeDepth: Number.MAX_SAFE_INTEGER, maxRoles: Number.MAX_SAFE_INTEGER, maxIdentifierLength: Number.MAX_SAFE_INTEGER };
+const SHAPE_ONLY = { maxAttributeDepth: Number.MAX_SAFE_INTEGER, maxRoles: Number.MAX_SAFE_INTEGER, maxIdentifierLength: Number.MAX_SAFE_INTEGER, maxAttributes: Number.MAX_SAFE_INTEGER, maxAttributeItems: Number.MAX_SAFE_INTEGER, maxStringBytes: Number.MAX_SAFE_INTEGER, maxAttributeBytes: Number.MAX_SAFE_INTEGER };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 export const checkCommand: CommandSpec = {

@@ -4,7 +4,7 @@ import { readLabel, type LabelState } from '../../bundles/store.js';
 import { DEFAULT_CONFIG } from '../../config/load.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
-import { ago, connectCli, JSON_FLAG, LABEL_FLAG, LABELS_BUCKET_FLAG, NATS_FLAG, table } from './bundle-flags.js';
+import { ago, cliNats, CONFIG_FLAG, connectCli, flagOrConfig, JSON_FLAG, LABEL_FLAG, LABELS_BUCKET_FLAG, NATS_FLAG, table } from './bundle-flags.js';
 
 export const fleetCommand: CommandSpec = {
   name: 'fleet',
@@ -18,7 +18,8 @@ export const fleetCommand: CommandSpec = {
   flags: [
     NATS_FLAG,
     { name: 'bucket', type: 'string', value: 'NAME', description: 'KV bucket of the heartbeats (fleet.bucket)', default: DEFAULT_CONFIG.fleet.bucket, validate: (v) => (/^[A-Za-z0-9_-]{1,64}$/.test(v) ? undefined : 'must be 1 to 64 letters, digits, _ and -') },
-    { ...LABEL_FLAG, default: undefined, description: "compare every replica with this label's current revision (default: each with its own label)" },
+    { ...LABEL_FLAG, defaultNote: undefined, description: "compare every replica with this label's current revision (default: each with its own label)" },
+    CONFIG_FLAG,
     { ...LABELS_BUCKET_FLAG, description: 'KV bucket of the labels for --label (a replica names its own)' },
     JSON_FLAG,
   ],
@@ -56,15 +57,16 @@ export interface FleetRow {
 }
 
 async function fleet(args: ParsedArgs, io: CliOutput): Promise<number> {
+  const nats = cliNats(args);
   let nc;
   try {
-    nc = await connectCli(args, 'fleet');
+    nc = await connectCli(nats, 'fleet');
   } catch (err) {
     io.err(`verdict fleet: ${(err as Error).message}`);
     return EXIT.FAILURE;
   }
   try {
-    const bucket = args.string('bucket')!;
+    const bucket = flagOrConfig(args, 'bucket', nats.config?.fleet.bucket || undefined);
     const entries = await readFleet(nc, bucket, 10_000);
     const labels = new Map<string, Promise<LabelState | null>>();
     const labelOf = (labelsBucket: string, label: string): Promise<LabelState | null> => {
@@ -87,7 +89,7 @@ async function fleet(args: ParsedArgs, io: CliOutput): Promise<number> {
         continue;
       }
       const label = args.string('label') ?? r.source.label ?? null;
-      const labelsBucket = args.has('label') ? args.string('labels-bucket')! : (r.source.labelsBucket ?? args.string('labels-bucket')!);
+      const labelsBucket = args.has('label') ? flagOrConfig(args, 'labels-bucket', nats.config?.policySource.labelsBucket) : (r.source.labelsBucket ?? args.string('labels-bucket')!);
       const state = label ? await labelOf(labelsBucket, label) : null;
       const labelRevision = state?.record.revision ?? null;
       rows.push({

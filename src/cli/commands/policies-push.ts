@@ -5,7 +5,7 @@ import { LabelConflictError, LABEL_SCHEMA, type LabelRecord } from '../../bundle
 import { loadSuites, runTest } from '../../testing/suite.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
-import { BUCKET_FLAG, connectCli, JSON_FLAG, LABEL_FLAG, LABELS_BUCKET_FLAG, NATS_FLAG, openBundleStore, whoAmI } from './bundle-flags.js';
+import { BUCKET_FLAG, cliNats, CONFIG_FLAG, connectCli, JSON_FLAG, LABEL_FLAG, LABELS_BUCKET_FLAG, NATS_FLAG, openBundleStore, whoAmI } from './bundle-flags.js';
 
 export const policiesPushCommand: CommandSpec = {
   name: 'policies push',
@@ -20,6 +20,7 @@ export const policiesPushCommand: CommandSpec = {
   flags: [
     NATS_FLAG,
     LABEL_FLAG,
+    CONFIG_FLAG,
     { name: 'message', type: 'string', value: 'TEXT', description: 'a note kept in the bundle and the label history (what changed, a ticket)' },
     { name: 'skip-tests', type: 'boolean', description: 'do not run the test suites (recorded in the bundle as not run)' },
     { name: 'allow-failing-tests', type: 'boolean', description: 'push even when tests fail (the failures are printed and recorded in the bundle)' },
@@ -31,6 +32,7 @@ export const policiesPushCommand: CommandSpec = {
   examples: [
     { what: 'push the example policies to the label "production" of a local NATS', command: 'verdict policies push policies --nats nats://127.0.0.1:4222 --label production --message "legal hold blocks delete"' },
     { what: 'push a set whose suites are known to fail (the failures are recorded)', command: 'verdict policies push policies --label staging --allow-failing-tests' },
+    { what: 'push to the NATS, credentials and label the replicas use (their configuration file)', command: 'verdict policies push policies --config /etc/verdict/verdict.yaml' },
   ],
   exitCodes: [
     { code: EXIT.OK, meaning: 'pushed, or the label already named this revision' },
@@ -61,7 +63,8 @@ async function runSuites(dir: string, set: CompiledPolicySet, io: CliOutput, qui
 
 async function push(args: ParsedArgs, io: CliOutput): Promise<number> {
   const dir = args.positionals[0]!;
-  const label = args.string('label')!;
+  const nats = cliNats(args);
+  const label = nats.label;
   const json = args.flag('json');
   const fail = (message: string) => {
     io.err(`verdict policies push: ${message}`);
@@ -99,12 +102,12 @@ async function push(args: ParsedArgs, io: CliOutput): Promise<number> {
 
   let nc;
   try {
-    nc = await connectCli(args, 'policies push');
+    nc = await connectCli(nats, 'policies push');
   } catch (err) {
     return fail((err as Error).message);
   }
   try {
-    const store = await openBundleStore(nc, args, true);
+    const store = await openBundleStore(nc, args, nats, true);
     const stored = await store.putBundle(built);
     const current = await store.label(label);
     const revision = built.bundle.revision;

@@ -5,24 +5,25 @@ import { labelProblem } from '../../bundles/source-url.js';
 import { BucketMissingError, BundleNotFoundError, LabelConflictError, LABEL_SCHEMA, type BundleStore, type LabelHistoryEntry } from '../../bundles/store.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, UsageError, type CommandSpec, type ParsedArgs } from '../spec.js';
-import { ago, BUCKET_FLAG, connectCli, JSON_FLAG, LABEL_FLAG, LABELS_BUCKET_FLAG, NATS_FLAG, openBundleStore, table, whoAmI } from './bundle-flags.js';
+import { ago, BUCKET_FLAG, cliNats, CONFIG_FLAG, connectCli, JSON_FLAG, LABEL_FLAG, LABELS_BUCKET_FLAG, NATS_FLAG, openBundleStore, table, whoAmI, type CliNats } from './bundle-flags.js';
 
 const NO_BUCKETS = 'no bundle was pushed to these buckets yet';
 
 /** Connects, opens the buckets (they must exist), runs `body`, and turns known errors into exit 1. */
-async function withStore(args: ParsedArgs, io: CliOutput, command: string, body: (store: BundleStore) => Promise<number>): Promise<number> {
+async function withStore(args: ParsedArgs, io: CliOutput, command: string, body: (store: BundleStore, nats: CliNats) => Promise<number>): Promise<number> {
+  const nats = cliNats(args);
   const fail = (message: string) => {
     io.err(`verdict ${command}: ${message}`);
     return EXIT.FAILURE;
   };
   let nc;
   try {
-    nc = await connectCli(args, command);
+    nc = await connectCli(nats, command);
   } catch (err) {
     return fail((err as Error).message);
   }
   try {
-    return await body(await openBundleStore(nc, args, false));
+    return await body(await openBundleStore(nc, args, nats, false), nats);
   } catch (err) {
     if (err instanceof BucketMissingError) return fail(`${err.message.replace(/: push a bundle first.*/, '')} (${NO_BUCKETS})`);
     if (err instanceof BundleError || err instanceof BundleNotFoundError || err instanceof LabelConflictError) return fail(err.message);
@@ -35,7 +36,7 @@ async function withStore(args: ParsedArgs, io: CliOutput, command: string, body:
 export const policiesListCommand: CommandSpec = {
   name: 'policies list',
   summary: 'list the labels and their revisions, or one label\'s history (--label)',
-  flags: [NATS_FLAG, { ...LABEL_FLAG, default: undefined, description: "list this label's history (the last 64 changes) instead of every label" }, BUCKET_FLAG, LABELS_BUCKET_FLAG, JSON_FLAG],
+  flags: [NATS_FLAG, { ...LABEL_FLAG, defaultNote: undefined, description: "list this label's history (the last 64 changes) instead of every label" }, CONFIG_FLAG, BUCKET_FLAG, LABELS_BUCKET_FLAG, JSON_FLAG],
   examples: [
     { what: 'every label and the revision it names', command: 'verdict policies list --nats nats://127.0.0.1:4222' },
     { what: 'the history of production: revision, when, by whom, file count; * marks the current one', command: 'verdict policies list --label production' },
@@ -104,7 +105,7 @@ export const policiesShowCommand: CommandSpec = {
     { name: 'REF', description: 'a revision (sha256:…) or a label (its current revision)', required: true },
     { name: 'FILE', description: 'print this file of the bundle, as stored' },
   ],
-  flags: [NATS_FLAG, BUCKET_FLAG, LABELS_BUCKET_FLAG, JSON_FLAG],
+  flags: [NATS_FLAG, CONFIG_FLAG, BUCKET_FLAG, LABELS_BUCKET_FLAG, JSON_FLAG],
   examples: [
     { what: 'the files of the revision the label production names', command: 'verdict policies show production' },
     { what: 'one file of a revision', command: 'verdict policies show sha256:2a621c3a5002a1c6 documents/document.yaml' },
@@ -168,7 +169,7 @@ export const policiesRollbackCommand: CommandSpec = {
   name: 'policies rollback',
   summary: 'point a label back at an earlier revision (its bundle must still be stored and must load)',
   positionals: [{ name: 'REVISION', description: 'the revision (sha256:…) the label goes back to', required: true }],
-  flags: [NATS_FLAG, LABEL_FLAG, { name: 'message', type: 'string', value: 'TEXT', description: 'why (kept in the label history)' }, BUCKET_FLAG, LABELS_BUCKET_FLAG, JSON_FLAG],
+  flags: [NATS_FLAG, LABEL_FLAG, CONFIG_FLAG, { name: 'message', type: 'string', value: 'TEXT', description: 'why (kept in the label history)' }, BUCKET_FLAG, LABELS_BUCKET_FLAG, JSON_FLAG],
   examples: [{ what: 'production goes back to an earlier revision from its history', command: 'verdict policies rollback sha256:2a621c3a5002a1c6 --label production --message "revert #123"' }],
   exitCodes: [
     { code: EXIT.OK, meaning: 'the label names the revision (now, or already)' },
@@ -178,12 +179,11 @@ export const policiesRollbackCommand: CommandSpec = {
   run: (args, io) => {
     const revision = args.positionals[0]!;
     if (!REVISION_PATTERN.test(revision)) throw new UsageError(`REVISION "${revision.slice(0, 80)}" must look like sha256:<16 hex digits> (verdict policies list --label … shows them)`);
-    return withStore(args, io, 'policies rollback', (store) => rollback(store, revision, args, io));
+    return withStore(args, io, 'policies rollback', (store, nats) => rollback(store, revision, nats.label, args, io));
   },
 };
 
-async function rollback(store: BundleStore, revision: string, args: ParsedArgs, io: CliOutput): Promise<number> {
-  const label = args.string('label')!;
+async function rollback(store: BundleStore, revision: string, label: string, args: ParsedArgs, io: CliOutput): Promise<number> {
   const { bundle, bytes } = await store.getBundle(revision);
   try {
     compilePolicySet(bundleFiles(bundle));

@@ -7,6 +7,7 @@ import { VerdictServer, type ClosableSink } from '../../server/app.js';
 import { checkEdgeFiles } from '../../server/edge.js';
 import { policySourceName } from '../../server/policy-source.js';
 import { isClusterWorker, runClusterPrimary, runClusterWorker } from '../../server/cluster.js';
+import { Observability } from '../../observability/observability.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
 
@@ -33,6 +34,7 @@ export const serveCommand: CommandSpec = {
     { name: 'spool-dir', type: 'string', value: 'DIR', description: 'the event spool; workers use DIR/w<N>; sets events.spoolDir', defaultNote: 'var/spool' },
     { name: 'instance-id', type: 'string', value: 'ID', description: "names this instance's hash chain (events.instanceId)", defaultNote: '<hostname>-<pid>' },
     { name: 'log-level', type: 'string', value: 'LEVEL', description: 'fatal, error, warn, info, debug, trace or silent; sets logLevel', defaultNote: 'info' },
+    { name: 'admin', type: 'string', value: 'HOST:PORT', description: 'serve /metrics (Prometheus), /healthz and /readyz over HTTP; sets admin.listen', defaultNote: 'off' },
   ],
   conflicts: [
     { flags: ['policies', 'policy-source'], why: 'policies come from a directory or from a bundle label, not both' },
@@ -47,6 +49,7 @@ export const serveCommand: CommandSpec = {
     { what: 'also answer AuthZEN requests over HTTP on port 8080', command: 'verdict serve --policies policies --http 127.0.0.1:8080' },
     { what: 'serve the bundle the label production names, switching when it changes (verdict policies push)', command: 'verdict serve --policy-source nats://127.0.0.1:4222/production --listen 127.0.0.1:50052' },
     { what: 'everything from a configuration file', command: 'verdict serve --config /etc/verdict/verdict.yaml' },
+    { what: 'Prometheus metrics and HTTP probes on port 9464 (tracing: OTEL_TRACES_EXPORTER=otlp, docs/operations.md)', command: 'verdict serve --policies policies --admin 127.0.0.1:9464' },
   ],
   exitCodes: [
     { code: EXIT.OK, meaning: 'stopped by SIGTERM or SIGINT' },
@@ -81,6 +84,7 @@ async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
       routes: args.string('routes'),
       http: args.string('http'),
       policySource: args.string('policy-source'),
+      admin: args.string('admin'),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -108,8 +112,9 @@ async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
 async function runSingleProcess(config: VerdictConfig, logger: Logger): Promise<number> {
   let server: VerdictServer | undefined;
   try {
+    const observability = await Observability.start(config, logger, { kind: 'single' });
     const sink = config.events.enabled ? await sinkFactory(config, logger) : undefined;
-    server = new VerdictServer({ config, logger, sink });
+    server = new VerdictServer({ config, logger, sink, observability });
     await server.start();
   } catch (err) {
     const failed = server?.store.current() === undefined ? server?.store.lastFailure() : undefined;

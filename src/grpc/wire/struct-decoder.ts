@@ -1,21 +1,17 @@
 /**
  * google.protobuf.Struct bytes → plain JSON attributes, without protobufjs's intermediate message
- * and toObject objects. Semantics are those of structToAttributes over proto-loader's object form:
+ * and toObject objects. The result is what structToAttributes makes of proto-loader's object form:
  *
- *  - the depth limit is counted the same way (a struct level or a list level each count one), and
- *    errors name the same path (`subject.attributes.a.b`, `context.list[2]`);
  *  - null_value, a Value with no kind and a map entry without a value all become null;
- *  - a repeated map key and a repeated Value kind: the last one on the wire wins.
+ *  - a repeated map key and a repeated Value kind: the last one on the wire wins;
+ *  - a list or map nested deeper than `maxDepth` (a struct level or a list level each count one)
+ *    is not decoded: TOO_DEEP stands in its place, and the request validator reports it.
  *
- * decodeStructJson is the fast path: one pass, throwing at the first invalid value in wire order.
- * That is the whole story for valid input. For invalid input the object path may name another
- * error (it looks at keys in JavaScript object order and only at the last of repeated keys), so
- * the caller then rebuilds the object form with decodeStructMessage and lets the object path
- * decide; that costs a second pass on refused requests only.
+ * Nothing else is checked here: every limit is the validator's (src/engine/validate.ts), so the
+ * same request is refused with the same message whatever form it came in.
  */
-import { InvalidRequestError } from '../../engine/input.js';
 import type { AttributeValue } from '../../engine/request.js';
-import type { ProtoStruct, ProtoValue } from '../struct.js';
+import { TOO_DEEP } from '../../engine/validate.js';
 import { ProtobufReader } from './protobuf-reader.js';
 
 // Tags: (field number << 3) | wire type.
@@ -31,15 +27,6 @@ const VALUE_LIST = (6 << 3) | 2;
 const LIST_VALUES = (1 << 3) | 2;
 
 type JsonObject = { [key: string]: AttributeValue };
-
-function tooDeep(path: string, maxDepth: number): InvalidRequestError {
-  return new InvalidRequestError(path, `nests deeper than ${maxDepth} levels (limits.maxAttributeDepth)`);
-}
-
-/** `parent.key` for map entries, `parent[i]` for list items (as structToAttributes names them). */
-function pathOf(parent: string, key: string | number): string {
-  return typeof key === 'number' ? `${parent}[${key}]` : `${parent}.${key}`;
-}
 
 /** A `__proto__` key must become an own property, not the object's prototype. */
 function setEntry<T>(target: { [key: string]: T }, key: string, value: T): void {
@@ -76,14 +63,13 @@ function scanEntry(r: ProtobufReader, entry: EntryBounds): void {
 
 // ---- fast path: bytes → JSON ------------------------------------------------------------------
 
-/** Struct bytes → JSON; throws InvalidRequestError (limits, non-finite numbers) or WireFormatError. */
-export function decodeStructJson(bytes: Uint8Array, field: string, maxDepth: number): JsonObject {
-  return readStructJson(new ProtobufReader(bytes), field, 1, maxDepth);
+/** Struct bytes → JSON; throws WireFormatError on bytes that are not a Struct. */
+export function decodeStructJson(bytes: Uint8Array, maxDepth: number): JsonObject {
+  return readStructJson(new ProtobufReader(bytes), 1, maxDepth);
 }
 
-/** Reads a Struct up to r.end. */
-function readStructJson(r: ProtobufReader, path: string, depth: number, maxDepth: number): JsonObject {
-  if (depth > maxDepth) throw tooDeep(path, maxDepth);
+/** Reads a Struct up to r.end; `depth` is its own (the top level is 1, and within the limit). */
+function readStructJson(r: ProtobufReader, depth: number, maxDepth: number): JsonObject {
   const out: JsonObject = {};
   const entry: EntryBounds = { key: '', valueStart: -1, valueEnd: -1 };
   while (r.pos < r.end) {
@@ -100,7 +86,7 @@ function readStructJson(r: ProtobufReader, path: string, depth: number, maxDepth
       const outerEnd = r.end;
       r.pos = entry.valueStart;
       r.end = entry.valueEnd;
-      value = readValueJson(r, path, entry.key, depth, maxDepth);
+      value = readValueJson(r, depth, maxDepth);
       r.pos = pos;
       r.end = outerEnd;
     }
@@ -117,7 +103,7 @@ const KIND_STRUCT = 4;
 const KIND_LIST = 5;
 
 /** Reads a Value up to r.end; `depth` is that of the struct or list holding it. */
-function readValueJson(r: ProtobufReader, parent: string, key: string | number, depth: number, maxDepth: number): AttributeValue {
+function readValueJson(r: ProtobufReader, depth: number, maxDepth: number): AttributeValue {
   let kind = KIND_NONE;
   let number = 0;
   let text = '';
@@ -159,7 +145,6 @@ function readValueJson(r: ProtobufReader, parent: string, key: string | number, 
   }
   switch (kind) {
     case KIND_NUMBER:
-      if (!Number.isFinite(number)) throw new InvalidRequestError(pathOf(parent, key), 'must be a finite number');
       return number;
     case KIND_STRING:
       return text;
@@ -167,17 +152,12 @@ function readValueJson(r: ProtobufReader, parent: string, key: string | number, 
       return flag;
     case KIND_STRUCT:
     case KIND_LIST: {
-      const path = pathOf(parent, key);
+      if (depth + 1 > maxDepth) return TOO_DEEP;
       // The value's own bytes end where its Value ends; read them, then leave the reader at that end.
       const valueEnd = r.end;
       r.pos = start;
       r.end = end;
-      let nested: AttributeValue;
-      if (kind === KIND_STRUCT) nested = readStructJson(r, path, depth + 1, maxDepth);
-      else {
-        if (depth + 1 > maxDepth) throw tooDeep(path, maxDepth);
-        nested = readListJson(r, path, depth + 1, maxDepth);
-      }
+      const nested = kind === KIND_STRUCT ? readStructJson(r, depth + 1, maxDepth) : readListJson(r, depth + 1, maxDepth);
       r.pos = valueEnd;
       r.end = valueEnd;
       return nested;
@@ -187,7 +167,7 @@ function readValueJson(r: ProtobufReader, parent: string, key: string | number, 
   }
 }
 
-function readListJson(r: ProtobufReader, path: string, depth: number, maxDepth: number): AttributeValue[] {
+function readListJson(r: ProtobufReader, depth: number, maxDepth: number): AttributeValue[] {
   const out: AttributeValue[] = [];
   while (r.pos < r.end) {
     const tag = r.tag();
@@ -196,97 +176,8 @@ function readListJson(r: ProtobufReader, path: string, depth: number, maxDepth: 
       continue;
     }
     const outer = r.enter();
-    out.push(readValueJson(r, path, out.length, depth, maxDepth));
+    out.push(readValueJson(r, depth, maxDepth));
     r.leave(outer);
   }
   return out;
-}
-
-// ---- exact path for refused requests: bytes → proto-loader object form -------------------------
-
-/**
- * Struct bytes → the object form proto-loader would give (last repeated key wins, `kind` names the
- * last Value kind on the wire). Levels below `maxDepth` are left empty: structToAttributes refuses
- * them before it looks inside.
- */
-export function decodeStructMessage(bytes: Uint8Array, maxDepth: number): ProtoStruct {
-  return readStructMessage(new ProtobufReader(bytes), 1, maxDepth);
-}
-
-function readStructMessage(r: ProtobufReader, depth: number, maxDepth: number): ProtoStruct {
-  if (depth > maxDepth) return {};
-  let fields: Record<string, ProtoValue> | undefined;
-  const entry: EntryBounds = { key: '', valueStart: -1, valueEnd: -1 };
-  while (r.pos < r.end) {
-    const tag = r.tag();
-    if (tag !== STRUCT_FIELDS) {
-      r.skip(tag);
-      continue;
-    }
-    scanEntry(r, entry);
-    let value: ProtoValue = {};
-    if (entry.valueStart >= 0) {
-      const pos = r.pos;
-      const outerEnd = r.end;
-      r.pos = entry.valueStart;
-      r.end = entry.valueEnd;
-      value = readValueMessage(r, depth, maxDepth);
-      r.pos = pos;
-      r.end = outerEnd;
-    }
-    setEntry((fields ??= {}), entry.key, value);
-  }
-  return fields ? { fields } : {};
-}
-
-function readValueMessage(r: ProtobufReader, depth: number, maxDepth: number): ProtoValue {
-  let value: ProtoValue = {};
-  while (r.pos < r.end) {
-    const tag = r.tag();
-    switch (tag) {
-      case VALUE_NULL:
-        r.varint();
-        value = { kind: 'nullValue', nullValue: 'NULL_VALUE' };
-        break;
-      case VALUE_NUMBER:
-        value = { kind: 'numberValue', numberValue: r.double() };
-        break;
-      case VALUE_STRING:
-        value = { kind: 'stringValue', stringValue: r.string() };
-        break;
-      case VALUE_BOOL:
-        value = { kind: 'boolValue', boolValue: r.bool() };
-        break;
-      case VALUE_STRUCT: {
-        const outer = r.enter();
-        value = { kind: 'structValue', structValue: readStructMessage(r, depth + 1, maxDepth) };
-        r.leave(outer);
-        break;
-      }
-      case VALUE_LIST: {
-        const outer = r.enter();
-        value = { kind: 'listValue', listValue: depth + 1 > maxDepth ? {} : { values: readListMessage(r, depth + 1, maxDepth) } };
-        r.leave(outer);
-        break;
-      }
-      default:
-        r.skip(tag);
-    }
-  }
-  return value;
-}
-
-function readListMessage(r: ProtobufReader, depth: number, maxDepth: number): ProtoValue[] {
-  const values: ProtoValue[] = [];
-  while (r.pos < r.end) {
-    const tag = r.tag();
-    if (tag !== LIST_VALUES) {
-      r.skip(tag);
-      continue;
-    }
-    const outer = r.enter();
-    values.push(readValueMessage(r, depth, maxDepth));
-    r.leave(outer);
-  }
-  return values;
 }
