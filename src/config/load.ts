@@ -84,6 +84,8 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     signingKeyFile: '',
     headsBucket: 'VERDICT_HEADS',
     headsIntervalMs: 10_000,
+    revisionsBucket: 'VERDICT_POLICIES',
+    revisionsTimeoutMs: 2000,
   },
 };
 
@@ -308,6 +310,8 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
   }
   const headsBucket = optionalString('events.headsBucket');
   if (headsBucket && !/^[A-Za-z0-9_\-]+$/.test(headsBucket)) problems.push(`events.headsBucket: "${headsBucket}" must be letters, digits, _ and - ("" = do not record heads)`);
+  const revisionsBucket = optionalString('events.revisionsBucket');
+  if (revisionsBucket && !/^[A-Za-z0-9_\-]+$/.test(revisionsBucket)) problems.push(`events.revisionsBucket: "${revisionsBucket}" must be letters, digits, _ and - ("" = do not store policy text)`);
 
   const tokens = validateTokens(raw, problems);
   const config: VerdictConfig = {
@@ -381,6 +385,8 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
       signingKeyFile,
       headsBucket,
       headsIntervalMs: int('events.headsIntervalMs', 1000, 3_600_000),
+      revisionsBucket,
+      revisionsTimeoutMs: int('events.revisionsTimeoutMs', 100, 60_000),
     },
     tls: validateTls(raw, problems),
     tokens,

@@ -65,6 +65,8 @@ export interface VerdictServerOptions {
    * the decision chain first); throwing keeps the old set. See PolicyChangeHooks.
    */
   readonly beforePolicySwap?: PolicyChangeHooks['beforeSwap'];
+  /** Called with every change once final (applied, unchanged, rejected), e.g. to record rejections. */
+  readonly afterPolicyChange?: PolicyChangeHooks['afterChange'];
 }
 
 /**
@@ -98,7 +100,13 @@ export class VerdictServer {
     this.store = new PolicyStore(source?.name ?? config.policies, source, {
       sliceMs: RELOAD_SLICE_MS,
       compile: { limits: config.limits },
-      hooks: { beforeSwap: options.beforePolicySwap, afterChange: (c) => this.onPolicyChange(c) },
+      hooks: {
+        beforeSwap: options.beforePolicySwap,
+        afterChange: (c) => {
+          this.onPolicyChange(c);
+          options.afterPolicyChange?.(c);
+        },
+      },
     });
     this.decisions = new DecisionService(this.store, this.sink, config.limits, options.observability?.hooks);
     try {
