@@ -10,6 +10,7 @@
  * audit), or test/cli/help.test.ts fails.
  */
 import { auditConsumeCommand, auditVerifyCommand } from './commands/audit.js';
+import { auditDiffCommand, auditExplainCommand, auditReplayCommand } from './commands/audit-evidence.js';
 import { checkCommand } from './commands/check.js';
 import { keysGenerateCommand, keysShowCommand } from './commands/keys.js';
 import { serveCommand } from './commands/serve.js';
@@ -24,12 +25,15 @@ export const COMMANDS: readonly CommandSpec[] = [
   serveCommand,
   auditConsumeCommand,
   auditVerifyCommand,
+  auditExplainCommand,
+  auditReplayCommand,
+  auditDiffCommand,
   keysGenerateCommand,
   keysShowCommand,
 ];
 
 /** One line for each command group (the first word of multi-word commands). */
 export const GROUPS: Readonly<Record<string, string>> = {
-  audit: 'keep and verify the audit trail of decisions',
+  audit: 'keep and verify the audit trail of decisions, explain and replay decisions, compare policy revisions',
   keys: 'make and show the Ed25519 keys that sign checkpoints and keeper receipts',
 };
