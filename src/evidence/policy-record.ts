@@ -94,7 +94,7 @@ export function policyRecordBody(change: PolicyChange, instance: string, now: Da
     body.files = change.files.length;
   }
   if (r.status === 'rejected') {
-    body.message = r.message;
+    body.message = r.message.split('\n')[0]!.replace(/:$/, ''); // the errors follow, each in full
     body.errors = r.issues.map((i) => ({ code: i.code, column: i.column, file: i.file, line: i.line, message: i.message }));
   }
   if (status === 'applied' && text) body.text = text;
