@@ -45,7 +45,10 @@ export interface RuleLocation {
 function ruleLines(text: string, rule: RuleDefinition): [number, number] {
   const lines = text.split('\n');
   const from = rule.position.line;
-  const indent = Math.max(0, rule.position.column - 1);
+  // The entry's keys are indented like the key after its "- " (or like its first line).
+  const first = lines[from - 1] ?? '';
+  const item = /^(\s*-\s+)/.exec(first);
+  const indent = item ? item[1]!.length : first.length - first.trimStart().length;
   let to = from;
   for (let i = from; i < lines.length; i++) {
     const line = lines[i]!;

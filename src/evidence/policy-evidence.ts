@@ -27,11 +27,9 @@ export interface RevisionWriter {
 export interface PolicyEvidenceOptions {
   /** events.instanceId (a worker's, with its -wN). */
   readonly instance: string;
-  /** events.required: a change that cannot be recorded is not applied. */
-  readonly required: boolean;
   /** events.revisionsTimeoutMs: how long a change waits for its text to be stored. */
   readonly textTimeoutMs: number;
-  /** How long a change waits for its record to be in the spool (events.ackTimeoutMs). */
+  /** After this long without its record in the spool, the record counts as failed (events.ackTimeoutMs). */
   readonly recordTimeoutMs: number;
   /** Background retries of text that could not be stored (ms; tests shorten it). */
   readonly retryMs?: number;
@@ -55,6 +53,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Timeout(`${what} took longer than ${ms} ms`)), ms);
+    timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -78,27 +77,38 @@ export class PolicyEvidence {
     return this.pendingText.size;
   }
 
+  /** The record of the change being applied, built before its swap and handed over at it. */
+  private prepared: { change: PolicyChange; body: PolicyRecordBody } | undefined;
+
   /**
-   * PolicyChangeHooks.beforeSwap: stores the text, then records the change, before the swap. A
-   * process's first set is recorded before its publisher starts: the record is queued ahead of
-   * everything and not awaited (no decision can be made before the publisher starts).
+   * PolicyChangeHooks.beforeSwap: stores the text (bounded wait) and builds the change's record.
+   * Never throws: a revision whose text cannot be stored is served all the same.
    */
   readonly beforeSwap = async (change: PolicyChange): Promise<void> => {
     const text = await this.storeText(change);
-    const body = policyRecordBody(change, this.options.instance, new Date(), text);
-    const recorded = this.sink.recordPolicyChange(body);
-    if (change.previousRevision === null) {
-      void recorded.then((ok) => this.recordOutcome(ok, body));
-      return;
-    }
-    let ok: boolean;
+    this.prepared = { change, body: policyRecordBody(change, this.options.instance, new Date(), text) };
+  };
+
+  /**
+   * PolicyChangeHooks.atSwap: hands the record to the publisher in the turn of the swap, behind every
+   * decision of the old set and ahead of every decision of the new one. Whether it reached the spool
+   * is known later: a failure is logged and counted (in required mode the new set's decisions,
+   * spooled after it, are denied while the spool fails, and a loss is explained in the chain).
+   */
+  readonly atSwap = (change: PolicyChange): void => {
     try {
-      ok = await within(recorded, this.options.recordTimeoutMs, 'writing the policy change record to the spool');
-    } catch {
-      ok = false;
+      const body = this.prepared?.change === change ? this.prepared.body : policyRecordBody(change, this.options.instance, new Date(), { status: 'failed', bucket: this.writer?.bucket ?? '', error: 'not stored before the swap' });
+      this.prepared = undefined;
+      const recorded = this.sink.recordPolicyChange(body);
+      // A process's first set is recorded before its publisher starts: it is written when it starts.
+      (change.previousRevision === null ? recorded : within(recorded, this.options.recordTimeoutMs, 'writing the policy change record to the spool')).then(
+        (ok) => this.recordOutcome(ok, body),
+        () => this.recordOutcome(false, body),
+      );
+    } catch (err) {
+      this.stats.recordFailures++;
+      this.logger.error({ revision: change.revision, err: (err as Error).message }, 'policy change could not be recorded in the decision trail');
     }
-    this.recordOutcome(ok, body);
-    if (!ok && this.options.required) throw new Error('the change could not be recorded in the decision trail (events.required)');
   };
 
   /** PolicyChangeHooks.afterChange: a rejected change is recorded (an applied one was, before its swap). */

@@ -22,7 +22,7 @@ export function createPolicyEvidence(config: VerdictConfig, logger: Logger, sink
     ? new NatsRevisionStore({ url: events.natsUrl, bucket: events.revisionsBucket, auth: natsAuthOptions(events), timeoutMs: events.revisionsTimeoutMs, create: events.manageStream, replicas: events.replicas })
     : undefined;
   const evidence = new PolicyEvidence(
-    { instance: events.instanceId, required: events.required, textTimeoutMs: events.revisionsTimeoutMs, recordTimeoutMs: events.ackTimeoutMs },
+    { instance: events.instanceId, textTimeoutMs: events.revisionsTimeoutMs, recordTimeoutMs: events.ackTimeoutMs },
     logger,
     sink,
     writer,

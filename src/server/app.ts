@@ -65,6 +65,8 @@ export interface VerdictServerOptions {
    * the decision chain first); throwing keeps the old set. See PolicyChangeHooks.
    */
   readonly beforePolicySwap?: PolicyChangeHooks['beforeSwap'];
+  /** Called synchronously at the swap itself: nothing decides between it and the new set (PolicyChangeHooks.atSwap). */
+  readonly atPolicySwap?: PolicyChangeHooks['atSwap'];
   /** Called with every change once final (applied, unchanged, rejected), e.g. to record rejections. */
   readonly afterPolicyChange?: PolicyChangeHooks['afterChange'];
 }
@@ -102,6 +104,7 @@ export class VerdictServer {
       compile: { limits: config.limits },
       hooks: {
         beforeSwap: options.beforePolicySwap,
+        atSwap: options.atPolicySwap,
         afterChange: (c) => {
           this.onPolicyChange(c);
           options.afterPolicyChange?.(c);

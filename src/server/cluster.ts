@@ -205,7 +205,7 @@ export async function runClusterWorker(
     const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
     // Each worker records the changes it applies in its own chain.
     evidence = createPolicyEvidence(config, logger, sink, observability);
-    server = new VerdictServer({ config, logger, sink, managedPolicies: true, observability, beforePolicySwap: evidence?.beforeSwap, afterPolicyChange: evidence?.afterChange });
+    server = new VerdictServer({ config, logger, sink, managedPolicies: true, observability, beforePolicySwap: evidence?.beforeSwap, atPolicySwap: evidence?.atSwap, afterPolicyChange: evidence?.afterChange });
   } catch (err) {
     await reportFailure(err);
     if (process.connected) process.disconnect();

@@ -231,13 +231,15 @@ describe('policy evidence: the hooks around a change', () => {
     }
     async close() {}
   }
-  const options = { instance: 'pdp-1', required: false, textTimeoutMs: 200, recordTimeoutMs: 200, retryMs: 50 };
+  const options = { instance: 'pdp-1', textTimeoutMs: 200, recordTimeoutMs: 200, retryMs: 50 };
 
   it('text not stored: the change goes live, its record says why, and the text is stored later in the background', async () => {
     const sink = new Sink();
     const writer = new Writer();
     const evidence = new PolicyEvidence(options, silent, sink, writer);
-    await evidence.beforeSwap(change());
+    const c = change();
+    await evidence.beforeSwap(c);
+    evidence.atSwap(c);
     expect(sink.bodies[0]!.text).to.deep.include({ status: 'failed', bucket: 'B', error: 'NATS is down' });
     expect(evidence.textMissing).to.equal(1);
     expect(evidence.stats.textFailed).to.equal(1);
@@ -249,28 +251,35 @@ describe('policy evidence: the hooks around a change', () => {
     await evidence.close();
   });
 
-  it('a store that hangs is waited for at most textTimeoutMs; a record that cannot be written rejects the change only in required mode', async () => {
+  it('the record is built before the swap and handed over at it (not before); a store that hangs is waited for at most textTimeoutMs', async () => {
     const sink = new Sink();
     const writer = new Writer();
     writer.put = () => new Promise(() => undefined);
     const evidence = new PolicyEvidence(options, silent, sink, writer);
+    const c = change();
     const started = Date.now();
-    await evidence.beforeSwap(change());
+    await evidence.beforeSwap(c);
     expect(Date.now() - started).to.be.lessThan(1500);
+    expect(sink.bodies, 'nothing handed over before the swap').to.deep.equal([]);
+    evidence.atSwap(c);
+    expect(sink.bodies).to.have.length(1);
     expect(sink.bodies[0]!.text!.status).to.equal('failed');
     await evidence.close();
 
+    // A record the spool does not take is logged and counted; the change stays live.
     sink.answer = async () => false;
-    const lenient = new PolicyEvidence(options, silent, sink, undefined);
-    await lenient.beforeSwap(change());
-    expect(lenient.stats.recordFailures).to.equal(1);
-    const required = new PolicyEvidence({ ...options, required: true }, silent, sink, undefined);
-    let error: Error | undefined;
-    await required.beforeSwap(change()).catch((e: Error) => (error = e));
-    expect(error?.message).to.match(/could not be recorded in the decision trail \(events\.required\)/);
-    // A process's first set is not waited for (its publisher starts after it), so it never blocks a start.
-    const first = new PolicyEvidence({ ...options, required: true }, silent, { recordPolicyChange: () => new Promise(() => undefined) }, undefined);
-    await first.beforeSwap(change({ previousRevision: null }));
+    const failing = new PolicyEvidence(options, silent, sink, undefined);
+    await failing.beforeSwap(c);
+    failing.atSwap(c);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(failing.stats.recordFailures).to.equal(1);
+    // A process's first set: the record waits for the publisher to start, however long.
+    const first = new PolicyEvidence(options, silent, { recordPolicyChange: () => new Promise(() => undefined) }, undefined);
+    const startup = change({ previousRevision: null });
+    await first.beforeSwap(startup);
+    first.atSwap(startup);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(first.stats.recordFailures).to.equal(0);
   });
 
   it('rejected changes are recorded after the fact; unchanged ones not at all', () => {

@@ -114,7 +114,7 @@ async function runSingleProcess(config: VerdictConfig, logger: Logger): Promise<
     const sink = config.events.enabled ? await sinkFactory(config, logger) : undefined;
     // Policy changes go into the decision chain (and their text into NATS) before they decide.
     evidence = createPolicyEvidence(config, logger, sink, observability);
-    server = new VerdictServer({ config, logger, sink, observability, beforePolicySwap: evidence?.beforeSwap, afterPolicyChange: evidence?.afterChange });
+    server = new VerdictServer({ config, logger, sink, observability, beforePolicySwap: evidence?.beforeSwap, atPolicySwap: evidence?.atSwap, afterPolicyChange: evidence?.afterChange });
     await server.start();
   } catch (err) {
     const failed = server?.store.current() === undefined ? server?.store.lastFailure() : undefined;
