@@ -1,8 +1,8 @@
+import { policyRecordProblem, policySubjectProblem } from './policy-records.js';
 import { canonicalJson } from '../events/canonical.js';
 import { CHECKPOINT_SCHEMA_V1, CHECKPOINT_SCHEMA_V2 } from '../events/checkpoint.js';
 import { EVENT_SCHEMA } from '../events/event.js';
 import { checkpointSubject, decisionSubject } from '../events/subjects.js';
-import { policyRecordProblem, policySubjectProblem } from './policy-records.js';
 
 /**
  * What the keeper accepts and `verify` re-checks: one stream message = one record in canonical
