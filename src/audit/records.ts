@@ -1,3 +1,4 @@
+import { policyRecordProblem, policySubjectProblem } from './policy-records.js';
 import { canonicalJson } from '../events/canonical.js';
 import { CHECKPOINT_SCHEMA_V1, CHECKPOINT_SCHEMA_V2 } from '../events/checkpoint.js';
 import { EVENT_SCHEMA } from '../events/event.js';
@@ -161,6 +162,8 @@ export function classifyRecord(value: unknown): Classified {
   if (!isStr(value.instance) || value.instance === '') return { type: 'invalid', reason: `${schema.slice(0, 100)}: instance must be a string` };
   if (chainInstance(link.id) !== value.instance) return { type: 'invalid', reason: `${schema.slice(0, 100)}: chain ${link.id} does not belong to instance "${value.instance}"` };
   if (!isStr(value.time) || !TIME.test(value.time)) return { type: 'invalid', reason: `${schema.slice(0, 100)}: time must be an RFC 3339 UTC time` };
+  const policyProblem = schema === POLICY_SCHEMA ? policyRecordProblem(value) : undefined;
+  if (policyProblem) return { type: 'invalid', reason: `${POLICY_SCHEMA}: ${policyProblem}` };
   if (schema === EVENT_SCHEMA) {
     const problems = decisionProblems(value);
     if (problems.length > 0) return { type: 'invalid', reason: `${EVENT_SCHEMA}: ${problems.join('; ')}` };
@@ -177,6 +180,7 @@ export function classifyRecord(value: unknown): Classified {
  */
 export function subjectProblem(subject: string, c: Classified): string | undefined {
   let tail: string;
+  if (c.type === 'chained' && c.schema === POLICY_SCHEMA) return policySubjectProblem(subject, c.record);
   if (c.type === 'checkpoint') tail = checkpointSubject('', c.checkpoint.instance);
   else if (c.type === 'chained' && c.schema === EVENT_SCHEMA) {
     const r = c.record as { resource: { type: string }; decision: 'ALLOW' | 'DENY' };

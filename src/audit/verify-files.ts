@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { canonicalJson } from '../events/canonical.js';
 import type { Keyring } from '../keys/keyring.js';
 import { receiptsSigningText, type ReceiptsDoc } from './receipts.js';
-import { classifyRecord, parseCanonical } from './records.js';
+import { classifyRecord, parseCanonical, type Classified } from './records.js';
 import { hashPrefix, parseTrailLine } from './trail-file.js';
 import { ChainVerifier, checkpointSignature, type ChainSummary, type Finding } from './verifier.js';
 
@@ -28,6 +28,8 @@ export interface VerifyOptions {
   readonly heads?: readonly HeadClaim[];
   /** The stream the files were kept from: a head of a chain these files do not hold counts only if it is of this stream. */
   readonly stream?: string | undefined;
+  /** Called with every chained record read (the policy evidence checks use it). */
+  readonly onChained?: (record: Extract<Classified, { type: 'chained' }>, where: string) => void;
 }
 
 export interface VerifyReport {
@@ -93,6 +95,7 @@ export async function verifyFiles(files: readonly string[], options: VerifyOptio
       }
       const parsed = parseCanonical(t.payload);
       const c = parsed.ok ? classifyRecord(parsed.value) : ({ type: 'invalid', reason: parsed.reason } as const);
+      if (c.type === 'chained') options.onChained?.(c, where);
       if (t.type === 'bare') {
         verifier.acceptClassified(c, where);
         continue;

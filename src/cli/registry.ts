@@ -10,6 +10,7 @@
  * audit), or test/cli/help.test.ts fails.
  */
 import { auditConsumeCommand, auditVerifyCommand } from './commands/audit.js';
+import { auditDiffCommand, auditExplainCommand, auditReplayCommand } from './commands/audit-evidence.js';
 import { checkCommand } from './commands/check.js';
 import { fleetCommand } from './commands/fleet.js';
 import { policiesListCommand, policiesRollbackCommand, policiesShowCommand } from './commands/policies.js';
@@ -32,6 +33,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   fleetCommand,
   auditConsumeCommand,
   auditVerifyCommand,
+  auditExplainCommand,
+  auditReplayCommand,
+  auditDiffCommand,
   keysGenerateCommand,
   keysShowCommand,
 ];
@@ -39,6 +43,6 @@ export const COMMANDS: readonly CommandSpec[] = [
 /** One line for each command group (the first word of multi-word commands). */
 export const GROUPS: Readonly<Record<string, string>> = {
   policies: 'publish policy sets as bundles to NATS, and list, show and roll back what a label names',
-  audit: 'keep and verify the audit trail of decisions',
+  audit: 'keep and verify the audit trail of decisions, explain and replay decisions, compare policy revisions',
   keys: 'make and show the Ed25519 keys that sign checkpoints and keeper receipts',
 };

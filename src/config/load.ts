@@ -86,6 +86,8 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     signingKeyFile: '',
     headsBucket: 'VERDICT_HEADS',
     headsIntervalMs: 10_000,
+    revisionsBucket: 'VERDICT_POLICIES',
+    revisionsTimeoutMs: 2000,
   },
   policySource: {
     url: '',
@@ -328,6 +330,8 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
   }
   const headsBucket = optionalString('events.headsBucket');
   if (headsBucket && !/^[A-Za-z0-9_\-]+$/.test(headsBucket)) problems.push(`events.headsBucket: "${headsBucket}" must be letters, digits, _ and - ("" = do not record heads)`);
+  const revisionsBucket = optionalString('events.revisionsBucket');
+  if (revisionsBucket && !/^[A-Za-z0-9_\-]+$/.test(revisionsBucket)) problems.push(`events.revisionsBucket: "${revisionsBucket}" must be letters, digits, _ and - ("" = do not store policy text)`);
 
   const bucketName = (path: string, allowEmpty: boolean): string => {
     const v = allowEmpty ? optionalString(path) : str(path);
@@ -419,6 +423,8 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
       signingKeyFile,
       headsBucket,
       headsIntervalMs: int('events.headsIntervalMs', 1000, 3_600_000),
+      revisionsBucket,
+      revisionsTimeoutMs: int('events.revisionsTimeoutMs', 100, 60_000),
     },
     tls: validateTls(raw, problems),
     tokens,

@@ -75,6 +75,10 @@ export interface EventsConfig {
   readonly headsBucket: string;
   /** The head is written at most this often (and at once for a chain's first and final checkpoint). */
   readonly headsIntervalMs: number;
+  /** JetStream Object Store bucket where the text of every revision that goes live is kept (src/evidence); "" = not stored. */
+  readonly revisionsBucket: string;
+  /** How long a change waits for its text to be stored before it goes live anyway (the failure is recorded). */
+  readonly revisionsTimeoutMs: number;
 }
 
 export interface VerdictConfig {

@@ -3,7 +3,8 @@ import { fitFields, MINIMAL_BUDGETS, payloadFits, withoutAttributes, type EventB
 import { HashChain } from './chain.js';
 import type { UnchainedEvent } from './event.js';
 import { eventsLost, publishRefused, type EventsLostRecord, type PublishRefusedRecord } from './records.js';
-import { DecisionSubjects, recordSubject } from './subjects.js';
+import { DecisionSubjects, policySubject, recordSubject } from './subjects.js';
+import { fitPolicyRecord, type PolicyRecordBody } from '../evidence/policy-record.js';
 import type { WalEntry } from './wal.js';
 
 /** Events are never cut below this, whatever NATS says its limit is (a record of the refusal follows instead). */
@@ -71,7 +72,13 @@ export class EventBuilder {
     return this.record(eventsLost(this.config.instanceId, new Date(), lost), this.lostSubject);
   }
 
-  private record(record: PublishRefusedRecord | EventsLostRecord, subject: string): WalEntry {
+  /** Chains a policy change record (verdict.policy.v1), held to the field and event budgets. */
+  policy(body: PolicyRecordBody): WalEntry {
+    const fitted = fitPolicyRecord({ ...body, instance: this.config.instanceId }, { fieldBytes: this.config.maxFieldBytes, eventBytes: this.eventBytes() });
+    return this.record(fitted, policySubject(this.config.subjectPrefix, this.config.instanceId, body.status));
+  }
+
+  private record(record: PublishRefusedRecord | EventsLostRecord | PolicyRecordBody, subject: string): WalEntry {
     const { link, payload } = this.chain.appendRecord(record);
     return { subject, msgId: record.id, chain: link.id, seq: link.seq, hash: link.hash, payload };
   }

@@ -8,6 +8,7 @@ import { createLogger } from '../server/logger.js';
 import { unpackEvents, type PackedEvents } from './event-handoff.js';
 import { DecisionPublisher, type HandoffLoss } from './publisher.js';
 import type { PublisherStats, TrailHealth } from './publisher-stats.js';
+import type { PolicyRecordBody } from '../evidence/policy-record.js';
 
 export interface PublisherThreadData {
   readonly config: EventsConfig;
@@ -19,7 +20,8 @@ export interface PublisherThreadData {
 
 export type ToPublisherThread =
   | { type: 'start' }
-  | { type: 'events'; group: number; events: PackedEvents; dropped?: HandoffLoss }
+  /** `record`: a policy change record, chained before the group's events; `recordWait` answers when it is durable. */
+  | { type: 'events'; group: number; events: PackedEvents; dropped?: HandoffLoss; record?: PolicyRecordBody; recordWait?: number }
   | { type: 'stats'; id: number }
   | { type: 'close'; timeoutMs: number }
   /** Fault injection (VERDICT_FAULT_INJECTION=publisher-thread, then SIGUSR2): die as a bug would. */
@@ -72,6 +74,12 @@ if (parentPort) {
         );
         break;
       case 'events':
+        if (msg.record) {
+          const wait = msg.recordWait;
+          void publisher.recordPolicyChange(msg.record).then((ok) => {
+            if (wait !== undefined) answer(wait, ok);
+          });
+        }
         publisher.recordBodies(
           unpackEvents(msg.events).map((e) => {
             const id = e.wait;

@@ -8,6 +8,7 @@ import { AttributeSelector, buildUnchainedEvent, type UnchainedEvent } from './e
 import { EventBuilder, isChainRecord } from './event-builder.js';
 import { NatsLink } from './nats-link.js';
 import { emptyStats, type PublisherStats, type TrailHealth } from './publisher-stats.js';
+import type { PolicyRecordBody } from '../evidence/policy-record.js';
 import { HEADER_ALLOWANCE } from './stream.js';
 import { checkpointSubject } from './subjects.js';
 import { SpoolLosses } from './spool-losses.js';
@@ -59,6 +60,8 @@ export class DecisionPublisher implements ClosableSink {
   private readonly checkpointSubject: string;
   private readonly link: NatsLink;
   private closing = false;
+  /** The spool is open: before, records (a policy change at start-up) wait in `pending`. */
+  private started = false;
   private pending: Pending[] = [];
   /** Written to the spool, not yet sent: the fast path while NATS keeps up. */
   private memory: { entry: WalEntry; end: WalPosition; bytes: Uint8Array }[] = [];
@@ -111,6 +114,7 @@ export class DecisionPublisher implements ClosableSink {
   /** Opens the spool (fails fast if unusable) and connects in the background: NATS may be down at start. */
   async start(): Promise<void> {
     this.log.open();
+    this.started = true;
     this.sendCursor = this.log.committedPosition();
     this.replaying = true;
     const backlog = this.log.pendingBytes();
@@ -126,6 +130,7 @@ export class DecisionPublisher implements ClosableSink {
     this.statsTimer = setInterval(() => this.logStats(), 60_000);
     this.statsTimer.unref();
     this.link.start();
+    if (this.pending.length > 0) this.scheduleTick(true);
   }
 
   /** Called with the trail's health whenever it changes (connection, stream drift, spool errors). */
@@ -195,6 +200,19 @@ export class DecisionPublisher implements ClosableSink {
       this.tickScheduled = false;
     }
     this.tick();
+  }
+
+  /**
+   * Chains a policy change record (verdict.policy.v1) after every event recorded so far, and
+   * resolves once it is written and fsynced to the spool (false: it could not be). Before `start`
+   * it waits in order and is written first thing.
+   */
+  recordPolicyChange(body: PolicyRecordBody): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (this.closing) return resolve(false);
+      this.pending.push({ entry: this.builder.policy(body), decision: false, waiter: resolve });
+      if (this.started) this.scheduleTick(true);
+    });
   }
 
   private enqueue(body: UnchainedEvent, waiter: ((durable: boolean) => void) | undefined, schedule = true): void {

@@ -42,6 +42,15 @@ export function recordSubject(prefix: string, instance: string, kind: 'refused' 
   return `${prefix}._chain.${subjectToken(instance)}.${kind}`;
 }
 
+/**
+ * Policy change records (`verdict.policy.v1`) of an instance: `<prefix>._policy.<instance>.<applied|rejected>`.
+ * Four tokens, so no decision subject (`<prefix>.<type>.<allow|deny>`, three) is one, `<prefix>.*.*`
+ * matches decisions only, and `<prefix>._policy.*.*` every instance's policy changes.
+ */
+export function policySubject(prefix: string, instance: string, status: 'applied' | 'rejected'): string {
+  return `${prefix}._policy.${subjectToken(instance)}.${status}`;
+}
+
 /** True for a subject this version could have built under `prefix`: bounded, and only safe tokens. */
 export function isSafeSubject(prefix: string, subject: string): boolean {
   if (!subject.startsWith(`${prefix}.`) || subject.length > prefix.length + 2 * (MAX_SUBJECT_TOKEN + 1) + 16) return false;
@@ -84,6 +93,7 @@ export class DecisionSubjects {
       const event = JSON.parse(spooled.payload) as { schema?: string; instance?: string; resource?: { type?: string }; decision?: 'ALLOW' | 'DENY' };
       if (event.schema === 'verdict.publish-refused.v1') return recordSubject(this.prefix, String(event.instance ?? ''), 'refused');
       if (event.schema === 'verdict.events-lost.v1') return recordSubject(this.prefix, String(event.instance ?? ''), 'lost');
+      if (event.schema === 'verdict.policy.v1') return policySubject(this.prefix, String(event.instance ?? ''), (event as { status?: string }).status === 'rejected' ? 'rejected' : 'applied');
       return this.of(String(event.resource?.type ?? 'unknown'), event.decision === 'ALLOW' ? 'ALLOW' : 'DENY');
     } catch {
       return `${this.prefix}._unknown.deny`;

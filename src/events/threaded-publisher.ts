@@ -8,12 +8,15 @@ import { packedId, packedWait, packEvent, SLOTS, type PackedEvents } from './eve
 import { emptyStats, type PublisherStats, type TrailHealth } from './publisher-stats.js';
 import type { FromPublisherThread, PublisherThreadData, ToPublisherThread } from './publisher-thread.js';
 import type { HandoffLoss } from './publisher.js';
+import type { PolicyRecordBody } from '../evidence/policy-record.js';
 
 interface Group {
   readonly group: number;
   readonly events: PackedEvents;
   readonly count: number;
   readonly weight: number;
+  /** A policy change record, chained before the group's events (such a group has none); outside the hand-off bound. */
+  readonly record?: { readonly body: PolicyRecordBody; readonly wait: number };
 }
 
 /** Counters that add up across publisher threads (a dead thread's last known ones are kept). */
@@ -136,7 +139,8 @@ export class ThreadedPublisher implements ClosableSink {
       for (const g of [...this.inFlight, { group: 0, events: this.batch, count: this.batchCount, weight: 0 }]) {
         for (let i = 0; i < g.count; i++) this.dropEvent(g.events, i, 'the publisher thread died before they were spooled (required mode denied them)');
       }
-      this.inFlight = [];
+      // Policy change records are not decisions waiting for an answer: the next thread takes them.
+      this.inFlight = this.inFlight.filter((g) => g.record).map((g) => ({ ...g, events: [], count: 0, weight: 0 }));
       this.inFlightCount = 0;
       this.inFlightWeight = 0;
       this.batch = [];
@@ -186,6 +190,14 @@ export class ThreadedPublisher implements ClosableSink {
     if (groups.length === 0) return;
     if (lastSpooledId !== undefined) {
       search: for (let g = groups.length - 1; g >= 0; g--) {
+        const record = groups[g]!.record;
+        if (record?.body.id === lastSpooledId) {
+          // The dead thread spooled it (its answer may have died with it).
+          this.waiters.get(record.wait)?.(true);
+          this.waiters.delete(record.wait);
+          groups = groups.slice(g + 1);
+          break search;
+        }
         for (let i = groups[g]!.count - 1; i >= 0; i--) {
           if (packedId(groups[g]!.events, i) === lastSpooledId) {
             const rest = groups[g]!;
@@ -195,7 +207,7 @@ export class ThreadedPublisher implements ClosableSink {
         }
       }
     }
-    for (const g of groups) if (g.count > 0) this.postGroup(g.events, g.count, g.weight);
+    for (const g of groups) if (g.count > 0 || g.record) this.postGroup(g.events, g.count, g.weight, g.record);
   }
 
   private onMessage(msg: FromPublisherThread): void {
@@ -329,17 +341,46 @@ export class ThreadedPublisher implements ClosableSink {
     this.postGroup(events, count, weight);
   }
 
-  private postGroup(events: PackedEvents, count: number, weight: number): void {
+  private postGroup(events: PackedEvents, count: number, weight: number, record?: Group['record']): void {
     const group = this.nextGroup++;
     let dropped: HandoffLoss | undefined;
     if (this.dropped) {
       dropped = { count: this.dropped.count, from: new Date(this.dropped.from).toISOString(), to: new Date(this.dropped.to).toISOString(), reason: this.dropped.reason };
       this.dropped = undefined;
     }
-    this.post(dropped ? { type: 'events', group, events, dropped } : { type: 'events', group, events });
-    this.inFlight.push({ group, events, count, weight });
+    this.post({ type: 'events', group, events, ...(dropped ? { dropped } : {}), ...(record ? { record: record.body, recordWait: record.wait } : {}) });
+    this.inFlight.push(record ? { group, events, count, weight, record } : { group, events, count, weight });
     this.inFlightCount += count;
     this.inFlightWeight += weight;
+  }
+
+  /**
+   * Hands a policy change record to the publisher thread, behind every decision packed so far (they
+   * were made under the set before the change) and ahead of every later one: the thread takes the
+   * groups in order, so the record precedes the first decision of the new set in the chain.
+   * Resolves once it is written and fsynced to the spool (false: it could not be). While no thread
+   * runs (before start, during a restart) it waits, in order, and is handed to the next thread.
+   */
+  recordPolicyChange(body: PolicyRecordBody): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    const wait = this.nextWait++;
+    const answer = new Promise<boolean>((resolve) => this.waiters.set(wait, resolve));
+    if (this.running) {
+      this.flush();
+      this.postGroup([], 0, 0, { body, wait });
+      return answer;
+    }
+    // Queued as groups not yet posted: the next thread is handed them (handOverAgain) before the batch.
+    if (this.batchCount > 0) {
+      this.inFlight.push({ group: this.nextGroup++, events: this.batch, count: this.batchCount, weight: this.batchWeight });
+      this.inFlightCount += this.batchCount;
+      this.inFlightWeight += this.batchWeight;
+      this.batch = [];
+      this.batchCount = 0;
+      this.batchWeight = 0;
+    }
+    this.inFlight.push({ group: this.nextGroup++, events: [], count: 0, weight: 0, record: { body, wait } });
+    return answer;
   }
 
   private total(): PublisherStats {

@@ -68,6 +68,10 @@ export interface VerdictServerOptions {
    * the decision chain first); throwing keeps the old set. See PolicyChangeHooks.
    */
   readonly beforePolicySwap?: PolicyChangeHooks['beforeSwap'];
+  /** Called synchronously at the swap itself: nothing decides between it and the new set (PolicyChangeHooks.atSwap). */
+  readonly atPolicySwap?: PolicyChangeHooks['atSwap'];
+  /** Called with every change once final (applied, unchanged, rejected), e.g. to record rejections. */
+  readonly afterPolicyChange?: PolicyChangeHooks['afterChange'];
 }
 
 /**
@@ -106,7 +110,14 @@ export class VerdictServer {
     this.store = new PolicyStore(source?.name ?? policySourceName(config), source, {
       sliceMs: RELOAD_SLICE_MS,
       compile: { limits: config.limits },
-      hooks: { beforeSwap: options.beforePolicySwap, afterChange: (c) => this.onPolicyChange(c) },
+      hooks: {
+        beforeSwap: options.beforePolicySwap,
+        atSwap: options.atPolicySwap,
+        afterChange: (c) => {
+          this.onPolicyChange(c);
+          options.afterPolicyChange?.(c);
+        },
+      },
     });
     this.decisions = new DecisionService(this.store, this.sink, config.limits, options.observability?.hooks);
     try {

@@ -4,6 +4,8 @@ import type { VerdictConfig } from '../config/schema.js';
 import { formatIssue } from '../policy/index.js';
 import type { PolicyIssueInfo } from '../service/policy-source.js';
 import { Observability } from '../observability/observability.js';
+import { createPolicyEvidence } from '../evidence/setup.js';
+import type { PolicyEvidence } from '../evidence/policy-evidence.js';
 import { VerdictServer, type ClosableSink } from './app.js';
 import { PolicyDistributor, WorkerPolicies, type PolicyToPrimary, type PolicyToWorker } from './cluster-policies.js';
 import type { Logger } from './logger.js';
@@ -206,10 +208,13 @@ export async function runClusterWorker(
       process.send({ type: 'failed', message, failure: describeStartFailure(err, config.listen) } satisfies ToPrimary, undefined, {}, () => resolve());
     });
   let server: VerdictServer;
+  let evidence: PolicyEvidence | undefined;
   try {
     const observability = await Observability.start(config, logger, { kind: 'worker', index });
     const sink = config.events.enabled ? await makeSink(config, logger) : undefined;
-    server = new VerdictServer({ config, logger, sink, managedPolicies: true, observability });
+    // Each worker records the changes it applies in its own chain.
+    evidence = createPolicyEvidence(config, logger, sink, observability);
+    server = new VerdictServer({ config, logger, sink, managedPolicies: true, observability, beforePolicySwap: evidence?.beforeSwap, atPolicySwap: evidence?.atSwap, afterPolicyChange: evidence?.afterChange });
   } catch (err) {
     await reportFailure(err);
     if (process.connected) process.disconnect();
@@ -223,7 +228,7 @@ export async function runClusterWorker(
         if (process.connected) process.disconnect();
         resolve(code);
       };
-      server.stop(reason).then(
+      server.stop(reason).finally(() => evidence?.close()).then(
         () => leave(0),
         () => leave(1),
       );

@@ -169,6 +169,7 @@ export class PolicyStore implements LivePolicy {
     else {
       this.compiler.commit(candidate);
       if (change.result.status === 'applied') {
+        this.options.hooks?.atSwap?.(change);
         this.live = { set: candidate.set!, loadedAt: loadedAt ?? new Date(), files: [...candidate.state.digests].map(([path, sha256]) => ({ path, sha256 })) };
       }
     }

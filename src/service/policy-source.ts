@@ -114,5 +114,11 @@ export interface PolicyChange {
  */
 export interface PolicyChangeHooks {
   beforeSwap?(change: PolicyChange): Promise<void>;
+  /**
+   * Called synchronously at the swap of an applied change, in the same turn: every decision before it
+   * was made with the old set, every decision after it with the new one (the decision chain records
+   * the change here). Must not throw.
+   */
+  atSwap?(change: PolicyChange): void;
   afterChange?(change: PolicyChange): void;
 }

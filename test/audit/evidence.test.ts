@@ -89,6 +89,7 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     const keeper = await startKeeper(res, keeperArgs(outDir, receipts, ['--rotate-bytes', String(64 * 1024 * 1024)]));
     const made = await decide(client, 7, 100, 'e', 150);
     expect(made).to.equal(700);
+    const records = made + 1; // seq 1 of the chain: the policy set that went live at start (verdict.policy.v1)
     expect(await server.stop('SIGTERM')).to.equal(0);
     await waitFor('the final checkpoint in the trail', () => readTrail(outDir).some((r) => r.data.schema === CHECKPOINT_SCHEMA_V2 && r.data.final === true), 15_000);
     expect(await keeper.stop('SIGTERM'), keeper.tail()).to.equal(0);
@@ -96,7 +97,7 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
 
     // Verdict logged its last signed head at shutdown, and recorded it in the KV bucket.
     const logged = server.log('decision chain head')?.head as { checkpoint: Record<string, unknown>; streamSeq: number };
-    expect(logged.checkpoint).to.include({ final: true, seq: made, instance });
+    expect(logged.checkpoint).to.include({ final: true, seq: records, instance });
     expect((logged.checkpoint.sig as { key: string }).key).to.equal(pdpKey.id);
     const nc = await res.nats(NATS_URL);
     const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
@@ -107,8 +108,8 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     const chainId = String(logged.checkpoint.chain);
     const ok = await verify(files, '--receipts', receipts, '--heads', NATS_URL, '--heads-bucket', bucket);
     expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
-    expect(ok.stdout).to.include(`chain ${chainId}: seq 1..${made} signed (checkpoint at seq ${made} by key pdp (${pdpKey.id})), closed by a final checkpoint`);
-    expect(ok.stdout).to.match(/verified 1 files, 700 events, \d+ checkpoints: OK/);
+    expect(ok.stdout).to.include(`chain ${chainId}: seq 1..${records} signed (checkpoint at seq ${records} by key pdp (${pdpKey.id})), closed by a final checkpoint`);
+    expect(ok.stdout).to.match(/verified 1 files, 701 events, \d+ checkpoints: OK/);
 
     const lines = readFileSync(files[0]!, 'utf8').split('\n').filter(Boolean);
     expect(lines.length).to.be.greaterThan(600);
@@ -120,25 +121,25 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     const a = await verify(cut, '--receipts', receipts);
     expect(a.code, a.stdout + a.stderr).to.equal(1);
     expect(a.stderr).to.include(`TRUNCATED: holds`).and.include(`stream messages ${lastKept + 1}..${lastSeq} were cut off its end`);
-    expect(a.stderr).to.match(new RegExp(`TRUNCATED: chain ${chainId}: records \\d+\\.\\.${made} are missing: a checkpoint at seq ${made} \\(stream seq ${lastSeq}\\) was seen`));
+    expect(a.stderr).to.match(new RegExp(`TRUNCATED: chain ${chainId}: records \\d+\\.\\.${records} are missing: a checkpoint at seq ${records} \\(stream seq ${lastSeq}\\) was seen`));
     expect(a.stdout).to.include('no final checkpoint');
     const aHeads = await verify(cut, '--heads', NATS_URL, '--heads-bucket', bucket);
     expect(aHeads.code).to.equal(1);
-    expect(aHeads.stderr).to.match(new RegExp(`KV head ${bucket}/${instance} \\(revision \\d+\\): TRUNCATED: chain ${chainId}: records \\d+\\.\\.${made} are missing`));
+    expect(aHeads.stderr).to.match(new RegExp(`KV head ${bucket}/${instance} \\(revision \\d+\\): TRUNCATED: chain ${chainId}: records \\d+\\.\\.${records} are missing`));
 
     // The same from Verdict's own log: its `decision chain head` lines, kept by the operator.
     const logFile = path.join(dir, 'verdict-log.ndjson');
     writeFileSync(logFile, `${server.logs.map((l) => JSON.stringify(l)).join('\n')}\n`);
     const aLog = await verify(cut, '--heads', logFile);
     expect(aLog.code).to.equal(1);
-    expect(aLog.stderr).to.match(new RegExp(`verdict-log\\.ndjson:\\d+: TRUNCATED: chain ${chainId}: records \\d+\\.\\.${made} are missing`));
+    expect(aLog.stderr).to.match(new RegExp(`verdict-log\\.ndjson:\\d+: TRUNCATED: chain ${chainId}: records \\d+\\.\\.${records} are missing`));
 
     // 2. Only the final checkpoint deleted.
     const finalAt = lines.findIndex((l) => isCheckpoint(l) && JSON.parse(l).data.final === true);
     const noFinal = tampered(outDir, 'no-final', (ls) => ls.filter((_, i) => i !== finalAt));
     const b = await verify(noFinal, '--heads', NATS_URL, '--heads-bucket', bucket);
     expect(b.code, b.stdout + b.stderr).to.equal(1);
-    expect(b.stderr).to.include(`TRUNCATED: chain ${chainId}: its final checkpoint at seq ${made} (stream seq ${logged.streamSeq}) was seen, but these files do not hold it`);
+    expect(b.stderr).to.include(`TRUNCATED: chain ${chainId}: its final checkpoint at seq ${records} (stream seq ${logged.streamSeq}) was seen, but these files do not hold it`);
     const bReceipts = await verify(noFinal, '--receipts', receipts);
     expect(bReceipts.code).to.equal(1);
     expect(bReceipts.stderr).to.include('TRUNCATED');
@@ -149,7 +150,7 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     expect(c.code).to.equal(1);
     expect(c.stderr).to.include(`UNSIGNED: no record of chain ${chainId} is covered by a valid signature`);
     expect(c.stderr).to.include('STREAM-GAP');
-    expect(c.stdout).to.include(`chain ${chainId}: ${made} events, NOT SIGNED (it has no checkpoint)`);
+    expect(c.stdout).to.include(`chain ${chainId}: ${records} events, NOT SIGNED (it has no checkpoint)`);
 
     // 4. One event edited, every later event and checkpoint re-hashed (and moved to its subject):
     //    signatures no longer match, even without receipts.
@@ -184,7 +185,7 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     expect(d.stderr).to.include('BAD-SIGNATURE').and.not.include('BROKEN-LINK').and.not.include('ALTERED');
     const signedTo = Number(/seq 1\.\.(\d+) signed/.exec(d.stdout)?.[1]);
     expect(signedTo, d.stdout).to.be.lessThan(targetSeq);
-    expect(d.stdout).to.include(`${signedTo + 1}..${made} unsigned tail`);
+    expect(d.stdout).to.include(`${signedTo + 1}..${records} unsigned tail`);
 
     // 5. Wrapper edits: a stream sequence renumbered, a subject changed.
     const renumbered = tampered(outDir, 'renumbered', (ls) => ls.map((l, i) => (i === 10 ? l.replace(/^\{"seq":\d+/, `{"seq":${JSON.parse(l).seq + 100000}`) : l)));
@@ -257,7 +258,7 @@ describe('evidence: signed checkpoints, a keeper that keeps only valid records, 
     expect(v.stderr).to.include(`UNSIGNED: no record of chain ${instance}/impostor is covered`);
     expect(v.stderr.match(/: REJECTED: /g)).to.have.length(4);
     expect(v.stdout).to.include('chain mallory/evil: 3 events, NOT SIGNED (signed by a key not in the keyring)');
-    expect(v.stdout).to.match(new RegExp(`chain ${instance}/[0-9a-f-]{36}: seq 1\\.\\.${made} signed \\(checkpoint at seq ${made} by key pdp \\(${pdpKey.id}\\)\\), closed by a final checkpoint`));
+    expect(v.stdout).to.match(new RegExp(`chain ${instance}/[0-9a-f-]{36}: seq 1\\.\\.${made + 1} signed \\(checkpoint at seq ${made + 1} by key pdp \\(${pdpKey.id}\\)\\), closed by a final checkpoint`));
   });
 
   it('a keeper restarted on a tampered trail: a forged high stream seq does not make it skip, a cut file is reported', async () => {

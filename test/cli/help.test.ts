@@ -85,6 +85,9 @@ const DOCS: Record<string, { readme: boolean; tables: [file: string, heading: st
   fleet: { readme: true, tables: [] },
   'audit consume': { readme: false, tables: [['docs/events.md', '## Keeping the trail']] },
   'audit verify': { readme: true, tables: [['docs/events.md', '## Checking the trail']] },
+  'audit explain': { readme: true, tables: [['docs/events.md', '## Explaining a decision']] },
+  'audit replay': { readme: true, tables: [['docs/events.md', '## Replaying decisions']] },
+  'audit diff': { readme: true, tables: [['docs/events.md', '## Comparing revisions']] },
   'keys generate': { readme: true, tables: [['docs/events.md', '### Signing keys']] },
   'keys show': { readme: true, tables: [] },
 };

@@ -12,6 +12,7 @@ import { credentials, loadPackageDefinition, type Client, type GrpcObject, type 
 import * as protoLoader from '@grpc/proto-loader';
 import { expect } from 'chai';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { POLICY_SCHEMA } from '../../src/evidence/policy-record.js';
 import { eventHash } from '../../src/events/chain.js';
 import { CHECKPOINT_SCHEMA_V2 as CHECKPOINT_SCHEMA } from '../../src/events/checkpoint.js';
 import { EVENT_SCHEMA } from '../../src/events/event.js';
@@ -188,9 +189,11 @@ function byChain(messages: readonly StoredMessage[]) {
   const all = new Map<string, Record<string, any>[]>();
   for (const m of messages) {
     const d = m.data as Record<string, any>;
-    const chain = d.schema === EVENT_SCHEMA ? String(d.chain.id) : d.schema === CHECKPOINT_SCHEMA ? String(d.chain) : undefined;
+    // Chained records: decision events, and the policy records (each chain starts with its worker's policy set).
+    const chained = d.schema === EVENT_SCHEMA || d.schema === POLICY_SCHEMA;
+    const chain = chained ? String(d.chain.id) : d.schema === CHECKPOINT_SCHEMA ? String(d.chain) : undefined;
     if (chain === undefined) throw new Error(`unexpected message in the stream: ${m.raw}`);
-    if (d.schema === EVENT_SCHEMA) events.set(chain, [...(events.get(chain) ?? []), d]);
+    if (chained) events.set(chain, [...(events.get(chain) ?? []), d]);
     all.set(chain, [...(all.get(chain) ?? []), d]);
   }
   return { events, all };
@@ -255,7 +258,7 @@ describe('cluster: verdict serve --workers (real processes, sockets and NATS)', 
     expect(readTrail(trail).filter((r) => r.data.schema === EVENT_SCHEMA)).to.have.length(N);
     const verified = await runVerdict(['audit', 'verify', ...trailFiles(trail)]);
     expect(verified.code, verified.stdout + verified.stderr).to.equal(0);
-    expect(verified.stdout).to.match(new RegExp(`verified \\d+ files, ${N} events, \\d+ checkpoints: OK`));
+    expect(verified.stdout).to.match(new RegExp(`verified \\d+ files, ${N + 2} events, \\d+ checkpoints: OK`)); // and each worker's policy record
     expect(verified.stdout.match(/^chain /gm), verified.stdout).to.have.length(2);
     expect(consumer.running, consumer.tail()).to.equal(true);
     expect(server.logs.filter((l) => (l.level ?? 0) >= 50), 'no errors logged').to.deep.equal([]);

@@ -105,7 +105,7 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
       const d = r.data as Record<string, any>;
       expect(d.decision).to.equal(made[i]!.allowed ? 'ALLOW' : 'DENY');
       expect(d.reason).to.equal(made[i]!.reason);
-      expect(d.chain.seq).to.equal(i + 1);
+      expect(d.chain.seq).to.equal(i + 2); // seq 1: the policy set that went live at start
       expect(eventHash(d)).to.equal(d.chain.hash);
       expect(r.subject).to.equal(`${names.prefix}.document.${made[i]!.allowed ? 'allow' : 'deny'}`);
     });
@@ -113,7 +113,7 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     expect(trailFiles(all).length).to.be.greaterThan(2);
     const ok = await verify(trailFiles(all));
     expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
-    expect(ok.stdout).to.match(new RegExp(`verified ${trailFiles(all).length} files, ${made.length} events, \\d+ checkpoints: OK`));
+    expect(ok.stdout).to.match(new RegExp(`verified ${trailFiles(all).length} files, ${made.length + 1} events, \\d+ checkpoints: OK`));
     expect(ok.stdout).to.include('closed by a final checkpoint');
     expect(ok.stderr).to.equal('');
 
@@ -246,7 +246,7 @@ describe('audit: consumer trail files and offline verify (real NATS, real proces
     const json = await verify([file!], '--json');
     expect(json.code).to.equal(0);
     const report = JSON.parse(json.stdout);
-    expect(report).to.include({ files: 1, events: made.length });
+    expect(report).to.include({ files: 1, events: made.length + 1 }); // and the policy record at seq 1
     expect(report.findings).to.deep.equal([]);
     // Sanity: the server counted what the stream holds.
     expect(await countEvents(await res.nats(NATS_URL), names.stream, names.prefix)).to.equal(made.length);

@@ -6,6 +6,7 @@
  */
 import { eventHash, GENESIS_HASH } from '../../src/events/chain.js';
 import { EVENT_SCHEMA, EVENTS_LOST_SCHEMA, PUBLISH_REFUSED_SCHEMA } from '../../src/events/event.js';
+import { POLICY_SCHEMA } from '../../src/evidence/policy-record.js';
 
 type Data = Record<string, any>;
 
@@ -19,6 +20,8 @@ export interface ChainReport {
   readonly refused: Data[];
   readonly lost: Data[];
   readonly events: Data[];
+  /** Policy change records (verdict.policy.v1): each chain starts with the set that went live. */
+  readonly policies: Data[];
 }
 
 export function checkChains(messages: readonly { data: Data }[]): ChainReport {
@@ -26,6 +29,7 @@ export function checkChains(messages: readonly { data: Data }[]): ChainReport {
   const refused: Data[] = [];
   const lost: Data[] = [];
   const events: Data[] = [];
+  const policies: Data[] = [];
   const broken: string[] = [];
   for (const { data } of messages) {
     if (!data.chain || typeof data.chain !== 'object') continue; // checkpoints carry no link
@@ -33,6 +37,7 @@ export function checkChains(messages: readonly { data: Data }[]): ChainReport {
     if (data.schema === PUBLISH_REFUSED_SCHEMA) refused.push(data);
     else if (data.schema === EVENTS_LOST_SCHEMA) lost.push(data);
     else if (data.schema === EVENT_SCHEMA) events.push(data);
+    else if (data.schema === POLICY_SCHEMA) policies.push(data);
     else broken.push(`${data.chain.id}#${data.chain.seq}: unknown schema ${data.schema}`);
     const list = byChain.get(data.chain.id) ?? [];
     list.push(data);
@@ -62,5 +67,5 @@ export function checkChains(messages: readonly { data: Data }[]): ChainReport {
       if (before && d.chain.prev !== before.chain.hash) broken.push(`${chain}#${s}: prev does not link to #${s - 1}`);
     }
   }
-  return { seqs, unexplained, broken, refused, lost, events };
+  return { seqs, unexplained, broken, refused, lost, events, policies };
 }

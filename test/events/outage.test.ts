@@ -72,7 +72,8 @@ describe('events: NATS outage (private nats-server killed and restarted mid-stre
       expect(new Set(ids).size, 'no event stored twice').to.equal(ids.length);
       expect(events).to.have.length(made.length);
       expect(new Set(ids)).to.deep.equal(new Set(made.map((r) => r.decisionId)));
-      expect(events.map((e) => e.chain.seq), 'stream order is chain order').to.deep.equal(events.map((_, i) => i + 1));
+      // seq 1 is the policy set that went live at start (verdict.policy.v1).
+      expect(events.map((e) => e.chain.seq), 'stream order is chain order').to.deep.equal(events.map((_, i) => i + 2));
       expect(new Set(events.map((e) => e.chain.id)).size).to.equal(1);
       const verifier = new ChainVerifier();
       stored.forEach((m) => verifier.accept(m.data, `stream seq ${m.seq}`));
@@ -85,7 +86,7 @@ describe('events: NATS outage (private nats-server killed and restarted mid-stre
       expect(await keeper.stop('SIGTERM'), keeper.tail()).to.equal(0);
       const verify = await runVerdict(['audit', 'verify', ...trailFiles(outDir)]);
       expect(verify.code, verify.stdout + verify.stderr).to.equal(0);
-      expect(verify.stdout).to.include(`${made.length} events`).and.match(/: OK$/m);
+      expect(verify.stdout).to.include(`${made.length + 1} events`).and.match(/: OK$/m);
     });
   }
 
@@ -103,7 +104,7 @@ describe('events: NATS outage (private nats-server killed and restarted mid-stre
     await waitFor('the spooled decisions in the stream', async () => (await countEvents(nc, names.stream, names.prefix)) >= made.length, 10_000, 100);
     const events = (await readStream(nc, names.stream)).filter((m) => m.data.schema === EVENT_SCHEMA).map((m) => m.data as Record<string, any>);
     expect(events.map((e) => e.id)).to.deep.equal(made.map((r) => r.decisionId));
-    expect(events.map((e) => e.chain.seq)).to.deep.equal(made.map((_, i) => i + 1));
+    expect(events.map((e) => e.chain.seq)).to.deep.equal(made.map((_, i) => i + 2)); // after the policy record
     expect(await server.stop('SIGTERM')).to.equal(0);
   });
 });

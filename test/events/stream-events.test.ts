@@ -3,6 +3,7 @@ import { canonicalJson } from '../../src/events/canonical.js';
 import { eventHash, GENESIS_HASH } from '../../src/events/chain.js';
 import { CHECKPOINT_SCHEMA_V2 as CHECKPOINT_SCHEMA } from '../../src/events/checkpoint.js';
 import { EVENT_SCHEMA, MASK } from '../../src/events/event.js';
+import { POLICY_SCHEMA } from '../../src/evidence/policy-record.js';
 import { toProtoCheckRequest, unary, type JsonCheckRequest } from '../../src/grpc/client.js';
 import {
   check, checkBatch, countEvents, NATS_URL, randomToken, readStream, Resources, sleep, startVerdict, uniqueNames, waitFor, writePolicies,
@@ -114,13 +115,20 @@ describe('events: every decision is stored exactly once (real NATS, real server)
     const stored = await eventsInStream(res, names.stream, names.prefix, n);
     const events = stored.filter((m) => m.data.schema === EVENT_SCHEMA);
     const checkpoints = stored.filter((m) => m.data.schema === CHECKPOINT_SCHEMA);
-    expect(events.length + checkpoints.length, 'only events and checkpoints in the stream').to.equal(stored.length);
+    const policies = stored.filter((m) => m.data.schema === POLICY_SCHEMA);
+    expect(policies.map((m) => m.data.status), 'the policy set that went live at start').to.deep.equal(['applied']);
+    expect(events.length + checkpoints.length + policies.length, 'only events, checkpoints and the policy record in the stream').to.equal(stored.length);
     expect(events).to.have.length(n);
     expect(checkpoints.length).to.be.greaterThan(0);
 
     const byId = new Map(asked.map((a) => [a.response.decisionId, a]));
-    let prev = GENESIS_HASH;
-    let chainId: string | undefined;
+    // The chain starts with the policy record, then the events follow it.
+    const policy = policies[0]!.data as Record<string, any>;
+    expect(policy.chain.seq).to.equal(1);
+    expect(policy.chain.prev).to.equal(GENESIS_HASH);
+    expect(policies[0]!.subject).to.equal(`${names.prefix}._policy.${instance}.applied`);
+    let prev = policy.chain.hash as string;
+    let chainId: string | undefined = policy.chain.id;
     events.forEach((m, i) => {
       const e = m.data as Record<string, any>;
       const a = byId.get(e.id);
@@ -134,7 +142,7 @@ describe('events: every decision is stored exactly once (real NATS, real server)
       chainId ??= e.chain.id;
       expect(e.chain.id).to.equal(chainId);
       expect(e.chain.id.startsWith(`${instance}/`)).to.equal(true);
-      expect(e.chain.seq).to.equal(i + 1);
+      expect(e.chain.seq).to.equal(i + 2);
       expect(e.chain.prev).to.equal(prev);
       expect(eventHash(e)).to.equal(e.chain.hash);
       expect(m.raw).to.equal(canonicalJson(e));
@@ -145,7 +153,7 @@ describe('events: every decision is stored exactly once (real NATS, real server)
     for (const c of checkpoints) {
       expect(c.subject).to.equal(`${names.prefix}._chain.${instance}.checkpoint`);
       expect(c.data.chain).to.equal(chainId);
-      const covered = events.find((m) => (m.data as any).chain.seq === c.data.seq);
+      const covered = [...policies, ...events].find((m) => (m.data as any).chain.seq === c.data.seq);
       expect(covered, 'a checkpoint names a stored event').to.not.equal(undefined);
       expect(c.data.hash).to.equal((covered!.data as any).chain.hash);
       expect(covered!.seq).to.be.lessThan(c.seq);
@@ -157,9 +165,9 @@ describe('events: every decision is stored exactly once (real NATS, real server)
     const after = await readStream(await res.nats(NATS_URL), names.stream);
     const final = after.filter((m) => m.data.schema === CHECKPOINT_SCHEMA && m.data.final === true);
     expect(final).to.have.length(1);
-    expect(final[0]!.data.seq).to.equal(n);
+    expect(final[0]!.data.seq).to.equal(n + 1);
     expect(after.filter((m) => m.data.schema === EVENT_SCHEMA)).to.have.length(n);
-    expect(server.log('decision publisher closed')?.events).to.include({ recorded: n, spooled: n, published: n, failed: 0 });
+    expect(server.log('decision publisher closed')?.events).to.include({ recorded: n, spooled: n + 1, published: n + 1, failed: 0 });
   });
 
   it('includeAttributes: all with maskAttributes → attributes present, masked paths "***", secrets never leave', async () => {

@@ -11,6 +11,7 @@ import { loadSigningKey, type SigningKey } from '../../keys/signing-key.js';
 import { createLogger } from '../../server/logger.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, UsageError, type CommandSpec, type FlagSpec, type ParsedArgs } from '../spec.js';
+import { REVISIONS_BUCKET_FLAG, REVISIONS_FLAG, VerifyRevisions } from './audit-evidence.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -106,6 +107,8 @@ export const auditVerifyCommand: CommandSpec = {
     },
     { name: 'partial', type: 'boolean', description: 'the files hold a filtered view (e.g. denials only): check hashes, not gaps and checkpoints' },
     { name: 'allow-partial-start', type: 'boolean', description: 'chains may start after seq 1 (older files archived); each start is printed as a note' },
+    { ...REVISIONS_FLAG, description: 'also check that the policy text of every revision the trail put live is still stored intact: nats://HOST:PORT or a directory' },
+    REVISIONS_BUCKET_FLAG,
     { name: 'json', type: 'boolean', description: 'print the whole report as JSON on stdout' },
   ],
   examples: [
@@ -187,25 +190,31 @@ async function verify(args: ParsedArgs, io: CliOutput): Promise<number> {
     }
   }
   let report: VerifyReport;
+  const revisions = VerifyRevisions.fromArgs(args);
+  let revisionAudit;
   try {
     const stream = args.string('stream') ?? receipts?.doc.stream ?? process.env.VERDICT_EVENTS_STREAM ?? DEFAULT_CONFIG.events.stream;
-    report = await verifyFiles(args.positionals, { partial: args.flag('partial'), allowPartialStart: args.flag('allow-partial-start'), keyring, receipts, heads, stream });
+    report = await verifyFiles(args.positionals, { partial: args.flag('partial'), allowPartialStart: args.flag('allow-partial-start'), keyring, receipts, heads, stream, onChained: revisions?.onChained });
+    revisionAudit = await revisions?.run();
   } catch (err) {
     io.err(`verdict audit verify: ${(err as Error).message}`);
     return EXIT.FAILURE;
   }
-  const failed = report.findingCount > 0;
+  const failed = report.findingCount > 0 || (revisionAudit?.findings.length ?? 0) > 0;
   if (args.flag('json')) {
-    io.out(JSON.stringify(report, null, 2));
+    io.out(JSON.stringify(revisionAudit ? { ...report, revisions: revisionAudit } : report, null, 2));
     return failed ? EXIT.FAILURE : EXIT.OK;
   }
+  if (revisionAudit) VerifyRevisions.print(revisionAudit, io);
   for (const f of report.findings) io.err(`${f.where}: ${f.kind.toUpperCase()}: ${f.message}`);
   if (report.findingCount > report.findings.length) io.err(`… and ${report.findingCount - report.findings.length} more problems`);
   for (const a of report.anchored) io.out(`${a.where}: note: chain ${a.chain} starts at seq ${a.seq} in these files`);
   for (const n of report.notes) io.out(`note: ${n}`);
   for (const c of report.chains) io.out(describeChain(c, report, keyring));
   io.out(keyring ? `signatures checked against ${keyring.size} key${keyring.size === 1 ? '' : 's'}` : 'signatures not checked (give --keys KEYRING)');
-  const verdict = !failed ? 'OK' : `FAILED: ${report.findingCount} problem${report.findingCount === 1 ? '' : 's'}, first at ${report.findings[0]!.where}`;
+  const problems = report.findingCount + (revisionAudit?.findings.length ?? 0);
+  const first = report.findings[0]?.where ?? revisionAudit?.findings[0]?.where;
+  const verdict = !failed ? 'OK' : `FAILED: ${problems} problem${problems === 1 ? '' : 's'}, first at ${first}`;
   io.out(`verified ${report.files} files, ${report.events} events, ${report.checkpoints} checkpoints: ${verdict}`);
   return failed ? EXIT.FAILURE : EXIT.OK;
 }

@@ -8,6 +8,8 @@ import { checkEdgeFiles } from '../../server/edge.js';
 import { policySourceName } from '../../server/policy-source.js';
 import { isClusterWorker, runClusterPrimary, runClusterWorker } from '../../server/cluster.js';
 import { Observability } from '../../observability/observability.js';
+import { createPolicyEvidence } from '../../evidence/setup.js';
+import type { PolicyEvidence } from '../../evidence/policy-evidence.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
 
@@ -111,23 +113,28 @@ async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
 
 async function runSingleProcess(config: VerdictConfig, logger: Logger): Promise<number> {
   let server: VerdictServer | undefined;
+  let evidence: PolicyEvidence | undefined;
   try {
     const observability = await Observability.start(config, logger, { kind: 'single' });
     const sink = config.events.enabled ? await sinkFactory(config, logger) : undefined;
-    server = new VerdictServer({ config, logger, sink, observability });
+    // Policy changes go into the decision chain (and their text into NATS) before they decide.
+    evidence = createPolicyEvidence(config, logger, sink, observability);
+    server = new VerdictServer({ config, logger, sink, observability, beforePolicySwap: evidence?.beforeSwap, atPolicySwap: evidence?.atSwap, afterPolicyChange: evidence?.afterChange });
     await server.start();
   } catch (err) {
     const failed = server?.store.current() === undefined ? server?.store.lastFailure() : undefined;
     const failure = failed ? policyFailure(policySourceName(config), failed) : describeStartFailure(err, config.listen);
     // Stop first (its lines come before), so the cause is the last line a supervisor shows.
     await server?.stop('start failed').catch(() => undefined);
+    await evidence?.close();
     logStartFailure(logger, failure, (err as Error).message);
     return EXIT.FAILURE;
   }
   const running = server;
+  const stopEvidence = evidence;
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
-      running.stop(signal).then(
+      running.stop(signal).finally(() => stopEvidence?.close()).then(
         () => resolve(EXIT.OK),
         (err: unknown) => {
           logger.error({ err }, 'error during shutdown');
