@@ -187,6 +187,8 @@ export class VerdictServer {
     }
     // A bundle label is always watched: reload.watch is about the directory's file events.
     if ((config.reload.watch || config.policySource.url !== '') && !this.options.managedPolicies) this.store.watch();
+    // Stopped while starting (a worker's SIGTERM): binding now would fail with a grpc-js error.
+    if (this.stopRequested) throw new Error('cannot start: stopped while starting');
     this.port = await this.host.bind(config.listen, this.edge?.credentials);
     const httpListen = await this.startHttp();
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
