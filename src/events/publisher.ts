@@ -271,7 +271,11 @@ export class DecisionPublisher implements ClosableSink {
       // Nothing more is sent until a checkpoint covers what was: see armCheckpoint.
     } else if (this.replaying) {
       const { entries, ends, next } = this.log.read(this.sendCursor, REPLAY_BATCH);
-      const sent = this.sendAll(entries, (e) => this.builder.subjectOf(e));
+      let sent = 0;
+      for (; sent < entries.length && !this.mustHold(entries[sent]!); sent++) {
+        const e = entries[sent]!;
+        this.send(e, Buffer.from(e.payload, 'utf8'), this.builder.subjectOf(e));
+      }
       if (sent > 0) this.sendCursor = ends[sent - 1]!;
       else if (entries.length === 0) this.sendCursor = next;
       if (!this.holding && comparePositions(this.sendCursor, this.log.end()) >= 0) {
@@ -284,7 +288,8 @@ export class DecisionPublisher implements ClosableSink {
       // Built by this process under the current prefix: the subject is as it must be.
       const memory = this.memory;
       this.memory = [];
-      const sent = this.sendAll(memory.map((m) => m.entry), (e) => e.subject, (i) => memory[i]!.bytes);
+      let sent = 0;
+      for (; sent < memory.length && !this.mustHold(memory[sent]!.entry); sent++) this.send(memory[sent]!.entry, memory[sent]!.bytes, memory[sent]!.entry.subject);
       if (sent > 0) this.sendCursor = memory[sent - 1]!.end;
       // Held back: the rest is read from the spool file once a checkpoint has covered what was sent.
       if (sent < memory.length) this.replaying = true;
@@ -296,22 +301,15 @@ export class DecisionPublisher implements ClosableSink {
   }
 
   /**
-   * Sends entries in order until the unsigned tail would outgrow its bound: at most
+   * Whether `next` must wait for a checkpoint before it is sent (and sending holds): at most
    * events.checkpointMaxEvents records follow a checkpoint, and a chain's records are covered by a
    * checkpoint of that chain before another chain's are sent (a restart replays an earlier run's
-   * tail, which is thereby signed). Returns how many were handed to NATS (or refused for good).
+   * tail, which is thereby signed).
    */
-  private sendAll(entries: readonly WalEntry[], subjectOf: (e: WalEntry) => string, bytesOf?: (i: number) => Uint8Array): number {
-    const max = this.config.checkpointMaxEvents;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      if (this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= max || e.chain !== this.lastSent?.chain)) {
-        this.holding = true;
-        return i;
-      }
-      this.send(e, bytesOf ? bytesOf(i) : Buffer.from(e.payload, 'utf8'), subjectOf(e));
-    }
-    return entries.length;
+  private mustHold(next: WalEntry): boolean {
+    if (this.sinceCheckpoint === 0 || (this.sinceCheckpoint < this.config.checkpointMaxEvents && next.chain === this.lastSent?.chain)) return false;
+    this.holding = true;
+    return true;
   }
 
   /** Writes what is pending; false when the spool refused it. */
