@@ -210,7 +210,8 @@ export class VerdictServer {
       logger,
       tokens: this.edge?.tokens,
       certificates: this.edge?.certificates,
-      loaded: () => this.store.current() !== undefined,
+      // /healthz and /readyz answer as the gRPC health's own status: with events.healthRequiresTrail, unhealthy trail = 503.
+      loaded: () => this.store.current() !== undefined && (!config.events.healthRequiresTrail || this.trailHealthy),
     });
     this.httpPort = await this.http.start();
     return `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${this.httpPort}`;
