@@ -73,7 +73,7 @@ export interface LimitState {
   readonly retryAfterMs: number;
   /** Milliseconds until the counter is back to full (a rate) or the period ends (a quota). */
   readonly resetMs: number;
-  /** The rate's period or the quota's window, in milliseconds (a calendar month: its length). */
+  /** A quota's window (a calendar month: its length), or the time a rate's burst takes to refill (burst × period / count), in milliseconds: `limit` units per `windowMs`. */
   readonly windowMs: number;
   /** For outcome "error": what failed. */
   readonly message?: string;

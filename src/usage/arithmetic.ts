@@ -44,12 +44,12 @@ export function takeRate(state: CounterState | undefined, now: number, cost: num
   const limit = burst;
   if (newTat - now > tau + EPS * t) {
     return {
-      result: { passed: false, remaining: Math.max(0, Math.floor((tau - (tat - now)) / t + EPS)), retryAfterMs: Math.ceil(newTat - tau - now - EPS * t), resetMs: Math.ceil(tat - now), windowMs: periodMs, limit },
+      result: { passed: false, remaining: Math.max(0, Math.floor((tau - (tat - now)) / t + EPS)), retryAfterMs: Math.ceil(newTat - tau - now - EPS * t), resetMs: Math.ceil(tat - now), windowMs: Math.ceil(tau), limit },
       next: undefined,
     };
   }
   return {
-    result: { passed: true, remaining: Math.max(0, Math.floor((tau - (newTat - now)) / t + EPS)), retryAfterMs: 0, resetMs: Math.ceil(newTat - now), windowMs: periodMs, limit },
+    result: { passed: true, remaining: Math.max(0, Math.floor((tau - (newTat - now)) / t + EPS)), retryAfterMs: 0, resetMs: Math.ceil(newTat - now), windowMs: Math.ceil(tau), limit },
     next: newTat,
   };
 }

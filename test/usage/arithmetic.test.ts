@@ -19,7 +19,7 @@ describe('usage arithmetic', () => {
       const r = rateRun([0, 0, 0, 0, 0, 0, 99, 100, 150, 200], 10, 1000, 5);
       expect(r.map((x) => x.passed)).to.deep.equal([true, true, true, true, true, false, false, true, false, true]);
       // After five at t=0 the bucket is empty: remaining 0, full again 500 ms later.
-      expect(r[4]).to.include({ remaining: 0, resetMs: 500, retryAfterMs: 0, limit: 5, windowMs: 1000 });
+      expect(r[4]).to.include({ remaining: 0, resetMs: 500, retryAfterMs: 0, limit: 5, windowMs: 500 });
       expect(r[5]).to.include({ remaining: 0, retryAfterMs: 100 });
       expect(r[6]).to.include({ retryAfterMs: 1 });
       expect(r[8]).to.include({ retryAfterMs: 50 });
