@@ -137,3 +137,34 @@ export function take(measure: LimitMeasure, state: CounterState | undefined, now
   }
   return takeRolling(state, now, cost, measure.count, period.rollingMs);
 }
+
+/**
+ * Adds `delta` cost units taken elsewhere (another replica, since the last sync) to the shared
+ * state `global` at `now` (cluster scope): a rate's TAT moves on by delta × T from at least now; a
+ * quota's count grows within its current period (a delta from a period that just ended counts in
+ * the new one: conservative).
+ */
+export function mergeDelta(measure: LimitMeasure, global: CounterState | undefined, delta: number, now: number): CounterState {
+  if (measure.kind === 'rate') {
+    const t = measure.periodMs / measure.count;
+    const tat = global === undefined ? now : Math.max(global.a, now);
+    return { a: delta > 0 ? tat + delta * t : global?.a ?? now, b: 0, c: 0 };
+  }
+  const period = measure.period;
+  if ('calendar' in period) {
+    const { start } = calendarPeriod(period.calendar, now);
+    const used = global !== undefined && global.a === start ? global.b : 0;
+    return { a: start, b: used + delta, c: 0 };
+  }
+  const w = period.rollingMs;
+  const start = Math.floor(now / w) * w;
+  let cur = 0;
+  let prev = 0;
+  if (global !== undefined) {
+    if (global.a === start) {
+      cur = global.b;
+      prev = global.c;
+    } else if (global.a === start - w) prev = global.b;
+  }
+  return { a: start, b: cur + delta, c: prev };
+}

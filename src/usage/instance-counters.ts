@@ -21,6 +21,16 @@ interface Entry extends CounterState {
 
 export interface InstanceCountersOptions {
   readonly maxKeys?: number;
+  /** scope: cluster (cluster-sync.ts): told of every cluster counter checked, and how to count while NATS is away. */
+  readonly cluster?: ClusterHooks;
+}
+
+/** What the cluster sync needs from the local counters, and tells them. */
+export interface ClusterHooks {
+  /** A cluster-scoped counter was checked (`taken`: the cost it took, 0 when none). */
+  touched(id: string, measure: LimitMeasure, taken: number): void;
+  /** While the shared counters are unreachable: "local" (costs count 1/share times), "deny", or undefined when synced. */
+  fallback(): { readonly kind: 'local'; readonly share: number } | { readonly kind: 'deny' } | undefined;
 }
 
 /** A persisted quota counter (state file, NATS KV). */
@@ -40,8 +50,27 @@ export class InstanceCounters implements UsageCounters {
   evictions = 0;
   idleEvictions = 0;
 
+  private readonly cluster: ClusterHooks | undefined;
+
   constructor(options: InstanceCountersOptions = {}) {
     this.maxKeys = options.maxKeys ?? DEFAULT_MAX_USAGE_KEYS;
+    this.cluster = options.cluster;
+  }
+
+  /** The local state of a counter (cluster sync). */
+  state(id: string): CounterState | undefined {
+    return this.entries.get(id);
+  }
+
+  /** Sets a counter to the shared state (cluster sync); not counted as a use. */
+  setState(id: string, measure: LimitMeasure, state: CounterState): void {
+    const e = this.entries.get(id);
+    if (e) {
+      e.a = state.a;
+      e.b = state.b;
+      e.c = state.c;
+      e.measure = measure;
+    } else if (this.entries.size < this.maxKeys) this.entries.set(id, { a: state.a, b: state.b, c: state.c, measure });
   }
 
   get size(): number {
@@ -53,12 +82,24 @@ export class InstanceCounters implements UsageCounters {
     const n = demands.length;
     const ids: string[] = new Array(n);
     const results: { result: CounterResult; next: CounterState | undefined }[] = new Array(n);
+    const costs: number[] = new Array(n);
     let blocked = false;
+    let unavailable: number[] | undefined;
+    const cluster = this.cluster;
+    const fallback = cluster?.fallback();
     for (let i = 0; i < n; i++) {
       const d = demands[i]!;
       const id = `${d.limit.name}\u0000${d.key}`;
       ids[i] = id;
-      const r = take(d.limit.measure, this.entries.get(id), nowMs, d.cost);
+      let cost = d.cost;
+      if (fallback && d.limit.scope === 'cluster') {
+        if (fallback.kind === 'deny') {
+          (unavailable ??= []).push(i);
+          if (d.limit.mode === 'enforce') blocked = true;
+        } else cost = cost / fallback.share;
+      }
+      costs[i] = cost;
+      const r = take(d.limit.measure, this.entries.get(id), nowMs, cost);
       results[i] = r;
       if (!r.result.passed && d.limit.mode === 'enforce') blocked = true;
     }
@@ -67,9 +108,15 @@ export class InstanceCounters implements UsageCounters {
       const d = demands[i]!;
       const { result, next } = results[i]!;
       const passed = result.passed;
-      this.commit(ids[i]!, d, passed && !blocked ? next : undefined);
+      const taken = passed && !blocked;
+      this.commit(ids[i]!, d, taken ? next : undefined);
+      if (cluster && d.limit.scope === 'cluster') cluster.touched(ids[i]!, d.limit.measure, taken ? d.cost : 0);
+      if (unavailable?.includes(i)) {
+        states[i] = { name: d.limit.name, policy: d.limit.policy.id, kind: d.limit.measure.kind, mode: d.limit.mode, scope: d.limit.scope, outcome: 'error', limit: result.limit, remaining: 0, retryAfterMs: 0, resetMs: 0, windowMs: result.windowMs, message: 'the cluster counters (NATS) are unreachable and usage.cluster.fallback is deny' };
+        continue;
+      }
       // A request stopped by another limit took nothing: this one's remaining is before its cost.
-      const remaining = passed && blocked ? Math.min(result.limit, result.remaining + d.cost) : result.remaining;
+      const remaining = passed && blocked ? Math.min(result.limit, result.remaining + costs[i]!) : result.remaining;
       states[i] = {
         name: d.limit.name,
         policy: d.limit.policy.id,
