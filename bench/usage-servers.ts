@@ -57,4 +57,4 @@ function limited(name: string, scope: 'instance' | 'cluster', description: strin
 }
 
 export const verdictLimitServer = limited('verdict-1w-limit', 'instance', 'verdict-1w with a rate limit (scope: instance, key subject.id) on every allowed request, never reached');
-export const verdictClusterLimitServer = limited('verdict-1w-cluster', 'cluster', `the same limit with scope: cluster, synced through NATS KV (${BENCH_NATS_URL}) every 100 ms`);
+export const verdictClusterLimitServer = limited('verdict-1w-cluster', 'cluster', "the same limit with scope: cluster, synced through NATS KV (the bench NATS, as for verdict-events) every 100 ms");

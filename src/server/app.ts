@@ -153,7 +153,19 @@ export class VerdictServer {
       transport: config.transport,
       onLimit: rateLimitedLimitLog((fields, msg) => logger.warn(fields, msg)),
     });
-    options.observability?.attachServer({ policies: this.store, publisher: options.sink, serving: () => this.host.serving, ownsPolicies: !options.managedPolicies });
+    const usage = this.usage;
+    options.observability?.attachServer({
+      policies: this.store,
+      publisher: options.sink,
+      serving: () => this.host.serving,
+      ownsPolicies: !options.managedPolicies,
+      usage: {
+        keys: () => usage.counters.size,
+        evictions: () => ({ lru: usage.counters.evictions, idle: usage.counters.idleEvictions }),
+        clusterFallback: () => usage.cluster.inFallback,
+        clusterSyncFailures: () => usage.cluster.failures,
+      },
+    });
   }
 
   private guard(implementation: Record<string, unknown>): Record<string, unknown> {

@@ -6,8 +6,9 @@
 import { expect } from 'chai';
 import { call, verdictClient, type AnyClient } from '../gateway/helpers/envoy.js';
 import { Resources } from '../support/events-harness.js';
-import { cleanupServerProcesses, makeTempDir, startServer, writeFile, type VerdictProcess } from '../support/server-process.js';
+import { cleanupServerProcesses, makeTempDir, writeFile, type VerdictProcess } from '../support/server-process.js';
 import { ConfiguredNats } from '../events/nats-servers.js';
+import { scrape, startWithAdmin } from '../observability/helpers.js';
 
 const LIMIT = 300;
 const POLICY = `apiVersion: verdict/v1
@@ -30,6 +31,7 @@ describe('usage limits with scope: cluster (three verdict serve, one NATS)', fun
   const res = new Resources();
   let nats: ConfiguredNats;
   const servers: VerdictProcess[] = [];
+  const admins: string[] = [];
   const clients: AnyClient[] = [];
 
   before(async () => {
@@ -37,7 +39,11 @@ describe('usage limits with scope: cluster (three verdict serve, one NATS)', fun
     const dir = makeTempDir('usage-cluster');
     writeFile(dir, 'api.yaml', POLICY);
     const config = { events: { natsUrl: nats.url }, usage: { stateDir: '', cluster: { bucket: 'VT_USAGE_CLUSTER', syncIntervalMs: 50, staleAfterMs: 1000, fallback: 'local', localShare: 0.34 } } };
-    for (let i = 0; i < 3; i++) servers.push(await startServer({ policies: dir, config, name: `replica ${i}` }));
+    for (let i = 0; i < 3; i++) {
+      const { proc, admin } = await startWithAdmin({ policies: dir, config, name: `replica ${i}` });
+      servers.push(proc);
+      admins.push(admin);
+    }
     for (const s of servers) clients.push(verdictClient(s.address));
   });
 
@@ -73,6 +79,9 @@ describe('usage limits with scope: cluster (three verdict serve, one NATS)', fun
     expect(total).to.be.at.most(Math.floor(LIMIT * 1.05));
     // Every replica took part: the shared count stopped each of them.
     for (const n of allowed) expect(n).to.be.greaterThan(0);
+    const metrics = await scrape(admins[0]!);
+    expect(metrics.value('verdict_usage_cluster_fallback')).to.equal(0);
+    expect(metrics.value('verdict_usage_keys')).to.equal(1);
   });
 
   it('NATS stopped: after usage.cluster.staleAfterMs each replica counts alone with localShare of the limit, and says so', async () => {
@@ -80,6 +89,7 @@ describe('usage limits with scope: cluster (three verdict serve, one NATS)', fun
     // Traffic makes each replica try to sync, fail, and after staleAfterMs switch to the fallback.
     await drive('tenant-b', 30, 3);
     for (const s of servers) await s.waitForLog((l) => l.msg === 'usage cluster counters unreachable; cluster limits count locally with a reduced share (usage.cluster.fallback: local)', 10_000);
+    for (const admin of admins) expect((await scrape(admin)).value('verdict_usage_cluster_fallback')).to.equal(1);
     const allowed = await drive('tenant-c', 3 * 150, 15);
     console.log(`      fallback: allowed per replica ${allowed.join(', ')} (share 0.34 of ${LIMIT} = ${Math.floor(LIMIT * 0.34)})`);
     for (const n of allowed) expect(n).to.equal(Math.floor(LIMIT * 0.34));
