@@ -42,10 +42,10 @@ export function applyUsage(decision: Decision, usage: UsageIndex | undefined, re
   }
   const states = evaluation.demands.length > 0 ? counters.take(evaluation.demands, now.getTime()) : [];
   const all = errors.length > 0 ? [...states, ...errors] : states;
-  const failed2 = states.find((s) => s.mode === 'enforce' && s.outcome === 'error');
-  if (failed2) {
-    const limit = evaluation.demands.find((d) => d.limit.name === failed2.name)!.limit;
-    return limitError(decision, limit, failed2.message ?? 'the counters are unavailable', all);
+  const unavailable = states.find((s) => s.mode === 'enforce' && s.outcome === 'error');
+  if (unavailable) {
+    const limit = evaluation.demands.find((d) => d.limit.name === unavailable.name)!.limit;
+    return limitError(decision, limit, unavailable.message ?? 'the counters are unavailable', all);
   }
   const over = states.find((s) => s.mode === 'enforce' && s.outcome === 'over');
   if (!over) return { ...decision, usage: all };
