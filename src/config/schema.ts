@@ -1,3 +1,4 @@
+import type { UsageConfig } from './usage.js';
 import type { CostLimits, RequestLimits } from '../engine/limits.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -111,6 +112,8 @@ export interface VerdictConfig {
   readonly policySource: PolicySourceConfig;
   /** Heartbeats of this replica in a NATS KV bucket, for `verdict fleet` (src/bundles/fleet.ts). */
   readonly fleet: FleetConfig;
+  /** Counters of the policy's rate limits and quotas (src/config/usage.ts). */
+  readonly usage: UsageConfig;
 }
 
 /** The admin HTTP listener (src/observability/admin-server.ts). */

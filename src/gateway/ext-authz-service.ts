@@ -8,7 +8,9 @@ import { traceParentFromMetadata } from '../grpc/trace-context.js';
 import { traceParentFromHeaders, type TraceParent } from '../service/decision-hooks.js';
 import { NotReadyError, type DecisionService } from '../service/decision-service.js';
 import { httpContext, httpView, type EnvoyCheckRequest, type HttpView } from './http-request.js';
-import { badRequestResponse, forbiddenResponse, okResponse, unauthorizedResponse, type Header } from './responses.js';
+import { decidingLimit } from '../engine/decision.js';
+import { rateLimitHeaders, retryAfter } from './ratelimit-headers.js';
+import { badRequestResponse, forbiddenResponse, okResponse, tooManyRequestsResponse, unauthorizedResponse, type Header } from './responses.js';
 import { renderTarget, routeRequest } from './route-table.js';
 import type { GatewaySettings } from './routes-file.js';
 import { renderTemplate } from './template.js';
@@ -25,6 +27,8 @@ export interface ExtAuthzDeps {
   /** The mTLS caller (Envoy itself) of a call, when known. */
   readonly callerOf: (call: object) => Caller | undefined;
   readonly onUnexpectedError: (err: unknown, method: string) => void;
+  /** Send the RateLimit fields on allowed responses a limit applied to (usage.headersOnAllow; default true). */
+  readonly rateLimitHeadersOnAllow?: boolean;
 }
 
 type Callback = sendUnaryData<Record<string, unknown>>;
@@ -97,8 +101,15 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
       return forbiddenResponse(refused.decisionId, settings.upstream.decisionHeader);
     }
     const outcome = await deps.decisions.check(request, options);
-    if (outcome.decision.effect !== 'ALLOW') return forbiddenResponse(outcome.decisionId, settings.upstream.decisionHeader);
-    return okResponse(upstreamHeaders(request, outcome.decisionId), settings.upstream.removeAuthorization ? ['authorization'] : []);
+    const d = outcome.decision;
+    if (d.effect !== 'ALLOW') {
+      const limit = d.reason === 'RATE_LIMITED' || d.reason === 'QUOTA_EXCEEDED' ? decidingLimit(d) : undefined;
+      if (!limit) return forbiddenResponse(outcome.decisionId, settings.upstream.decisionHeader);
+      const retry = retryAfter(limit);
+      return tooManyRequestsResponse(outcome.decisionId, settings.upstream.decisionHeader, d.reason, limit.name, Number(retry[1]), [retry, ...rateLimitHeaders(d.usage)]);
+    }
+    const downstream = d.usage && deps.rateLimitHeadersOnAllow !== false ? rateLimitHeaders(d.usage) : [];
+    return okResponse(upstreamHeaders(request, outcome.decisionId), settings.upstream.removeAuthorization ? ['authorization'] : [], downstream);
   }
 
   function upstreamHeaders(request: CheckRequest, decisionId: string): Header[] {

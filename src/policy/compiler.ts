@@ -5,6 +5,7 @@ import type { PolicyIssue } from './issues.js';
 import { pathOrderKey, revisionOfOrdered } from './revision.js';
 import { runInSlices, runToEnd, type Work } from './slices.js';
 import type { CostEstimateLimits } from './cost.js';
+import { usageOfSet } from './usage-set.js';
 import { compileFileUnit, EnvironmentPool, type FileUnit } from './unit.js';
 
 export interface CompileOptions {
@@ -134,6 +135,18 @@ export class PolicyCompiler {
     const issues: PolicyIssue[] = [];
     for (const unit of units.values()) if (unit.issues.length > 0) issues.push(...unit.issues);
     issues.push(...built.issues);
+    let usage = usageOfSet(units, orderedPaths);
+    if (usage.issues.length > 0) {
+      // Duplicate limit names across files: read fast-read files again for their positions.
+      let again = false;
+      for (const [path, unit] of units) {
+        if (unit.precise || !unit.documents.some((d) => d.limits)) continue;
+        units.set(path, yield* compileFileUnit(files.find((f) => f.path === path)!, this.pool, this.options.limits, true));
+        again = true;
+      }
+      if (again) usage = usageOfSet(units, orderedPaths);
+    }
+    issues.push(...usage.issues);
     if (files.length === 0) {
       issues.push({ file: '.', line: 1, column: 1, code: 'NO_POLICIES', message: 'no policy files found (*.yaml or *.yml, excluding *_test.yaml)' });
     }
@@ -142,7 +155,7 @@ export class PolicyCompiler {
     const revision = revisionOfOrdered(orderedPaths.map((path) => ({ path, sha256: digests.get(path)! })));
     yield;
     const state: CompilerState = { set: built.state, digests, orderedPaths, resourceTypes: built.typesChanged ? undefined : base.resourceTypes };
-    const set = issues.length === 0 ? policySetOf(built.state, revision, orderedPaths, state.resourceTypes) : undefined;
+    const set = issues.length === 0 ? usage.attach(policySetOf(built.state, revision, orderedPaths, state.resourceTypes)) : undefined;
     if (set) (state as { resourceTypes?: readonly string[] }).resourceTypes = set.resourceTypes;
     return { revision, issues, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
   }
