@@ -3,6 +3,8 @@
  * `compilePolicySet` (src/policy), never by hand; immutable once built.
  */
 
+import type { CheckRequest } from './request.js';
+
 export type Effect = 'allow' | 'deny';
 
 /** A compiled CEL condition; throws on evaluation errors (the engine turns those into decisions). */
@@ -71,4 +73,15 @@ export interface CompiledPolicySet {
   readonly ruleCount: number;
   /** The index for a resource type; types without a policy get the "*" policies only. */
   indexFor(resourceType: string): ResourceTypeIndex;
+  /** The set's declarations (kind: Declarations) for run-time schema checks; absent without. */
+  readonly declarations?: CompiledDeclarations;
+}
+
+/** Run-time schema checking of requests: off, warn (decide, report problems) or enforce (deny). */
+export type SchemaMode = 'off' | 'warn' | 'enforce';
+
+export interface CompiledDeclarations {
+  readonly mode: SchemaMode;
+  /** What in the request does not match the declared schemas (bounded in count and bytes); [] when it matches. */
+  checkRequest(request: CheckRequest): readonly string[];
 }

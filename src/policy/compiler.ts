@@ -6,6 +6,7 @@ import { pathOrderKey, revisionOfOrdered } from './revision.js';
 import { runInSlices, runToEnd, type Work } from './slices.js';
 import type { CostEstimateLimits } from './cost.js';
 import { compileFileUnit, EnvironmentPool, type FileUnit } from './unit.js';
+import { checkDeclarations } from './declared-check.js';
 
 export interface CompileOptions {
   /** Request and cost limits each condition's worst case is checked against (CEL_COST); default: the defaults of `limits`. */
@@ -19,6 +20,8 @@ export interface CompiledCandidate {
   readonly issues: readonly PolicyIssue[];
   /** Defined when there are no issues. */
   readonly set: CompiledPolicySet | undefined;
+  /** One line each: checks the set does not get (e.g. it has no declarations); never stop a load. */
+  readonly warnings: readonly string[];
   /** Against the set last committed (the live one). */
   readonly added: readonly PolicyFileChange[];
   readonly changed: readonly PolicyFileChange[];
@@ -131,9 +134,26 @@ export class PolicyCompiler {
       if (again.size > 0) built = yield* assemble({ previous: built.state, units, touched: again });
     }
     yield;
+    // Declarations (kind: Declarations): names checked against the set's declared roles and schemas.
+    // A change to any file re-runs these lookups over the whole set (no CEL is compiled again).
+    const scopeOf = (type: string) => built.state.builds.get(type)?.scope;
+    let declared = checkDeclarations(units, scopeOf);
+    if (declared.issues.length > 0) {
+      const again = new Set(declared.issues.map((i) => i.file).filter((path) => units.get(path)?.precise === false));
+      for (const path of again) {
+        yield;
+        const file = files.find((f) => f.path === path)!;
+        units.set(path, yield* compileFileUnit(file, this.pool, this.options.limits, true));
+      }
+      if (again.size > 0) {
+        built = yield* assemble({ previous: built.state, units, touched: again });
+        declared = checkDeclarations(units, scopeOf);
+      }
+    }
+    yield;
     const issues: PolicyIssue[] = [];
     for (const unit of units.values()) if (unit.issues.length > 0) issues.push(...unit.issues);
-    issues.push(...built.issues);
+    issues.push(...built.issues, ...declared.issues);
     if (files.length === 0) {
       issues.push({ file: '.', line: 1, column: 1, code: 'NO_POLICIES', message: 'no policy files found (*.yaml or *.yml, excluding *_test.yaml)' });
     }
@@ -142,9 +162,10 @@ export class PolicyCompiler {
     const revision = revisionOfOrdered(orderedPaths.map((path) => ({ path, sha256: digests.get(path)! })));
     yield;
     const state: CompilerState = { set: built.state, digests, orderedPaths, resourceTypes: built.typesChanged ? undefined : base.resourceTypes };
-    const set = issues.length === 0 ? policySetOf(built.state, revision, orderedPaths, state.resourceTypes) : undefined;
+    const plain = issues.length === 0 ? policySetOf(built.state, revision, orderedPaths, state.resourceTypes) : undefined;
+    const set = plain && declared.declarations ? { ...plain, declarations: declared.declarations } : plain;
     if (set) (state as { resourceTypes?: readonly string[] }).resourceTypes = set.resourceTypes;
-    return { revision, issues, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
+    return { revision, issues, warnings: declared.warnings, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
   }
 }
 

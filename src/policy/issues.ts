@@ -17,7 +17,12 @@ export type PolicyIssueCode =
   | 'CEL_COST' // a condition's worst-case cost is over limits.maxConditionCost
   | 'UNDEFINED_VARIABLE'
   | 'CYCLIC_VARIABLE'
-  | 'NO_POLICIES';
+  | 'NO_POLICIES'
+  // Declarations (kind: Declarations, src/policy/declarations.ts)
+  | 'UNDECLARED_ROLE' // a rule's roles or a derived role's parentRoles names a role neither declared nor derived
+  | 'UNKNOWN_ATTRIBUTE' // a condition reads an attribute path the schema does not declare
+  | 'INVALID_SCHEMA' // a schema does not compile (ajv, strict mode)
+  | 'DUPLICATE_DECLARATIONS'; // more than one kind: Declarations document in the set
 
 /** A position in a policy file; line and column are 1-based as editors show them. */
 export interface SourcePosition {

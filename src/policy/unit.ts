@@ -1,6 +1,8 @@
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, Effect, PolicySetSummary } from '../engine/model.js';
 import { celBaseEnvironment } from '../cel/environment.js';
 import { checkDocumentCosts, DEFAULT_COST_ESTIMATE_LIMITS, type CostEstimateLimits } from './cost.js';
+import { attributeReads, type AttributeRead } from './attribute-reads.js';
+import { compileDeclarations, type CompiledDeclarationsUnit } from './declarations.js';
 import { checkExpression } from './expression.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import { parsePolicyFile } from './parse.js';
@@ -28,6 +30,22 @@ export interface UnitDerivedRole {
   readonly role: CompiledDerivedRole | undefined;
 }
 
+/** A role a rule (or a derived role's parentRoles) names, for the declarations check. */
+export interface RoleReference {
+  readonly name: string;
+  readonly position: SourcePosition;
+  /** e.g. `rule "approve"` or `derived role "owner"`. */
+  readonly where: string;
+  /** From parentRoles: must be a static role (a derived role cannot be a parent). */
+  readonly parent: boolean;
+}
+
+/** What a document refers to by name, collected once at compile time (src/policy/declared-check.ts). */
+export interface DocumentReferences {
+  readonly roles: readonly RoleReference[];
+  readonly reads: readonly { readonly where: string; readonly read: AttributeRead }[];
+}
+
 /** One policy document, compiled on its own. */
 export interface UnitDocument {
   readonly id: string;
@@ -39,6 +57,7 @@ export interface UnitDocument {
   readonly summary: PolicySetSummary;
   readonly derivedRoles: readonly UnitDerivedRole[];
   readonly rules: readonly UnitRule[];
+  readonly references: DocumentReferences;
 }
 
 /**
@@ -57,6 +76,8 @@ export interface FileUnit {
   readonly expressions: number;
   /** Read with exact positions; a fast-read unit (positions line 0) is read again before its positions are reported. */
   readonly precise: boolean;
+  /** Its `kind: Declarations` documents, schemas compiled (normally none, or one for the set). */
+  readonly declarations: readonly CompiledDeclarationsUnit[];
 }
 
 /**
@@ -107,10 +128,18 @@ export function* compileFileUnit(
     resources.add(doc.resource);
     const vars = compileVariables(base, doc.variables, issues, pool.envCache);
     expressions += doc.variables.length;
+    const roleRefs: RoleReference[] = [];
+    const reads: { where: string; read: AttributeRead }[] = [];
+    const readsOf = (ast: Parameters<typeof attributeReads>[0] | undefined, source: Parameters<typeof attributeReads>[1], where: string) => {
+      if (ast) for (const read of attributeReads(ast, source)) reads.push({ where, read });
+    };
+    for (const def of doc.variables) readsOf(vars.checked.get(def.name)?.ast, def.expression, `variables.${def.name}`);
     const policy: CompiledPolicy = { id: doc.id, resource: doc.resource, createVariables: vars.factory.create, hasVariables: doc.variables.length > 0 };
     const derivedRoles: UnitDerivedRole[] = doc.derivedRoles.map((def) => {
       expressions++;
       const checked = checkExpression(vars.env, def.when, `derived role "${def.name}"`, issues, true);
+      readsOf(checked?.ast, def.when, `derived role "${def.name}"`);
+      def.parentRoles.forEach((name, i) => roleRefs.push({ name, position: def.parentRolePositions?.[i] ?? def.position, where: `derived role "${def.name}"`, parent: true }));
       const role: CompiledDerivedRole | undefined = checked && { name: def.name, policy, parentRoles: def.parentRoles, condition: checked.program, source: def.when.text };
       return { name: def.name, position: def.position, role };
     });
@@ -120,9 +149,13 @@ export function* compileFileUnit(
       if (def.when) {
         expressions++;
         const checked = checkExpression(vars.env, def.when, `rule "${def.name}"`, issues, true);
+        readsOf(checked?.ast, def.when, `rule "${def.name}"`);
         if (checked) condition = checked.program;
         else broken = true;
       }
+      def.roles?.forEach((name, i) => {
+        if (name !== '*') roleRefs.push({ name, position: def.rolePositions?.[i] ?? def.position, where: `rule "${def.name}"`, parent: false });
+      });
       return {
         name: def.name,
         position: def.position,
@@ -145,10 +178,12 @@ export function* compileFileUnit(
       summary: { id: doc.id, resource: doc.resource, rules: doc.rules.length, derivedRoles: doc.derivedRoles.length, variables: doc.variables.length },
       derivedRoles,
       rules,
+      references: { roles: roleRefs, reads },
     });
   }
+  const declarations = parsed.declarations.map((d) => compileDeclarations(d, issues));
   pool.count(expressions);
   // A problem in a fast-read file needs its exact position: read it again, precisely.
   if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, limits, true);
-  return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions, precise: parsed.precise };
+  return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions, precise: parsed.precise, declarations };
 }
