@@ -10,6 +10,7 @@ export type DecisionReason =
   | 'UNAUTHENTICATED' // the subject token was missing or invalid (set by adapters)
   | 'NO_ROUTE' // ext_authz: the HTTP request matched no configured route (set by adapters)
   | 'AUDIT_UNAVAILABLE' // the decision could not be recorded (set by adapters)
+  | 'SCHEMA_MISMATCH' // schemas.mode enforce: the request does not match the declared schemas (see schemaProblems)
   | 'INTERNAL_ERROR'; // any unexpected failure: fail closed
 
 /** Why a rule did or did not apply. */
@@ -49,4 +50,9 @@ export interface Decision {
   readonly errors: readonly EvaluationErrorInfo[];
   /** Present when explain was requested. */
   readonly explanation?: readonly RuleTrace[];
+  /**
+   * Present when the set declares schemas (mode warn or enforce) and the request does not match
+   * them: one short line per problem, at most 8 of at most 160 bytes each.
+   */
+  readonly schemaProblems?: readonly string[];
 }

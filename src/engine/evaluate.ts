@@ -165,6 +165,20 @@ export function decideMetered(set: CompiledPolicySet, request: CheckRequest, opt
 
 function decideArmed(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): Decision {
   try {
+    const declarations = set.declarations;
+    if (declarations !== undefined && declarations.mode !== 'off') {
+      // The request against the set's schemas (validators compiled at load): enforce denies a
+      // request that does not match, before any rule runs; warn decides and reports the problems.
+      const problems = declarations.checkRequest(request);
+      if (problems.length > 0) {
+        if (declarations.mode === 'enforce') {
+          const denied = decision(set, 'DENY', 'SCHEMA_MISMATCH', undefined, [], options.explain ? [] : undefined);
+          return { ...denied, schemaProblems: problems };
+        }
+        const decided = options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
+        return { ...decided, schemaProblems: problems };
+      }
+    }
     return options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
   } catch (err) {
     return decision(set, 'DENY', 'INTERNAL_ERROR', undefined, [{ policy: '', rule: '', message: errorMessage(err) }]);

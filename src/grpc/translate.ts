@@ -142,6 +142,8 @@ export interface ProtoCheckResponse {
   explanation?: ProtoRuleTrace[];
   /** Only when there were condition errors. */
   errors?: readonly ProtoEvaluationError[];
+  /** Only when the request did not match the declared schemas. */
+  schemaProblems?: readonly string[];
 }
 export interface ProtoCheckBatchResponse {
   results: ProtoCheckResponse[];
@@ -169,6 +171,7 @@ export function toCheckResponse(decisionId: string, d: Decision): ProtoCheckResp
     decisionId,
   };
   if (d.errors.length > 0) response.errors = d.errors;
+  if (d.schemaProblems && d.schemaProblems.length > 0) response.schemaProblems = d.schemaProblems;
   if (d.explanation) {
     response.explanation = d.explanation.map((t) => ({
       policy: t.policy,

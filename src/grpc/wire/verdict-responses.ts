@@ -32,6 +32,7 @@ const RESPONSE_REVISION = 0x32;
 const RESPONSE_DECISION_ID = 0x3a;
 const RESPONSE_EXPLANATION = 0x42;
 const RESPONSE_ERRORS = 0x4a;
+const RESPONSE_SCHEMA_PROBLEMS = 0x52; // field 10, length-delimited
 const TRACE_POLICY = 0x0a;
 const TRACE_RULE = 0x12;
 const TRACE_EFFECT = 0x1a;
@@ -173,6 +174,8 @@ function responseSize(r: ProtoCheckResponse, s: Sizer): number {
       size += s.close(slot, errorSize(errors[i]!, s));
     }
   }
+  const problems = r.schemaProblems;
+  if (problems != null) for (let i = 0; i < problems.length; i++) size += s.string(problems[i]);
   return size;
 }
 
@@ -204,6 +207,8 @@ function writeResponse(r: ProtoCheckResponse, w: Writer): void {
       writeError(errors[i]!, w);
     }
   }
+  const problems = r.schemaProblems;
+  if (problems != null) for (let i = 0; i < problems.length; i++) w.string(RESPONSE_SCHEMA_PROBLEMS, problems[i]);
 }
 
 function finish(size: number, s: Sizer, write: (w: Writer) => void): Buffer {
