@@ -7,10 +7,13 @@ import { runInSlices, runToEnd, type Work } from './slices.js';
 import type { CostEstimateLimits } from './cost.js';
 import { compileFileUnit, EnvironmentPool, type FileUnit } from './unit.js';
 import { checkDeclarations } from './declared-check.js';
+import type { CoverageHooks } from './coverage-hooks.js';
 
 export interface CompileOptions {
   /** Request and cost limits each condition's worst case is checked against (CEL_COST); default: the defaults of `limits`. */
   readonly limits?: CostEstimateLimits;
+  /** `verdict test --coverage` only: files are read precisely and every condition is wrapped to record what it did. */
+  readonly coverage?: CoverageHooks;
 }
 
 /** What compiling one snapshot gave: the set (when it loads) or every issue, and what changed. */
@@ -105,7 +108,7 @@ export class PolicyCompiler {
       touched.add(file.path);
       yield;
       const key = `${file.path}\0${file.sha256}`;
-      const unit = this.spare.get(key) ?? (yield* compileFileUnit(file, this.pool, this.options.limits));
+      const unit = this.spare.get(key) ?? (yield* compileFileUnit(file, this.pool, this.options.limits, this.options.coverage !== undefined, this.options.coverage));
       this.spare.delete(key);
       units.set(file.path, unit);
     }

@@ -3,6 +3,7 @@ import { celBaseEnvironment } from '../cel/environment.js';
 import { checkDocumentCosts, DEFAULT_COST_ESTIMATE_LIMITS, type CostEstimateLimits } from './cost.js';
 import { attributeReads, type AttributeRead } from './attribute-reads.js';
 import { compileDeclarations, type CompiledDeclarationsUnit } from './declarations.js';
+import type { CoverageHooks, CoverageSite } from './coverage-hooks.js';
 import { checkExpression } from './expression.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import { parsePolicyFile } from './parse.js';
@@ -114,6 +115,7 @@ export function* compileFileUnit(
   pool: EnvironmentPool,
   limits: CostEstimateLimits = DEFAULT_COST_ESTIMATE_LIMITS,
   precise = false,
+  coverage?: CoverageHooks,
 ): Work<FileUnit> {
   const parsed = parsePolicyFile(file, precise);
   const issues: PolicyIssue[] = [...parsed.issues];
@@ -126,7 +128,19 @@ export function* compileFileUnit(
     yield;
     const doc = parsed.documents[index]!;
     resources.add(doc.resource);
-    const vars = compileVariables(base, doc.variables, issues, pool.envCache);
+    // Coverage (verdict test --coverage only): every site is announced, every program wrapped.
+    let finalEnv: (() => import('@marcbachmann/cel-js').Environment) | undefined;
+    const site = (kind: CoverageSite['kind'], name: string, position: SourcePosition): CoverageSite => ({ kind, policy: doc.id, file: file.path, name, position });
+    const wrapVariable = coverage
+      ? (name: string, checked: NonNullable<ReturnType<typeof checkExpression>>) => {
+          const def = doc.variables.find((v) => v.name === name)!;
+          const s = site('variable', name, def.position);
+          coverage.site(s);
+          return coverage.wrap(s, { source: def.expression, ast: checked.ast, env: () => finalEnv!() }, checked.program);
+        }
+      : undefined;
+    const vars = compileVariables(base, doc.variables, issues, pool.envCache, wrapVariable);
+    finalEnv = () => vars.env;
     expressions += doc.variables.length;
     const roleRefs: RoleReference[] = [];
     const reads: { where: string; read: AttributeRead }[] = [];
@@ -140,7 +154,13 @@ export function* compileFileUnit(
       const checked = checkExpression(vars.env, def.when, `derived role "${def.name}"`, issues, true);
       readsOf(checked?.ast, def.when, `derived role "${def.name}"`);
       def.parentRoles.forEach((name, i) => roleRefs.push({ name, position: def.parentRolePositions?.[i] ?? def.position, where: `derived role "${def.name}"`, parent: true }));
-      const role: CompiledDerivedRole | undefined = checked && { name: def.name, policy, parentRoles: def.parentRoles, condition: checked.program, source: def.when.text };
+      let program = checked?.program;
+      if (coverage && checked) {
+        const s = site('derivedRole', def.name, def.position);
+        coverage.site(s);
+        program = coverage.wrap(s, { source: def.when, ast: checked.ast, env: () => vars.env }, checked.program);
+      }
+      const role: CompiledDerivedRole | undefined = checked && { name: def.name, policy, parentRoles: def.parentRoles, condition: program!, source: def.when.text };
       return { name: def.name, position: def.position, role };
     });
     const rules: UnitRule[] = doc.rules.map((def) => {
@@ -152,7 +172,9 @@ export function* compileFileUnit(
         readsOf(checked?.ast, def.when, `rule "${def.name}"`);
         if (checked) condition = checked.program;
         else broken = true;
+        if (coverage && checked) condition = coverage.wrap(site('rule', def.name, def.position), { source: def.when, ast: checked.ast, env: () => vars.env }, checked.program);
       }
+      coverage?.site(site('rule', def.name, def.position));
       def.roles?.forEach((name, i) => {
         if (name !== '*') roleRefs.push({ name, position: def.rolePositions?.[i] ?? def.position, where: `rule "${def.name}"`, parent: false });
       });
@@ -184,6 +206,6 @@ export function* compileFileUnit(
   const declarations = parsed.declarations.map((d) => compileDeclarations(d, issues));
   pool.count(expressions);
   // A problem in a fast-read file needs its exact position: read it again, precisely.
-  if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, limits, true);
+  if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, limits, true, coverage);
   return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions, precise: parsed.precise, declarations };
 }
