@@ -129,7 +129,8 @@ export function readDeclarations(reader: YamlReader, root: Node | null, id: stri
 /** A schema compiled once at load: `check` lists what is wrong with a value, [] when it matches. */
 export interface CompiledSchema {
   readonly source: SchemaSource;
-  readonly validate: ValidateFunction;
+  /** Appends what is wrong with `value` (as lines starting with `prefix`) to `out`, up to MAX_SCHEMA_PROBLEMS. */
+  check(value: unknown, prefix: string, out: string[]): void;
 }
 
 export interface CompiledDeclarationsUnit {
@@ -139,7 +140,7 @@ export interface CompiledDeclarationsUnit {
 }
 
 // ajv ships CommonJS with a default export; under NodeNext the class is on `.default`.
-type AjvInstance = { compile(schema: object): ValidateFunction };
+type AjvInstance = { compile(schema: object): ValidateFunction; validateSchema(schema: object): boolean | Promise<unknown>; errorsText(errors?: ErrorObject[] | null): string; errors?: ErrorObject[] | null };
 const Ajv = ((AjvModule as unknown as { default?: unknown }).default ?? AjvModule) as new (options: AjvOptions) => AjvInstance;
 
 /**
@@ -152,17 +153,60 @@ function newAjv(): AjvInstance {
   return new Ajv({ allErrors: true, strict: true, code: { regExp: regExp as unknown as NonNullable<AjvOptions['code']>['regExp'] } });
 }
 
-/** Compiles every schema of a declarations document (ajv `compile`, once, at load). */
+/** Keywords of an object schema that Verdict checks itself, compiling only its property schemas with ajv. */
+const OBJECT_KEYWORDS = new Set(['type', 'properties', 'required', 'additionalProperties', 'description', 'title', '$comment']);
+
+function plainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** `{type: object, properties, required, additionalProperties}` and nothing that could refer across it. */
+function simpleObjectSchema(s: Record<string, unknown>, text: string): boolean {
+  if (s.type !== 'object' || text.includes('"$ref"') || text.includes('"$dynamicRef"')) return false;
+  for (const k of Object.keys(s)) if (!OBJECT_KEYWORDS.has(k)) return false;
+  if (s.properties !== undefined && !plainObject(s.properties)) return false;
+  if (s.required !== undefined && !(Array.isArray(s.required) && s.required.every((r) => typeof r === 'string'))) return false;
+  return s.additionalProperties === undefined || typeof s.additionalProperties === 'boolean' || plainObject(s.additionalProperties);
+}
+
+const pointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
+
+/**
+ * Compiles every schema of a declarations document once, at load. Large sets repeat the same
+ * attribute schemas across types (a template per type), and ajv spends about a millisecond on each
+ * compile: so an object schema of the usual form (type, properties, required, additionalProperties)
+ * is checked by Verdict at that level, and each distinct property schema is compiled by ajv once and
+ * shared. Any other schema is compiled by ajv whole. Every schema is first validated against the
+ * JSON Schema meta-schema, whole.
+ */
 export function compileDeclarations(document: DeclarationsDocument, issues: PolicyIssue[]): CompiledDeclarationsUnit {
   const ajv = newAjv();
+  const byText = new Map<string, ValidateFunction>();
+  const shared = (schema: unknown): ValidateFunction => {
+    const text = JSON.stringify(schema);
+    let v = byText.get(text);
+    if (!v) byText.set(text, (v = ajv.compile(schema as object)));
+    return v;
+  };
   const compile = (source: SchemaSource, where: string): CompiledSchema | undefined => {
     const s = source.schema;
-    if (s === null || typeof s !== 'object' || Array.isArray(s)) {
+    if (!plainObject(s)) {
       issues.push({ ...source.position, code: 'INVALID_SCHEMA', message: `${where}: a schema must be a mapping (a JSON Schema object)` });
       return undefined;
     }
     try {
-      return { source, validate: ajv.compile(s as object) };
+      if (ajv.validateSchema(s) !== true) throw new Error(ajv.errorsText(ajv.errors));
+      const text = JSON.stringify(s);
+      if (!simpleObjectSchema(s, text)) {
+        const whole = shared(s);
+        return { source, check: (value, prefix, out) => void (whole(value) || describeSchemaErrors(prefix, whole.errors, out)) };
+      }
+      const props = new Map<string, ValidateFunction>();
+      for (const [name, sub] of Object.entries((s.properties ?? {}) as Record<string, unknown>)) props.set(name, shared(sub));
+      const required = (s.required ?? []) as string[];
+      const extra = s.additionalProperties;
+      const extraCheck = plainObject(extra) ? shared(extra) : undefined;
+      return { source, check: objectCheck(props, required, extra === false, extraCheck) };
     } catch (err) {
       issues.push({ ...source.position, code: 'INVALID_SCHEMA', message: `${where}: ${(err as Error).message.split('\n')[0]}` });
       return undefined;
@@ -177,6 +221,27 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
   return { document, subject, resources };
 }
 
+/** The object level checked here, with ajv's wording; property values by their shared ajv validators. */
+function objectCheck(props: ReadonlyMap<string, ValidateFunction>, required: readonly string[], closed: boolean, extra: ValidateFunction | undefined): CompiledSchema['check'] {
+  return (value, prefix, out) => {
+    if (!plainObject(value)) {
+      out.push(`${prefix}: must be object`);
+      return;
+    }
+    for (const r of required) {
+      if (out.length >= MAX_SCHEMA_PROBLEMS) return;
+      if (!Object.hasOwn(value, r)) out.push(truncateBytes(`${prefix}: must have required property '${r}'`, MAX_SCHEMA_PROBLEM_BYTES));
+    }
+    for (const key of Object.keys(value)) {
+      if (out.length >= MAX_SCHEMA_PROBLEMS) return;
+      const v = props.get(key) ?? extra;
+      if (v) {
+        if (!v(value[key])) describeSchemaErrors(`${prefix}/${pointer(key)}`, v.errors, out);
+      } else if (closed) out.push(truncateBytes(`${prefix}: must NOT have additional properties "${key}"`, MAX_SCHEMA_PROBLEM_BYTES));
+    }
+  };
+}
+
 /** Problems reported per request, and the bytes of each: a request cannot make a decision (or its event) large. */
 export const MAX_SCHEMA_PROBLEMS = 8;
 export const MAX_SCHEMA_PROBLEM_BYTES = 160;
@@ -187,7 +252,6 @@ export function describeSchemaErrors(prefix: string, errors: readonly ErrorObjec
     if (out.length >= MAX_SCHEMA_PROBLEMS) return;
     let extra = '';
     if (e.keyword === 'additionalProperties') extra = ` "${String((e.params as { additionalProperty?: string }).additionalProperty)}"`;
-    else if (e.keyword === 'required') extra = ` "${String((e.params as { missingProperty?: string }).missingProperty)}"`;
     out.push(truncateBytes(`${prefix}${e.instancePath}: ${e.message ?? e.keyword}${extra}`, MAX_SCHEMA_PROBLEM_BYTES));
   }
 }

@@ -1,7 +1,7 @@
 import type { CompiledDeclarations, CompiledDerivedRole } from '../engine/model.js';
 import type { CheckRequest } from '../engine/request.js';
 import type { AttributeRead } from './attribute-reads.js';
-import { describeSchemaErrors, type CompiledDeclarationsUnit, type CompiledSchema } from './declarations.js';
+import type { CompiledDeclarationsUnit, CompiledSchema } from './declarations.js';
 import type { PolicyIssue } from './issues.js';
 import { didYouMean } from './suggest.js';
 import type { FileUnit, UnitDocument } from './unit.js';
@@ -180,9 +180,8 @@ function runtimeDeclarations(decl: CompiledDeclarationsUnit): CompiledDeclaratio
     mode: decl.document.mode,
     checkRequest(request: CheckRequest): string[] {
       const out: string[] = [];
-      if (subject && !subject.validate(request.subject.attributes)) describeSchemaErrors('subject.attributes', subject.validate.errors, out);
-      const r = resources.get(request.resource.type);
-      if (r && !r.validate(request.resource.attributes)) describeSchemaErrors('resource.attributes', r.validate.errors, out);
+      subject?.check(request.subject.attributes, 'subject.attributes', out);
+      resources.get(request.resource.type)?.check(request.resource.attributes, 'resource.attributes', out);
       return out;
     },
   };

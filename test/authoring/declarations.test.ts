@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { compilePolicySet, PolicyCompiler, withDigest, type PolicyIssue } from '../../src/policy/index.js';
 import { decide } from '../../src/engine/index.js';
 import { editDistance, nearestNames } from '../../src/policy/suggest.js';
+import { parsePolicyFile } from '../../src/policy/parse.js';
 import { file, loadIssues, type File } from '../engine/helpers.js';
 
 /** The declarations file of the invoice fixture; `extra` lines go under schemas. */
@@ -194,6 +195,17 @@ rules:
     const narrowed = withDigest({ path: '_declarations.yaml', text: declarations().text.replace('        status: { type: string, enum: [draft, submitted, approved] }\n', '') });
     const second = compiler.compileNow([narrowed, policy]);
     expect(codes(second.issues)).to.deep.equal(['invoice.yaml:18:31 UNKNOWN_ATTRIBUTE']);
+  });
+
+  it('a declarations file reads the same the fast way as the precise way, numbers included; binary literals go the precise way', () => {
+    const strip = (v: unknown) => JSON.parse(JSON.stringify(v, (k, x: unknown) => (k === 'position' || k === 'positions' ? undefined : x instanceof Map ? Object.fromEntries(x) : x)));
+    const text = declarations().text.replace('{ type: number }', '{ type: number, minimum: -1.5, maximum: 1e3, multipleOf: 0.5 }');
+    const fast = parsePolicyFile({ path: 'd.yaml', text }, false);
+    const precise = parsePolicyFile({ path: 'd.yaml', text }, true);
+    expect([fast.precise, fast.issues]).to.deep.equal([false, []]);
+    expect(strip(fast.declarations)).to.deep.equal(strip(precise.declarations));
+    expect(strip(fast.declarations)[0].resources.invoice.schema.properties.amount).to.deep.equal({ type: 'number' });
+    expect(parsePolicyFile({ path: 'd.yaml', text: text.replace('maximum: 1e3', 'maximum: 0b11') }, false).precise).to.equal(true);
   });
 
   it('did-you-mean: transpositions count as one edit; far names are not suggested', () => {
