@@ -82,46 +82,68 @@ function asObject(s: unknown): Record<string, unknown> | undefined {
   return s !== null && typeof s === 'object' && !Array.isArray(s) ? (s as Record<string, unknown>) : undefined;
 }
 
+/** One level of a schema, indexed once (schemas repeat the same lookups for every read). */
+interface Level {
+  /** Nothing below is checked. */
+  readonly open: boolean;
+  readonly props: ReadonlyMap<string, readonly unknown[]>;
+  readonly patterns: readonly (readonly [RegExp, unknown])[];
+  readonly extra: readonly unknown[];
+  readonly known: readonly string[];
+}
+
+const levels = new WeakMap<object, Level>();
+const OPEN: Level = { open: true, props: new Map(), patterns: [], extra: [], known: [] };
+
 /**
  * A level is closed when it lists `properties` (or `patternProperties`) and does not allow others
  * (`additionalProperties` absent or false): then only the listed names exist. A schema without
  * properties, with `additionalProperties: true`, or with `$ref` is open: deeper names are not checked.
  */
-function lookup(schema: unknown, name: string): Lookup {
+function levelOf(schema: unknown): Level {
   const s = asObject(schema);
-  if (!s || '$ref' in s) return { kind: 'open' };
+  if (!s || '$ref' in s) return OPEN;
+  const hit = levels.get(s);
+  if (hit) return hit;
   const parts = [s, ...(['allOf', 'anyOf', 'oneOf'] as const).flatMap((k) => (Array.isArray(s[k]) ? (s[k] as unknown[]).map(asObject).filter((x) => x !== undefined) : []))];
-  const found: unknown[] = [];
-  const known: string[] = [];
+  const props = new Map<string, unknown[]>();
+  const patterns: [RegExp, unknown][] = [];
+  const extra: unknown[] = [];
   let closed = false;
   let open = false;
   for (const part of parts) {
-    const props = asObject(part.properties);
-    const patterns = asObject(part.patternProperties);
-    if (props) {
+    const p = asObject(part.properties);
+    const pp = asObject(part.patternProperties);
+    if (p) {
       closed = true;
-      known.push(...Object.keys(props));
-      if (Object.hasOwn(props, name)) found.push(props[name]);
+      for (const [name, sub] of Object.entries(p)) props.set(name, [...(props.get(name) ?? []), sub]);
     }
-    if (patterns) {
+    if (pp) {
       closed = true;
-      for (const [p, sub] of Object.entries(patterns)) {
+      for (const [src, sub] of Object.entries(pp)) {
         try {
-          if (new RegExp(p, 'u').test(name)) found.push(sub);
+          patterns.push([new RegExp(src, 'u'), sub]);
         } catch {
           open = true;
         }
       }
     }
-    const extra = part.additionalProperties;
-    if (extra === true) open = true;
-    else if (asObject(extra)) {
-      if (!found.length) found.push(extra);
-    }
+    if (part.additionalProperties === true) open = true;
+    else if (asObject(part.additionalProperties)) extra.push(part.additionalProperties);
   }
+  const level: Level = open || !closed ? OPEN : { open: false, props, patterns, extra, known: [...props.keys()] };
+  levels.set(s, level);
+  return level;
+}
+
+function lookup(schema: unknown, name: string): Lookup {
+  const level = levelOf(schema);
+  if (level.open) return { kind: 'open' };
+  const found: unknown[] = [...(level.props.get(name) ?? [])];
+  for (const [re, sub] of level.patterns) if (re.test(name)) found.push(sub);
+  if (found.length === 0) found.push(...level.extra);
   if (found.length > 0) return { kind: 'schema', schemas: found };
-  if (open || !closed) return { kind: 'open' };
-  return { kind: 'unknown', known };
+  return { kind: 'unknown', known: level.known as string[] };
 }
 
 /** Undefined when the path is declared (or reaches an open level), else the index of the first unknown name and the names known there. */
