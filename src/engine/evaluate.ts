@@ -1,6 +1,7 @@
 import { armMeter, disarmMeter } from '../cel/meter.js';
 import { CallerValue, ResourceValue, SubjectValue, ANONYMOUS_CALLER } from '../cel/values.js';
 import { DEFAULT_COST_LIMITS } from './limits.js';
+import { didYouMean } from './suggest.js';
 import type { Decision, DecisionReason, EvaluationErrorInfo, RuleOutcome, RuleTrace } from './decision.js';
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, CompiledPolicySet, CompiledRule } from './model.js';
 import type { CheckRequest, EvaluationOptions } from './request.js';
@@ -41,6 +42,21 @@ function runCondition(condition: CompiledCondition, activation: Record<string, u
   if (value === true) return TRUE;
   if (value === false) return FALSE;
   return { kind: 'error', message: `condition returned ${value === null ? 'null' : typeof value}, not a bool` };
+}
+
+const NO_SUCH_KEY = /^No such key: (.+)$/;
+
+/**
+ * `No such key: amout` gets a "did you mean" from the keys the request does have (attributes of the
+ * subject and resource, context): only on the error path, so a check that succeeds pays nothing.
+ */
+function withSuggestion(v: Verdict, request: CheckRequest): Verdict {
+  if (v.kind !== 'error') return v;
+  const m = NO_SUCH_KEY.exec(v.message);
+  if (!m) return v;
+  const keys = [...Object.keys(request.subject.attributes), ...Object.keys(request.resource.attributes), ...Object.keys(request.context)];
+  const hint = didYouMean(m[1]!, new Set(keys));
+  return hint ? { kind: 'error', message: `${v.message}${hint}` } : v;
 }
 
 /** Per-check state: activations per policy and derived-role results, each computed at most once. */
@@ -87,7 +103,7 @@ class CheckScope {
     if (!result) {
       const roles = this.request.subject.roles;
       if (role.parentRoles.length > 0 && !role.parentRoles.some((p) => roles.includes(p))) result = FALSE;
-      else result = runCondition(role.condition, this.activationFor(role.policy));
+      else result = withSuggestion(runCondition(role.condition, this.activationFor(role.policy)), this.request);
       (this.derived ??= new Map()).set(role, result);
     }
     return result;
@@ -120,7 +136,7 @@ function evaluateRule(rule: CompiledRule, scope: CheckScope): RuleResult {
     return { outcome: 'ROLE_MISMATCH', detail: `subject holds none of the roles [${wanted}]`, derivedRoles: [] };
   }
   if (!rule.condition) return { outcome: 'APPLIED', detail: '', derivedRoles: roles.derived };
-  const v = runCondition(rule.condition, scope.activationFor(rule.policy));
+  const v = withSuggestion(runCondition(rule.condition, scope.activationFor(rule.policy)), scope.request);
   if (v.kind === 'true') return { outcome: 'APPLIED', detail: '', derivedRoles: roles.derived };
   if (v.kind === 'false') return { outcome: 'CONDITION_FALSE', detail: `condition is false: ${rule.conditionSource}`, derivedRoles: roles.derived };
   return { outcome: 'CONDITION_ERROR', detail: v.message, derivedRoles: roles.derived };

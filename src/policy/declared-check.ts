@@ -3,7 +3,7 @@ import type { CheckRequest } from '../engine/request.js';
 import type { AttributeRead } from './attribute-reads.js';
 import type { CompiledDeclarationsUnit, CompiledSchema } from './declarations.js';
 import type { PolicyIssue } from './issues.js';
-import { didYouMean } from './suggest.js';
+import { didYouMean } from '../engine/suggest.js';
 import type { FileUnit, UnitDocument } from './unit.js';
 
 /** What the set-level declarations check found. */

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { compilePolicySet, PolicyCompiler, withDigest, type PolicyIssue } from '../../src/policy/index.js';
 import { decide } from '../../src/engine/index.js';
-import { editDistance, nearestNames } from '../../src/policy/suggest.js';
+import { editDistance, nearestNames } from '../../src/engine/suggest.js';
 import { parsePolicyFile } from '../../src/policy/parse.js';
 import { file, loadIssues, type File } from '../engine/helpers.js';
 
@@ -206,6 +206,18 @@ rules:
     expect(strip(fast.declarations)).to.deep.equal(strip(precise.declarations));
     expect(strip(fast.declarations)[0].resources.invoice.schema.properties.amount).to.deep.equal({ type: 'number' });
     expect(parsePolicyFile({ path: 'd.yaml', text: text.replace('maximum: 1e3', 'maximum: 0b11') }, false).precise).to.equal(true);
+  });
+
+  it('at run time, a "No such key" error names the near key the request does have (no declarations needed)', () => {
+    const set = compilePolicySet([file('p.yaml', 'resource: doc\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    when: subject.attributes.is_submiter\n')]);
+    const d = decide(set, {
+      subject: { type: 'user', id: 'a', roles: [], attributes: { is_submitter: true } },
+      action: 'read',
+      resource: { type: 'doc', id: 'd', attributes: {} },
+      context: {},
+    }, { now: new Date(0) });
+    expect(d.effect).to.equal('DENY');
+    expect(d.errors.map((e) => e.message)).to.deep.equal(['No such key: is_submiter (did you mean "is_submitter"?)']);
   });
 
   it('did-you-mean: transpositions count as one edit; far names are not suggested', () => {
