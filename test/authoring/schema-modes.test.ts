@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { cleanupServerProcesses, makeTempDir, runVerdict, startServer, writeFile } from '../support/server-process.js';
 import { authzClient, check, closeClients, policyDir, type CheckResponse } from '../grpc/fixtures.js';
+import { NO_DECLARATIONS_WARNING } from '../../src/policy/declared-check.js';
+import type { VerdictProcess } from '../support/server-process.js';
 
 const INVOICE = `apiVersion: verdict/v1
 kind: ResourcePolicy
@@ -43,6 +45,7 @@ describe('schema modes on real requests over gRPC (verdict serve)', function () 
   this.timeout(60_000);
   const servers: Record<string, string> = {};
   const dirs: Record<string, string> = {};
+  const procs: Record<string, VerdictProcess> = {};
 
   before(async () => {
     const modes = ['off', 'warn', 'enforce'];
@@ -52,7 +55,10 @@ describe('schema modes on real requests over gRPC (verdict serve)', function () 
         return startServer({ policies: dirs[mode]! });
       }),
     );
-    modes.forEach((mode, i) => (servers[mode] = started[i]!.address!));
+    modes.forEach((mode, i) => {
+      servers[mode] = started[i]!.address!;
+      procs[mode] = started[i]!;
+    });
   });
 
   after(async () => {
@@ -90,6 +96,14 @@ describe('schema modes on real requests over gRPC (verdict serve)', function () 
     expect(r.reason).to.equal('SCHEMA_MISMATCH');
     expect(r.schemaProblems).to.have.length(8);
     for (const p of r.schemaProblems!) expect(Buffer.byteLength(p)).to.be.at.most(160);
+  });
+
+  it('a server whose set has no declarations logs one warning line saying what it misses; one with declarations does not', async () => {
+    const plain = await startServer({ policies: policyDir() });
+    const line = plain.logs.find((l) => l.msg === NO_DECLARATIONS_WARNING);
+    expect(line, JSON.stringify(plain.logs)).to.not.equal(undefined);
+    expect(line!.level).to.equal(40);
+    expect(procs.warn!.logs.find((l) => l.msg === NO_DECLARATIONS_WARNING)).to.equal(undefined);
   });
 
   it('verdict check --server and a local check print the same schemaProblems', async () => {
