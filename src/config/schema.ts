@@ -32,6 +32,8 @@ export interface EventsConfig {
   readonly flushIntervalMs: number;
   /** How often a chain checkpoint (one JetStream ack covering every event before it) is sent. */
   readonly checkpointIntervalMs: number;
+  /** At most this many records are sent after a checkpoint before the next one is sent (and awaited before more follow it). */
+  readonly checkpointMaxEvents: number;
   /** A checkpoint not acknowledged within this time marks NATS unavailable; events are replayed. */
   readonly ackTimeoutMs: number;
   /** Answer a check only once its event is acked by JetStream or written to the spool. */

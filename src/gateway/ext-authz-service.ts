@@ -2,6 +2,7 @@ import { status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceIm
 import { bearerToken, type TokenVerifier } from '../auth/tokens.js';
 import type { ServiceLimits } from '../config/schema.js';
 import type { Caller, CheckRequest, Resource, Subject } from '../engine/request.js';
+import { abandonedCall } from '../grpc/authorization-service.js';
 import { rejectionOf } from '../grpc/codec-guard.js';
 import { traceParentFromMetadata } from '../grpc/trace-context.js';
 import { traceParentFromHeaders, type TraceParent } from '../service/decision-hooks.js';
@@ -52,7 +53,7 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
   const { settings, limits } = deps;
   const max = limits.maxIdentifierLength;
 
-  async function authorize(view: HttpView, caller: Caller | undefined, receivedAt: number, parent: TraceParent | undefined): Promise<Record<string, unknown>> {
+  async function authorize(view: HttpView, caller: Caller | undefined, receivedAt: number, parent: TraceParent | undefined, abandoned: () => boolean): Promise<Record<string, unknown>> {
     if (view.problem || !view.segments) return badRequestResponse(view.problem ?? 'the request path is not acceptable');
     const routed = routeRequest(settings.table, view.method, view.segments, view.unsafe);
     if (routed.kind === 'bad') return badRequestResponse(routed.problem);
@@ -69,7 +70,7 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
     }
     if (action.length > max || resource.id.length > max) return badRequestResponse(`the request maps to an identifier longer than ${max} characters`);
     const context = httpContext(view, settings.contextHeaders, matched ? matched.route.match : '');
-    const options = { explain: false, requestId: view.id, source: 'ext_authz', receivedAt, trace: parent };
+    const options = { explain: false, requestId: view.id, source: 'ext_authz', receivedAt, trace: parent, abandoned };
     const base = { action, resource, context, ...(caller ? { caller } : {}) };
 
     const token = bearerToken(view.headers.authorization);
@@ -124,7 +125,7 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
       if (!view) return fail(callback, status.INVALID_ARGUMENT, 'attributes.request.http: is required (Verdict answers the HTTP ext_authz filter)');
       // The trace continues from Envoy's ext_authz call (its metadata), else from the HTTP request's own headers.
       const parent = traceParentFromMetadata(deps.decisions, call.metadata) ?? traceParentFromHeaders(deps.decisions, view.headers);
-      authorize(view, deps.callerOf(call), receivedAt, parent).then(
+      authorize(view, deps.callerOf(call), receivedAt, parent, abandonedCall(call)).then(
         (response) => callback(null, response),
         (err: unknown) => {
           if (err instanceof NotReadyError) return fail(callback, status.UNAVAILABLE, 'no policy set is loaded yet; retry shortly');

@@ -190,6 +190,8 @@ export class VerdictServer {
     }
     // A bundle label is always watched: reload.watch is about the directory's file events.
     if ((config.reload.watch || config.policySource.url !== '') && !this.options.managedPolicies) this.store.watch();
+    // Stopped while starting (a worker's SIGTERM): binding now would fail with a grpc-js error.
+    if (this.stopRequested) throw new Error('cannot start: stopped while starting');
     this.port = await this.host.bind(config.listen, this.edge?.credentials);
     const httpListen = await this.startHttp();
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
@@ -211,7 +213,8 @@ export class VerdictServer {
       logger,
       tokens: this.edge?.tokens,
       certificates: this.edge?.certificates,
-      loaded: () => this.store.current() !== undefined,
+      // /healthz and /readyz answer as the gRPC health's own status: with events.healthRequiresTrail, unhealthy trail = 503.
+      loaded: () => this.store.current() !== undefined && (!config.events.healthRequiresTrail || this.trailHealthy),
     });
     this.httpPort = await this.http.start();
     return `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${this.httpPort}`;
