@@ -45,17 +45,31 @@ function runCondition(condition: CompiledCondition, activation: Record<string, u
 }
 
 const NO_SUCH_KEY = /^No such key: (.+)$/;
+/** Bounds on the suggestion work a request can cause: names and keys compared, and suggestions per check. */
+const SUGGEST_MAX_NAME = 48;
+const SUGGEST_MAX_KEYS = 128;
+const SUGGESTIONS_PER_CHECK = 2;
 
 /**
  * `No such key: amout` gets a "did you mean" from the keys the request does have (attributes of the
  * subject and resource, context): only on the error path, so a check that succeeds pays nothing.
+ * Bounded (a request chooses its keys): at most 2 per check, 128 keys of at most 48 characters
+ * each, so at most about 600,000 steps of edit distance per check.
  */
-function withSuggestion(v: Verdict, request: CheckRequest): Verdict {
-  if (v.kind !== 'error') return v;
+function withSuggestion(v: Verdict, scope: CheckScope): Verdict {
+  if (v.kind !== 'error' || scope.suggestions >= SUGGESTIONS_PER_CHECK) return v;
   const m = NO_SUCH_KEY.exec(v.message);
-  if (!m) return v;
-  const keys = [...Object.keys(request.subject.attributes), ...Object.keys(request.resource.attributes), ...Object.keys(request.context)];
-  const hint = didYouMean(m[1]!, new Set(keys));
+  if (!m || m[1]!.length > SUGGEST_MAX_NAME) return v;
+  scope.suggestions++;
+  const { request } = scope;
+  const keys: string[] = [];
+  for (const map of [request.subject.attributes, request.resource.attributes, request.context]) {
+    for (const k in map) {
+      if (keys.length >= SUGGEST_MAX_KEYS) break;
+      if (k.length <= SUGGEST_MAX_NAME) keys.push(k);
+    }
+  }
+  const hint = didYouMean(m[1]!, keys);
   return hint ? { kind: 'error', message: `${v.message}${hint}` } : v;
 }
 
@@ -68,6 +82,8 @@ class CheckScope {
   private lastActivation: Activation | undefined;
   private activations: Map<CompiledPolicy, Activation> | undefined;
   private derived: Map<CompiledDerivedRole, Verdict> | undefined;
+  /** "Did you mean" suggestions made in this check (bounded). */
+  suggestions = 0;
 
   constructor(readonly request: CheckRequest, now: Date) {
     const { subject, resource, caller } = request;
@@ -103,7 +119,7 @@ class CheckScope {
     if (!result) {
       const roles = this.request.subject.roles;
       if (role.parentRoles.length > 0 && !role.parentRoles.some((p) => roles.includes(p))) result = FALSE;
-      else result = withSuggestion(runCondition(role.condition, this.activationFor(role.policy)), this.request);
+      else result = withSuggestion(runCondition(role.condition, this.activationFor(role.policy)), this);
       (this.derived ??= new Map()).set(role, result);
     }
     return result;
@@ -136,7 +152,7 @@ function evaluateRule(rule: CompiledRule, scope: CheckScope): RuleResult {
     return { outcome: 'ROLE_MISMATCH', detail: `subject holds none of the roles [${wanted}]`, derivedRoles: [] };
   }
   if (!rule.condition) return { outcome: 'APPLIED', detail: '', derivedRoles: roles.derived };
-  const v = withSuggestion(runCondition(rule.condition, scope.activationFor(rule.policy)), scope.request);
+  const v = withSuggestion(runCondition(rule.condition, scope.activationFor(rule.policy)), scope);
   if (v.kind === 'true') return { outcome: 'APPLIED', detail: '', derivedRoles: roles.derived };
   if (v.kind === 'false') return { outcome: 'CONDITION_FALSE', detail: `condition is false: ${rule.conditionSource}`, derivedRoles: roles.derived };
   return { outcome: 'CONDITION_ERROR', detail: v.message, derivedRoles: roles.derived };

@@ -220,6 +220,15 @@ rules:
     expect(d.errors.map((e) => e.message)).to.deep.equal(['No such key: is_submiter (did you mean "is_submitter"?)']);
   });
 
+  it('run-time suggestions are bounded: at most 2 per check, whatever the request sends', () => {
+    const rules = [1, 2, 3].map((i) => `  - name: r${i}\n    actions: [read]\n    effect: allow\n    when: subject.attributes.is_submiter${i}\n`).join('');
+    const set = compilePolicySet([file('p.yaml', `resource: doc\nrules:\n${rules}`)]);
+    const attributes = Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`is_submitter${i}`, true]));
+    const d = decide(set, { subject: { type: 'user', id: 'a', roles: [], attributes }, action: 'read', resource: { type: 'doc', id: 'd', attributes: {} }, context: {} }, { now: new Date(0) });
+    expect(d.errors).to.have.length(3);
+    expect(d.errors.filter((e) => e.message.includes('did you mean')).length).to.equal(2);
+  });
+
   it('did-you-mean: transpositions count as one edit; far names are not suggested', () => {
     expect(editDistance('submiter', 'submitter')).to.equal(1);
     expect(editDistance('amuont', 'amount')).to.equal(1);
