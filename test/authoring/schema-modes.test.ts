@@ -3,6 +3,8 @@ import { cleanupServerProcesses, makeTempDir, runVerdict, startServer, writeFile
 import { authzClient, check, closeClients, policyDir, type CheckResponse } from '../grpc/fixtures.js';
 import { NO_DECLARATIONS_WARNING } from '../../src/policy/declared-check.js';
 import type { VerdictProcess } from '../support/server-process.js';
+import { startAuthzen } from '../http/helpers/server.js';
+import { post } from '../http/helpers/client.js';
 
 const INVOICE = `apiVersion: verdict/v1
 kind: ResourcePolicy
@@ -104,6 +106,17 @@ describe('schema modes on real requests over gRPC (verdict serve)', function () 
     expect(line, JSON.stringify(plain.logs)).to.not.equal(undefined);
     expect(line!.level).to.equal(40);
     expect(procs.warn!.logs.find((l) => l.msg === NO_DECLARATIONS_WARNING)).to.equal(undefined);
+  });
+
+  it('AuthZEN over HTTP: enforce denies with SCHEMA_MISMATCH and lists the problems in context.schema_problems', async () => {
+    const server = await startAuthzen({ policies: dirs.enforce! });
+    const a = await post({ port: server.httpPort }, '/access/v1/evaluation', {
+      subject: { type: 'user', id: 'fay', properties: { roles: ['finance'], department: 7 } },
+      action: { name: 'approve' },
+      resource: { type: 'invoice', id: 'i1', properties: { amount: 10, note: 'x' } },
+    });
+    expect(a.status, a.text).to.equal(200);
+    expect([a.json.decision, a.json.context.reason, a.json.context.schema_problems]).to.deep.equal([false, 'SCHEMA_MISMATCH', PROBLEMS]);
   });
 
   it('verdict check --server and a local check print the same schemaProblems', async () => {
