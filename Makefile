@@ -20,7 +20,7 @@ build: install
 
 # The full suite: unit tests, the example policy suites, and integration tests over real sockets.
 test: build
-	./bin/verdict.js test $(POLICIES)
+	./bin/verdict.js test $(POLICIES) --min-coverage 100 --coverage-dir coverage
 	bash test/support/ensure-nats.sh npx mocha
 
 # Property-based fuzzing (test/fuzz) with many more cases than make test runs; VERDICT_FUZZ_RUNS
@@ -36,7 +36,7 @@ validate: build
 	./bin/verdict.js validate $(POLICIES)
 
 policy-test: build
-	./bin/verdict.js test $(POLICIES)
+	./bin/verdict.js test $(POLICIES) --min-coverage 100 --coverage-dir coverage --min-coverage 100 --coverage-dir coverage
 
 # BENCH_ARGS are passed to bench/engine/run.ts too, e.g. make bench-engine BENCH_ARGS="--runs 9 --write-docs".
 bench-engine: build

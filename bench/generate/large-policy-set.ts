@@ -5,7 +5,7 @@
  * generators (which rebuild the type list to make requests) and a later Cerbos comparison all see
  * the same set.
  *
- *   node dist/bench/generate/large-policy-set.js <dir> [--types 1000] [--seed 1]
+ *   node dist/bench/generate/large-policy-set.js <dir> [--types 1000] [--seed 1] [--schemas]
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,6 +21,11 @@ export interface LargePolicySetOptions {
   readonly types?: number;
   /** PRNG seed; the same seed gives the same files. Default 1. */
   readonly seed?: number;
+  /**
+   * Also write `_declarations.yaml` (kind: Declarations): the static roles and a JSON Schema per
+   * type (each with its own department enum, so no two are the same text) and for subjects. Default false.
+   */
+  readonly schemas?: boolean;
 }
 
 /** What a load generator needs to build requests that exercise a generated type. */
@@ -163,7 +168,43 @@ export function generateLargePolicySet(options: LargePolicySetOptions = {}): Lar
     files.push(file);
     types.push(type);
   }
+  if (options.schemas) files.push(declarationsFor(types));
   return { files, types, rulesPerType: RULES_PER_TYPE, ruleCount: count * RULES_PER_TYPE };
+}
+
+/** The set's declarations: roles, the subject schema, and one resource schema per type. */
+function declarationsFor(types: readonly GeneratedType[]): PolicyFile {
+  const lines = [
+    '# Generated benchmark declarations: do not edit (bench/generate/large-policy-set.ts)',
+    'apiVersion: verdict/v1',
+    'kind: Declarations',
+    `roles: [${STATIC_ROLES.join(', ')}]`,
+    'schemas:',
+    '  mode: warn',
+    '  subject:',
+    '    type: object',
+    '    properties:',
+    `      department: { type: string, enum: [${DEPARTMENTS.join(', ')}] }`,
+    '      approvalLimit: { type: number, minimum: 0 }',
+    '    additionalProperties: false',
+    '  resources:',
+  ];
+  for (const t of types) {
+    lines.push(
+      `    ${t.name}:`,
+      '      type: object',
+      '      properties:',
+      '        classification: { type: integer, minimum: 0, maximum: 3 }',
+      `        department: { type: string, enum: [${t.department}, ${DEPARTMENTS.find((d) => d !== t.department)}] }`,
+      '        owner: { type: string }',
+      '        locked: { type: boolean }',
+      '        amount: { type: number, minimum: 0 }',
+      '        status: { type: string, enum: [draft, published, archived] }',
+      `        tags: { type: array, items: { type: string }, maxItems: 32 }`,
+      '      additionalProperties: false',
+    );
+  }
+  return { path: '_declarations.yaml', text: `${lines.join('\n')}\n` };
 }
 
 /** Just the files ({path, text}[]), as compilePolicySet takes them. */
@@ -196,9 +237,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     return i >= 0 ? Number(args[i + 1]) : undefined;
   };
   if (!dir) {
-    process.stderr.write('usage: node dist/bench/generate/large-policy-set.js <dir> [--types N] [--seed N]\n');
+    process.stderr.write('usage: node dist/bench/generate/large-policy-set.js <dir> [--types N] [--seed N] [--schemas]\n');
     process.exit(2);
   }
-  const set = await writeLargePolicySet(dir, { types: flag('types'), seed: flag('seed') });
+  const set = await writeLargePolicySet(dir, { types: flag('types'), seed: flag('seed'), schemas: args.includes('--schemas') });
   process.stdout.write(`wrote ${set.files.length} policy files (${set.ruleCount} rules) to ${dir}\n`);
 }

@@ -25,6 +25,8 @@ export interface CliDecision {
   /** "" for a local check: nothing was recorded, so there is no decision event to point at. */
   readonly decisionId: string;
   readonly errors: readonly { policy: string; rule: string; message: string }[];
+  /** What in the request does not match the declared schemas (docs/policies.md "Schema modes"); [] when it matches. */
+  readonly schemaProblems: readonly string[];
   /** Only with --explain. */
   readonly explanation?: readonly CliRuleTrace[];
 }
@@ -33,7 +35,8 @@ export interface CliDecision {
  * A CheckResponse as proto-loader decodes it (`defaults: false`: fields holding their default
  * value, such as `false`, `""` and `[]`, are absent), or as the server builds it.
  */
-type LooseResponse = Partial<Omit<ProtoCheckResponse, 'explanation' | 'errors'>> & {
+type LooseResponse = Partial<Omit<ProtoCheckResponse, 'explanation' | 'errors' | 'schemaProblems'>> & {
+  schemaProblems?: readonly string[];
   explanation?: readonly Partial<CliRuleTrace>[];
   errors?: readonly Partial<CliDecision['errors'][number]>[];
 };
@@ -51,6 +54,7 @@ export function toCliDecision(r: LooseResponse, explain: boolean): CliDecision {
     revision: r.revision ?? '',
     decisionId: r.decisionId ?? '',
     errors: (r.errors ?? []).map((e) => ({ policy: e.policy ?? '', rule: e.rule ?? '', message: e.message ?? '' })),
+    schemaProblems: [...(r.schemaProblems ?? [])],
   };
   if (!explain) return out;
   return {

@@ -11,6 +11,7 @@ export type DecisionReason =
   | 'NO_ROUTE' // ext_authz: the HTTP request matched no configured route (set by adapters)
   | 'AUDIT_UNAVAILABLE' // the decision could not be recorded (set by adapters)
   | 'INTERNAL_ERROR' // any unexpected failure: fail closed
+  | 'SCHEMA_MISMATCH' // schemas.mode enforce: the request does not match the declared schemas (see schemaProblems)
   | 'RATE_LIMITED' // the rules allowed, an enforced rate limit did not (Decision.usage names it)
   | 'QUOTA_EXCEEDED' // the rules allowed, an enforced quota is spent (Decision.usage names it)
   | 'LIMIT_ERROR'; // the rules allowed, an enforced limit's when/key/cost failed to evaluate: fail closed
@@ -54,6 +55,11 @@ export interface Decision {
   readonly explanation?: readonly RuleTrace[];
   /** Every usage limit that applied to an allowed request, in policy order; absent when none did. */
   readonly usage?: readonly LimitState[];
+  /**
+   * Present when the set declares schemas (mode warn or enforce) and the request does not match
+   * them: one short line per problem, at most 8 of at most 160 bytes each.
+   */
+  readonly schemaProblems?: readonly string[];
 }
 
 /** A usage limit as it stood for one decision (after this request's cost, when it was taken). */

@@ -1,6 +1,7 @@
 import { armMeter, disarmMeter } from '../cel/meter.js';
 import { CallerValue, ResourceValue, SubjectValue, ANONYMOUS_CALLER } from '../cel/values.js';
 import { DEFAULT_COST_LIMITS } from './limits.js';
+import { didYouMean } from './suggest.js';
 import type { Decision, DecisionReason, EvaluationErrorInfo, RuleOutcome, RuleTrace } from './decision.js';
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, CompiledPolicySet, CompiledRule } from './model.js';
 import type { CheckRequest, EvaluationOptions } from './request.js';
@@ -43,6 +44,35 @@ function runCondition(condition: CompiledCondition, activation: Record<string, u
   return { kind: 'error', message: `condition returned ${value === null ? 'null' : typeof value}, not a bool` };
 }
 
+const NO_SUCH_KEY = /^No such key: (.+)$/;
+/** Bounds on the suggestion work a request can cause: names and keys compared, and suggestions per check. */
+const SUGGEST_MAX_NAME = 48;
+const SUGGEST_MAX_KEYS = 128;
+const SUGGESTIONS_PER_CHECK = 2;
+
+/**
+ * `No such key: amout` gets a "did you mean" from the keys the request does have (attributes of the
+ * subject and resource, context): only on the error path, so a check that succeeds pays nothing.
+ * Bounded (a request chooses its keys): at most 2 per check, 128 keys of at most 48 characters
+ * each, so at most about 600,000 steps of edit distance per check.
+ */
+function withSuggestion(v: Verdict, scope: CheckScope): Verdict {
+  if (v.kind !== 'error' || scope.suggestions >= SUGGESTIONS_PER_CHECK) return v;
+  const m = NO_SUCH_KEY.exec(v.message);
+  if (!m || m[1]!.length > SUGGEST_MAX_NAME) return v;
+  scope.suggestions++;
+  const { request } = scope;
+  const keys: string[] = [];
+  for (const map of [request.subject.attributes, request.resource.attributes, request.context]) {
+    for (const k in map) {
+      if (keys.length >= SUGGEST_MAX_KEYS) break;
+      if (k.length <= SUGGEST_MAX_NAME) keys.push(k);
+    }
+  }
+  const hint = didYouMean(m[1]!, keys);
+  return hint ? { kind: 'error', message: `${v.message}${hint}` } : v;
+}
+
 /** Per-check state: activations per policy and derived-role results, each computed at most once. */
 class CheckScope {
   private readonly base: Activation;
@@ -52,6 +82,8 @@ class CheckScope {
   private lastActivation: Activation | undefined;
   private activations: Map<CompiledPolicy, Activation> | undefined;
   private derived: Map<CompiledDerivedRole, Verdict> | undefined;
+  /** "Did you mean" suggestions made in this check (bounded). */
+  suggestions = 0;
 
   constructor(readonly request: CheckRequest, now: Date) {
     const { subject, resource, caller } = request;
@@ -87,7 +119,7 @@ class CheckScope {
     if (!result) {
       const roles = this.request.subject.roles;
       if (role.parentRoles.length > 0 && !role.parentRoles.some((p) => roles.includes(p))) result = FALSE;
-      else result = runCondition(role.condition, this.activationFor(role.policy));
+      else result = withSuggestion(runCondition(role.condition, this.activationFor(role.policy)), this);
       (this.derived ??= new Map()).set(role, result);
     }
     return result;
@@ -120,7 +152,7 @@ function evaluateRule(rule: CompiledRule, scope: CheckScope): RuleResult {
     return { outcome: 'ROLE_MISMATCH', detail: `subject holds none of the roles [${wanted}]`, derivedRoles: [] };
   }
   if (!rule.condition) return { outcome: 'APPLIED', detail: '', derivedRoles: roles.derived };
-  const v = runCondition(rule.condition, scope.activationFor(rule.policy));
+  const v = withSuggestion(runCondition(rule.condition, scope.activationFor(rule.policy)), scope);
   if (v.kind === 'true') return { outcome: 'APPLIED', detail: '', derivedRoles: roles.derived };
   if (v.kind === 'false') return { outcome: 'CONDITION_FALSE', detail: `condition is false: ${rule.conditionSource}`, derivedRoles: roles.derived };
   return { outcome: 'CONDITION_ERROR', detail: v.message, derivedRoles: roles.derived };
@@ -165,6 +197,20 @@ export function decideMetered(set: CompiledPolicySet, request: CheckRequest, opt
 
 function decideArmed(set: CompiledPolicySet, request: CheckRequest, options: EvaluationOptions): Decision {
   try {
+    const declarations = set.declarations;
+    if (declarations !== undefined && declarations.mode !== 'off') {
+      // The request against the set's schemas (validators compiled at load): enforce denies a
+      // request that does not match, before any rule runs; warn decides and reports the problems.
+      const problems = declarations.checkRequest(request);
+      if (problems.length > 0) {
+        if (declarations.mode === 'enforce') {
+          const denied = decision(set, 'DENY', 'SCHEMA_MISMATCH', undefined, [], options.explain ? [] : undefined);
+          return { ...denied, schemaProblems: problems };
+        }
+        const decided = options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
+        return { ...decided, schemaProblems: problems };
+      }
+    }
     return options.explain ? decideExplained(set, request, options.now) : decideFast(set, request, options.now);
   } catch (err) {
     return decision(set, 'DENY', 'INTERNAL_ERROR', undefined, [{ policy: '', rule: '', message: errorMessage(err) }]);

@@ -5,6 +5,8 @@ import type { UsageIndex } from './usage.js';
  * `compilePolicySet` (src/policy), never by hand; immutable once built.
  */
 
+import type { CheckRequest } from './request.js';
+
 export type Effect = 'allow' | 'deny';
 
 /** A compiled CEL condition; throws on evaluation errors (the engine turns those into decisions). */
@@ -75,4 +77,15 @@ export interface CompiledPolicySet {
   indexFor(resourceType: string): ResourceTypeIndex;
   /** Usage limits (rates and quotas); absent when the set declares none. */
   readonly usage?: UsageIndex;
+  /** The set's declarations (kind: Declarations) for run-time schema checks; absent without. */
+  readonly declarations?: CompiledDeclarations;
+}
+
+/** Run-time schema checking of requests: off, warn (decide, report problems) or enforce (deny). */
+export type SchemaMode = 'off' | 'warn' | 'enforce';
+
+export interface CompiledDeclarations {
+  readonly mode: SchemaMode;
+  /** What in the request does not match the declared schemas (bounded in count and bytes); [] when it matches. */
+  checkRequest(request: CheckRequest): readonly string[];
 }

@@ -10,7 +10,7 @@ import type { CutField, UnchainedEvent } from './event.js';
 export interface EventBudgets {
   /** Each string a caller or a policy can make long: requestId, action, ids, types, caller id, each role, policy, rule, each error message. */
   readonly fieldBytes: number;
-  /** The roles list and the errors list, each as canonical JSON (after each item's own budget). */
+  /** The roles list, the errors list and the schemaProblems list, each as canonical JSON (after each item's own budget). */
   readonly listBytes: number;
   /** The whole published event (canonical JSON, UTF-8). */
   readonly eventBytes: number;
@@ -60,6 +60,7 @@ export function fitFields(body: UnchainedEvent, budgets: Omit<EventBudgets, 'eve
   if (rolesChars * 3 > budgets.listBytes) over = true; // exact check below
   if (b.errors !== undefined) over = true; // rare: checked in full below
   if (b.limits !== undefined && b.limits.length * (64 + 80) > budgets.listBytes) over = true; // many limits: checked in full below
+  if (b.schemaProblems !== undefined) over = true; // rare (bounded at source): checked in full below
   if (!over) return body;
 
   const cut: Record<string, CutField> = { ...(b.cut ?? {}) };
@@ -105,6 +106,9 @@ export function fitFields(body: UnchainedEvent, budgets: Omit<EventBudgets, 'eve
     out.errors = list('errors', b.errors, (e, i) => ({ message: str(`errors.${i}.message`, e.message), policy: str(`errors.${i}.policy`, e.policy), rule: str(`errors.${i}.rule`, e.rule) }));
   }
   if (b.limits !== undefined) out.limits = list('limits', b.limits, (l) => l);
+  if (b.schemaProblems !== undefined) {
+    out.schemaProblems = list('schemaProblems', b.schemaProblems, (p, i) => str(`schemaProblems.${i}`, p));
+  }
   if (Object.keys(cut).length === 0) return body;
   out.cut = cut;
   return out as unknown as UnchainedEvent;

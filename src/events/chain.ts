@@ -90,7 +90,9 @@ export class HashChain {
       (b.limits !== undefined ? `,"limits":${canonicalJson(b.limits)}` : '') +
       `,"policy":${q(b.policy)}` +
       `,"reason":${q(b.reason)},"requestId":${q(b.requestId)},"resource":{"id":${q(b.resource.id)},"type":${q(b.resource.type)}}` +
-      `,"revision":${q(b.revision)},"rule":${q(b.rule)},"schema":${q(b.schema)},"source":${q(b.source)}` +
+      `,"revision":${q(b.revision)},"rule":${q(b.rule)},"schema":${q(b.schema)}` +
+      (b.schemaProblems !== undefined ? `,"schemaProblems":${canonicalJson(b.schemaProblems)}` : '') +
+      `,"source":${q(b.source)}` +
       `,"subject":{"id":${q(b.subject.id)},"roles":${q(b.subject.roles)},"type":${q(b.subject.type)}},"time":${q(b.time)}` +
       (b.traceId !== undefined ? `,"traceId":${q(b.traceId)}` : '') +
       (b.truncated !== undefined ? `,"truncated":${q(b.truncated)}` : '') +

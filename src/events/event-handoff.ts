@@ -10,11 +10,12 @@ import { EVENT_SCHEMA, type AttributeSelector, type UnchainedEvent } from './eve
  */
 export type PackedEvents = (string | number)[];
 
-export const SLOTS = 25;
+export const SLOTS = 26;
 /** Where an event's id is among its slots (the restart de-duplication reads it). */
 export const ID_SLOT = 7;
 const TRACE_SLOT = 22;
 const WAIT_SLOT = 23;
+const SCHEMA_SLOT = 25;
 const NO_WAIT = -1;
 const LIMITS_SLOT = 24;
 /** What an event's fixed-size slots weigh, roughly, in the hand-off bound. */
@@ -34,6 +35,7 @@ export function packEvent(out: PackedEvents, record: DecisionRecord, instance: s
   // Roles as one JSON string: a single string slot clones cheaper than an array.
   const roles = JSON.stringify(request.subject.roles);
   const limits = decision.usage === undefined ? '' : JSON.stringify(decision.usage.map((u) => ({ mode: u.mode, name: u.name, outcome: u.outcome, remaining: u.remaining, retryAfterMs: u.retryAfterMs })));
+  const schemaProblems = decision.schemaProblems && decision.schemaProblems.length > 0 ? JSON.stringify(decision.schemaProblems) : '';
   out.push(
     request.action,
     attributes,
@@ -60,11 +62,12 @@ export function packEvent(out: PackedEvents, record: DecisionRecord, instance: s
     record.traceId ?? '',
     wait ?? NO_WAIT,
     limits,
+    schemaProblems,
   );
   return (
     FIXED_CHARS + request.action.length + attributes.length + (caller ? caller.id.length : 0) + errors.length + decision.policy.length + record.requestId.length +
     request.resource.id.length + request.resource.type.length + decision.rule.length + request.subject.id.length + roles.length + request.subject.type.length +
-    (record.traceId ? record.traceId.length : 0) + limits.length
+    (record.traceId ? record.traceId.length : 0) + limits.length + schemaProblems.length
   );
 }
 
@@ -106,6 +109,7 @@ export function unpackEvents(packed: PackedEvents): { body: UnchainedEvent; wait
       revision: s(14),
       rule: s(15),
       schema: EVENT_SCHEMA,
+      ...(s(SCHEMA_SLOT) !== '' ? { schemaProblems: JSON.parse(s(SCHEMA_SLOT)) as string[] } : {}),
       source: s(16),
       subject: { id: s(17), roles: JSON.parse(s(18)) as string[], type: s(19) },
       time: new Date(packed[i + 20] as number).toISOString(),

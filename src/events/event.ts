@@ -53,6 +53,8 @@ export interface DecisionEvent {
   readonly revision: string;
   readonly rule: string;
   readonly schema: typeof EVENT_SCHEMA;
+  /** Only when the request did not match the set's declared schemas (mode warn or enforce): at most 8 lines of at most 160 bytes. */
+  readonly schemaProblems?: readonly string[];
   readonly source: string;
   readonly subject: { readonly id: string; readonly roles: readonly string[]; readonly type: string };
   readonly time: string;
@@ -165,6 +167,7 @@ export function buildUnchainedEvent(record: DecisionRecord, instance: string, at
   event.revision = decision.revision;
   event.rule = decision.rule;
   event.schema = EVENT_SCHEMA;
+  if (decision.schemaProblems && decision.schemaProblems.length > 0) event.schemaProblems = [...decision.schemaProblems];
   event.source = record.source;
   event.subject = { id: request.subject.id, roles: [...request.subject.roles], type: request.subject.type };
   event.time = record.time.toISOString();

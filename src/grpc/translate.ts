@@ -144,6 +144,8 @@ export interface ProtoCheckResponse {
   errors?: readonly ProtoEvaluationError[];
   /** Only when usage limits applied. */
   limits?: readonly ProtoLimitState[];
+  /** Only when the request did not match the declared schemas. */
+  schemaProblems?: readonly string[];
 }
 export interface ProtoLimitState {
   readonly name: string;
@@ -202,6 +204,7 @@ export function toCheckResponse(decisionId: string, d: Decision): ProtoCheckResp
       windowMs: u32(u.windowMs),
     }));
   }
+  if (d.schemaProblems && d.schemaProblems.length > 0) response.schemaProblems = d.schemaProblems;
   if (d.explanation) {
     response.explanation = d.explanation.map((t) => ({
       policy: t.policy,

@@ -20,7 +20,8 @@ const OUTCOMES: Record<RuleTrace['outcome'], string> = {
 /**
  * `context` carries the decision id (= the decision event's id), the reason code, the policy and
  * rule that decided (left out when none did), the revision, condition errors when there were any,
- * and the explanation when it was asked for.
+ * schema problems when the request did not match the declared schemas, and the explanation when it
+ * was asked for.
  */
 export function toAuthzenDecision(outcome: CheckOutcome): AuthzenDecision {
   const d: Decision = outcome.decision;
@@ -30,6 +31,7 @@ export function toAuthzenDecision(outcome: CheckOutcome): AuthzenDecision {
   context.revision = d.revision;
   if (d.usage) context.limits = d.usage.map(limitContext);
   if (d.errors.length > 0) context.errors = d.errors.map((e) => ({ policy: e.policy, rule: e.rule, message: e.message }));
+  if (d.schemaProblems && d.schemaProblems.length > 0) context.schema_problems = [...d.schemaProblems];
   if (d.explanation) {
     context.explanation = d.explanation.map((t) => ({
       policy: t.policy,

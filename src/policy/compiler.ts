@@ -7,10 +7,14 @@ import { runInSlices, runToEnd, type Work } from './slices.js';
 import type { CostEstimateLimits } from './cost.js';
 import { usageOfSet } from './usage-set.js';
 import { compileFileUnit, EnvironmentPool, type FileUnit } from './unit.js';
+import { checkDeclarations } from './declared-check.js';
+import type { CoverageHooks } from './coverage-hooks.js';
 
 export interface CompileOptions {
   /** Request and cost limits each condition's worst case is checked against (CEL_COST); default: the defaults of `limits`. */
   readonly limits?: CostEstimateLimits;
+  /** `verdict test --coverage` only: files are read precisely and every condition is wrapped to record what it did. */
+  readonly coverage?: CoverageHooks;
 }
 
 /** What compiling one snapshot gave: the set (when it loads) or every issue, and what changed. */
@@ -20,6 +24,8 @@ export interface CompiledCandidate {
   readonly issues: readonly PolicyIssue[];
   /** Defined when there are no issues. */
   readonly set: CompiledPolicySet | undefined;
+  /** One line each: checks the set does not get (e.g. it has no declarations); never stop a load. */
+  readonly warnings: readonly string[];
   /** Against the set last committed (the live one). */
   readonly added: readonly PolicyFileChange[];
   readonly changed: readonly PolicyFileChange[];
@@ -103,7 +109,7 @@ export class PolicyCompiler {
       touched.add(file.path);
       yield;
       const key = `${file.path}\0${file.sha256}`;
-      const unit = this.spare.get(key) ?? (yield* compileFileUnit(file, this.pool, this.options.limits));
+      const unit = this.spare.get(key) ?? (yield* compileFileUnit(file, this.pool, this.options.limits, this.options.coverage !== undefined, this.options.coverage));
       this.spare.delete(key);
       units.set(file.path, unit);
     }
@@ -132,9 +138,26 @@ export class PolicyCompiler {
       if (again.size > 0) built = yield* assemble({ previous: built.state, units, touched: again });
     }
     yield;
+    // Declarations (kind: Declarations): names checked against the set's declared roles and schemas.
+    // A change to any file re-runs these lookups over the whole set (no CEL is compiled again).
+    const scopeOf = (type: string) => built.state.builds.get(type)?.scope;
+    let declared = checkDeclarations(units, scopeOf);
+    if (declared.issues.length > 0) {
+      const again = new Set(declared.issues.map((i) => i.file).filter((path) => units.get(path)?.precise === false));
+      for (const path of again) {
+        yield;
+        const file = files.find((f) => f.path === path)!;
+        units.set(path, yield* compileFileUnit(file, this.pool, this.options.limits, true));
+      }
+      if (again.size > 0) {
+        built = yield* assemble({ previous: built.state, units, touched: again });
+        declared = checkDeclarations(units, scopeOf);
+      }
+    }
+    yield;
     const issues: PolicyIssue[] = [];
     for (const unit of units.values()) if (unit.issues.length > 0) issues.push(...unit.issues);
-    issues.push(...built.issues);
+    issues.push(...built.issues, ...declared.issues);
     let usage = usageOfSet(units, orderedPaths);
     if (usage.issues.length > 0) {
       // Duplicate limit names across files: read fast-read files again for their positions.
@@ -155,9 +178,10 @@ export class PolicyCompiler {
     const revision = revisionOfOrdered(orderedPaths.map((path) => ({ path, sha256: digests.get(path)! })));
     yield;
     const state: CompilerState = { set: built.state, digests, orderedPaths, resourceTypes: built.typesChanged ? undefined : base.resourceTypes };
-    const set = issues.length === 0 ? usage.attach(policySetOf(built.state, revision, orderedPaths, state.resourceTypes)) : undefined;
+    const plain = issues.length === 0 ? usage.attach(policySetOf(built.state, revision, orderedPaths, state.resourceTypes)) : undefined;
+    const set = plain && declared.declarations ? { ...plain, declarations: declared.declarations } : plain;
     if (set) (state as { resourceTypes?: readonly string[] }).resourceTypes = set.resourceTypes;
-    return { revision, issues, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
+    return { revision, issues, warnings: declared.warnings, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
   }
 }
 

@@ -22,6 +22,8 @@ export interface VariableDefinition extends Named {
 
 export interface DerivedRoleDefinition extends Named {
   readonly parentRoles: readonly string[];
+  /** Where each of parentRoles is written (for declaration checks). */
+  readonly parentRolePositions?: readonly SourcePosition[];
   readonly when: SourceExpression;
 }
 
@@ -33,6 +35,8 @@ export interface RuleDefinition extends Named {
   readonly effect: Effect;
   /** Undefined or containing "*" means any subject. */
   readonly roles: readonly string[] | undefined;
+  /** Where each of roles is written (for declaration checks). */
+  readonly rolePositions?: readonly SourcePosition[];
   readonly when: SourceExpression | undefined;
 }
 

@@ -21,7 +21,12 @@ export type PolicyIssueCode =
   | 'INVALID_RATE' // a limit's rate or burst cannot be read or is out of range
   | 'INVALID_PERIOD' // a quota's period is not hour, day, month or "rolling <duration>"
   | 'CEL_NOT_KEY' // a limit's key part is not a string, int, uint or bool
-  | 'CEL_NOT_INT'; // a limit's cost is not an int
+  | 'CEL_NOT_INT' // a limit's cost is not an int
+  // Declarations (kind: Declarations, src/policy/declarations.ts)
+  | 'UNDECLARED_ROLE' // a rule's roles or a derived role's parentRoles names a role neither declared nor derived
+  | 'UNKNOWN_ATTRIBUTE' // a condition reads an attribute path the schema does not declare
+  | 'INVALID_SCHEMA' // a schema does not compile (ajv, strict mode)
+  | 'DUPLICATE_DECLARATIONS'; // more than one kind: Declarations document in the set
 
 /** A position in a policy file; line and column are 1-based as editors show them. */
 export interface SourcePosition {

@@ -9,6 +9,7 @@ import type {
 } from './document.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import { readLimits } from './parse-limits.js';
+import { DECLARATIONS_KIND, kindOf, readDeclarations, type DeclarationsDocument } from './declarations.js';
 import { fastYamlDocuments } from './yaml-fast.js';
 import { YamlReader } from './yaml-reader.js';
 
@@ -25,6 +26,8 @@ const ACTION_PATTERN = /^(\*|[A-Za-z0-9_.:\-/]+\*?)$/;
 
 export interface ParsedPolicyFile {
   readonly documents: ResourcePolicyDocument[];
+  /** `kind: Declarations` documents (src/policy/declarations.ts). */
+  readonly declarations: DeclarationsDocument[];
   readonly issues: PolicyIssue[];
   /**
    * False for a fast read (yaml-fast.ts): it found no problem, and its positions are all line 0.
@@ -43,16 +46,17 @@ export function parsePolicyFile(source: PolicySourceFile, precise = true): Parse
     if (fast) {
       const reader = new YamlReader(source.path, source.text, undefined);
       const documents: ResourcePolicyDocument[] = [];
+      const declarations: DeclarationsDocument[] = [];
       fast.forEach((root, index) => {
-        const parsed = readPolicy(reader, root, fast.length > 1 ? `${source.path}#${index + 1}` : source.path);
-        if (parsed) documents.push(parsed);
+        readDocument(reader, root, fast.length > 1 ? `${source.path}#${index + 1}` : source.path, documents, declarations);
       });
-      if (reader.issues.length === 0) return { documents, issues: [], precise: false };
+      if (reader.issues.length === 0) return { documents, declarations, issues: [], precise: false };
     }
   }
   const lineCounter = new LineCounter();
   const reader = new YamlReader(source.path, source.text, lineCounter);
   const documents: ResourcePolicyDocument[] = [];
+  const declarations: DeclarationsDocument[] = [];
   const yamlDocs = parseAllDocuments(source.text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const list = Array.isArray(yamlDocs) ? yamlDocs : [];
   if (!Array.isArray(yamlDocs)) {
@@ -67,13 +71,23 @@ export function parsePolicyFile(source: PolicySourceFile, precise = true): Parse
     }
     if (doc.errors.length > 0) return;
     const id = contentDocs.length > 1 ? `${source.path}#${index + 1}` : source.path;
-    const parsed = readPolicy(reader, doc.contents as Node | null, id);
-    if (parsed) documents.push(parsed);
+    readDocument(reader, doc.contents as Node | null, id, documents, declarations);
   });
   if (contentDocs.length === 0) {
     reader.report('MISSING_FIELD', 'file holds no policy document', { file: source.path, line: 1, column: 1 });
   }
-  return { documents, issues: reader.issues, precise: true };
+  return { documents, declarations, issues: reader.issues, precise: true };
+}
+
+/** A policy, or a set's declarations (`kind: Declarations`). */
+function readDocument(reader: YamlReader, root: Node | null, id: string, documents: ResourcePolicyDocument[], declarations: DeclarationsDocument[]): void {
+  if (kindOf(root) === DECLARATIONS_KIND) {
+    const d = readDeclarations(reader, root, id, API_VERSION);
+    if (d) declarations.push(d);
+    return;
+  }
+  const parsed = readPolicy(reader, root, id);
+  if (parsed) documents.push(parsed);
 }
 
 function readPolicy(reader: YamlReader, root: Node | null, id: string): ResourcePolicyDocument | undefined {
@@ -166,10 +180,11 @@ function readDerivedRoles(reader: YamlReader, node: Node | null | undefined, at:
       else seen.set(name, reader.positionOf(nameNode));
     }
     const parentNode = f.get('parentRoles')?.value;
-    const parentRoles = parentNode === undefined || parentNode === null ? [] : (reader.stringList(parentNode, `${where}.parentRoles`, position) ?? []).map((p) => p.value);
+    const parentList = parentNode === undefined || parentNode === null ? [] : reader.stringList(parentNode, `${where}.parentRoles`, position) ?? [];
+    const parentRoles = parentList.map((p) => p.value);
     const whenNode = reader.required(f, 'when', where, position);
     const when = whenNode === undefined ? undefined : reader.expression(whenNode, `${where}.when`, position);
-    if (name !== undefined && when) out.push({ name, position: reader.positionOf(nameNode), parentRoles, when });
+    if (name !== undefined && when) out.push({ name, position: reader.positionOf(nameNode), parentRoles, parentRolePositions: parentList.map((p) => p.position), when });
   });
   return out;
 }
@@ -209,7 +224,8 @@ function readRules(reader: YamlReader, node: Node | null, at: SourcePosition): R
       else if (e !== undefined) reader.report('INVALID_EFFECT', `${label}: effect "${e}" must be "allow" or "deny"`, reader.positionOf(effectNode));
     }
     const rolesNode = f.get('roles')?.value;
-    const roles = rolesNode === undefined || rolesNode === null ? undefined : (reader.stringList(rolesNode, `${label}: roles`, position) ?? []).map((r) => r.value);
+    const roleList = rolesNode === undefined || rolesNode === null ? undefined : reader.stringList(rolesNode, `${label}: roles`, position) ?? [];
+    const roles = roleList?.map((r) => r.value);
     if (roles !== undefined && roles.length === 0 && reader.issues.length === before) {
       // An empty list reads like "nobody" but would mean "anyone": refuse the ambiguity.
       reader.report('INVALID_VALUE', `${label}: roles must not be empty (omit it or use ["*"] for any subject)`, reader.positionOf(rolesNode, position));
@@ -225,6 +241,7 @@ function readRules(reader: YamlReader, node: Node | null, at: SourcePosition): R
       actions: actions.map((a) => ({ pattern: a.value, position: a.position })),
       effect,
       roles,
+      rolePositions: roleList?.map((r) => r.position),
       when,
     });
   });

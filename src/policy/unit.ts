@@ -1,6 +1,9 @@
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, Effect, PolicySetSummary } from '../engine/model.js';
 import { celBaseEnvironment } from '../cel/environment.js';
 import { checkDocumentCosts, DEFAULT_COST_ESTIMATE_LIMITS, type CostEstimateLimits } from './cost.js';
+import { attributeReads, type AttributeRead } from './attribute-reads.js';
+import { compileDeclarations, type CompiledDeclarationsUnit } from './declarations.js';
+import type { CoverageHooks, CoverageSite } from './coverage-hooks.js';
 import { checkExpression } from './expression.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import { parsePolicyFile } from './parse.js';
@@ -29,6 +32,22 @@ export interface UnitDerivedRole {
   readonly role: CompiledDerivedRole | undefined;
 }
 
+/** A role a rule (or a derived role's parentRoles) names, for the declarations check. */
+export interface RoleReference {
+  readonly name: string;
+  readonly position: SourcePosition;
+  /** e.g. `rule "approve"` or `derived role "owner"`. */
+  readonly where: string;
+  /** From parentRoles: must be a static role (a derived role cannot be a parent). */
+  readonly parent: boolean;
+}
+
+/** What a document refers to by name, collected once at compile time (src/policy/declared-check.ts). */
+export interface DocumentReferences {
+  readonly roles: readonly RoleReference[];
+  readonly reads: readonly { readonly where: string; readonly read: AttributeRead }[];
+}
+
 /** One policy document, compiled on its own. */
 export interface UnitDocument {
   readonly id: string;
@@ -42,6 +61,7 @@ export interface UnitDocument {
   readonly rules: readonly UnitRule[];
   /** Usage limits (usage-compile.ts); absent when the document declares none. */
   readonly limits?: readonly UnitLimit[];
+  readonly references: DocumentReferences;
 }
 
 /**
@@ -60,6 +80,8 @@ export interface FileUnit {
   readonly expressions: number;
   /** Read with exact positions; a fast-read unit (positions line 0) is read again before its positions are reported. */
   readonly precise: boolean;
+  /** Its `kind: Declarations` documents, schemas compiled (normally none, or one for the set). */
+  readonly declarations: readonly CompiledDeclarationsUnit[];
 }
 
 /**
@@ -96,6 +118,7 @@ export function* compileFileUnit(
   pool: EnvironmentPool,
   limits: CostEstimateLimits = DEFAULT_COST_ESTIMATE_LIMITS,
   precise = false,
+  coverage?: CoverageHooks,
 ): Work<FileUnit> {
   const parsed = parsePolicyFile(file, precise);
   const issues: PolicyIssue[] = [...parsed.issues];
@@ -108,13 +131,39 @@ export function* compileFileUnit(
     yield;
     const doc = parsed.documents[index]!;
     resources.add(doc.resource);
-    const vars = compileVariables(base, doc.variables, issues, pool.envCache);
+    // Coverage (verdict test --coverage only): every site is announced, every program wrapped.
+    let finalEnv: (() => import('@marcbachmann/cel-js').Environment) | undefined;
+    const site = (kind: CoverageSite['kind'], name: string, position: SourcePosition): CoverageSite => ({ kind, policy: doc.id, file: file.path, name, position });
+    const wrapVariable = coverage
+      ? (name: string, checked: NonNullable<ReturnType<typeof checkExpression>>) => {
+          const def = doc.variables.find((v) => v.name === name)!;
+          const s = site('variable', name, def.position);
+          coverage.site(s);
+          return coverage.wrap(s, { source: def.expression, ast: checked.ast, env: () => finalEnv!() }, checked.program);
+        }
+      : undefined;
+    const vars = compileVariables(base, doc.variables, issues, pool.envCache, wrapVariable);
+    finalEnv = () => vars.env;
     expressions += doc.variables.length;
+    const roleRefs: RoleReference[] = [];
+    const reads: { where: string; read: AttributeRead }[] = [];
+    const readsOf = (ast: Parameters<typeof attributeReads>[0] | undefined, source: Parameters<typeof attributeReads>[1], where: string) => {
+      if (ast) for (const read of attributeReads(ast, source)) reads.push({ where, read });
+    };
+    for (const def of doc.variables) readsOf(vars.checked.get(def.name)?.ast, def.expression, `variables.${def.name}`);
     const policy: CompiledPolicy = { id: doc.id, resource: doc.resource, createVariables: vars.factory.create, hasVariables: doc.variables.length > 0 };
     const derivedRoles: UnitDerivedRole[] = doc.derivedRoles.map((def) => {
       expressions++;
       const checked = checkExpression(vars.env, def.when, `derived role "${def.name}"`, issues, true);
-      const role: CompiledDerivedRole | undefined = checked && { name: def.name, policy, parentRoles: def.parentRoles, condition: checked.program, source: def.when.text };
+      readsOf(checked?.ast, def.when, `derived role "${def.name}"`);
+      def.parentRoles.forEach((name, i) => roleRefs.push({ name, position: def.parentRolePositions?.[i] ?? def.position, where: `derived role "${def.name}"`, parent: true }));
+      let program = checked?.program;
+      if (coverage && checked) {
+        const s = site('derivedRole', def.name, def.position);
+        coverage.site(s);
+        program = coverage.wrap(s, { source: def.when, ast: checked.ast, env: () => vars.env }, checked.program);
+      }
+      const role: CompiledDerivedRole | undefined = checked && { name: def.name, policy, parentRoles: def.parentRoles, condition: program!, source: def.when.text };
       return { name: def.name, position: def.position, role };
     });
     const rules: UnitRule[] = doc.rules.map((def) => {
@@ -123,9 +172,15 @@ export function* compileFileUnit(
       if (def.when) {
         expressions++;
         const checked = checkExpression(vars.env, def.when, `rule "${def.name}"`, issues, true);
+        readsOf(checked?.ast, def.when, `rule "${def.name}"`);
         if (checked) condition = checked.program;
         else broken = true;
+        if (coverage && checked) condition = coverage.wrap(site('rule', def.name, def.position), { source: def.when, ast: checked.ast, env: () => vars.env }, checked.program);
       }
+      coverage?.site(site('rule', def.name, def.position));
+      def.roles?.forEach((name, i) => {
+        if (name !== '*') roleRefs.push({ name, position: def.rolePositions?.[i] ?? def.position, where: `rule "${def.name}"`, parent: false });
+      });
       return {
         name: def.name,
         position: def.position,
@@ -151,10 +206,12 @@ export function* compileFileUnit(
       summary: { id: doc.id, resource: doc.resource, rules: doc.rules.length, derivedRoles: doc.derivedRoles.length, variables: doc.variables.length },
       derivedRoles,
       rules,
+      references: { roles: roleRefs, reads },
     });
   }
+  const declarations = parsed.declarations.map((d) => compileDeclarations(d, issues));
   pool.count(expressions);
   // A problem in a fast-read file needs its exact position: read it again, precisely.
-  if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, limits, true);
-  return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions, precise: parsed.precise };
+  if (issues.length > 0 && !parsed.precise) return yield* compileFileUnit(file, pool, limits, true, coverage);
+  return { path: file.path, sha256: file.sha256, documents, issues, resources, expressions, precise: parsed.precise, declarations };
 }

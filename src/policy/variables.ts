@@ -83,6 +83,8 @@ export function compileVariables(
   definitions: readonly VariableDefinition[],
   issues: PolicyIssue[],
   cache: VariablesEnvCache = newVariablesEnvCache(),
+  /** `verdict test --coverage` only: replaces each variable's program (src/policy/coverage-hooks.ts). */
+  wrap?: (name: string, checked: CheckedExpression) => CelProgram,
 ): CompiledVariables {
   const byName = new Map(definitions.map((d) => [d.name, d]));
   const deps = new Map<string, string[]>();
@@ -147,7 +149,7 @@ export function compileVariables(
       continue;
     }
     types.set(name, checked.type);
-    programs.set(name, checked.program);
+    programs.set(name, wrap ? wrap(name, checked) : checked.program);
     checkedByName.set(name, checked);
     typed = typedFor(types);
   }

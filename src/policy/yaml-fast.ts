@@ -46,8 +46,12 @@ function toNode(value: unknown): Node {
 function scalar(value: unknown): Node {
   if (typeof value === 'string') {
     if (CORE_NON_STRING.test(value) || value === '') throw new NotSimple();
+  } else if (typeof value === 'number') {
+    // Numbers (JSON Schemas in declarations: `minimum: 0`): js-yaml's core schema reads them as
+    // `yaml` does, except -0 and binary literals (0b11), which go the precise way (see below).
+    if (!Number.isFinite(value) || Object.is(value, -0)) throw new NotSimple();
   } else if (value !== null && typeof value !== 'boolean') {
-    throw new NotSimple(); // numbers: a policy has none where a value is expected, so it is an error anyway
+    throw new NotSimple();
   }
   return { [NODE_TYPE]: SCALAR, value, range: NO_RANGE, type: undefined } as unknown as Node;
 }
@@ -57,7 +61,7 @@ function scalar(value: unknown): Node {
  * certain to match `yaml` (then the caller reads the text with `yaml`).
  */
 export function fastYamlDocuments(text: string): Node[] | undefined {
-  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text)) return undefined;
+  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text)) return undefined;
   let declined = false;
   const opened: { line: number; position: number }[] = [];
   const values: unknown[] = [];

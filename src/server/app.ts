@@ -8,6 +8,7 @@ import { withWireCodec } from '../grpc/wire/authorization-codec.js';
 import { AuthzenHttpService } from '../http/http-service.js';
 import type { Observability } from '../observability/observability.js';
 import { formatIssue } from '../policy/index.js';
+import { NO_DECLARATIONS_WARNING } from '../policy/declared-check.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { trailProblems, type PublisherStats, type TrailHealth } from '../events/publisher-stats.js';
 import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
@@ -177,6 +178,8 @@ export class VerdictServer {
     // A cluster's rejections are decided and logged once, by the primary.
     if (!(this.options.managedPolicies && change.result.status === 'rejected')) logPolicyChange(this.options.logger, change, this.store.current()?.set);
     if (change.result.status === 'applied') {
+      // One line per load that says which load-time and run-time checks a set without declarations misses.
+      if (!change.previousRevision && this.store.current()?.set.declarations === undefined) this.options.logger.warn({ revision: change.revision }, NO_DECLARATIONS_WARNING);
       this.policyLive = true;
       this.updateHealth();
     }

@@ -47,8 +47,8 @@ describe('policy bundles: format and validation', () => {
     const built = buildBundle((await readPolicySources(dir)).map(withDigest), META);
     expect(built.bundle.revision).to.equal((await loadPolicyDirectory(dir)).revision);
     const back = parseBundle(built.bytes, DEFAULT_BUNDLE_LIMITS, { revision: built.bundle.revision, digest: built.digest });
-    expect(back.files.map((f) => f.path)).to.deep.equal(['common.yaml', 'documents/document.yaml', 'documents/folder.yaml', 'reports/report.yaml']);
-    expect(back.files[0]!.text).to.equal(readFileSync(path.join(dir, 'common.yaml'), 'utf8'));
+    expect(back.files.map((f) => f.path)).to.deep.equal(['_declarations.yaml', 'common.yaml', 'documents/document.yaml', 'documents/folder.yaml', 'reports/report.yaml']);
+    expect(back.files[1]!.text).to.equal(readFileSync(path.join(dir, 'common.yaml'), 'utf8'));
     expect(back).to.deep.include({ createdBy: 'alice@host', message: 'm', tests: TESTS });
   });
 

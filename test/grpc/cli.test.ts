@@ -5,7 +5,7 @@ import { cleanupServerProcesses, makeTempDir, REPO_ROOT, runVerdict, startServer
 import { closeClients, policyDir, UUID } from './fixtures.js';
 
 /** The keys of `verdict check` output, in order (docs/api.md "CLI decision output"). */
-const DECISION_KEYS = ['decision', 'allowed', 'policy', 'rule', 'reason', 'revision', 'decisionId', 'errors'];
+const DECISION_KEYS = ['decision', 'allowed', 'policy', 'rule', 'reason', 'revision', 'decisionId', 'errors', 'schemaProblems'];
 
 describe('verdict CLI with the gRPC service (real processes)', function () {
   this.timeout(30_000);

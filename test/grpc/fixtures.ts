@@ -138,6 +138,7 @@ export interface CheckResponse {
   decisionId?: string;
   explanation?: { policy?: string; rule?: string; effect?: string; outcome?: string; detail?: string; derivedRoles?: string[] }[];
   errors?: { policy?: string; rule?: string; message?: string }[];
+  schemaProblems?: string[];
 }
 
 export interface Timestamp {

@@ -1,4 +1,4 @@
-import { loadPolicyDirectory, PolicyLoadError, formatIssue } from '../../policy/index.js';
+import { PolicyCompiler, PolicyLoadError, formatIssue, readPolicySources, withDigest } from '../../policy/index.js';
 import { EXIT, type CommandSpec } from '../spec.js';
 
 export const validateCommand: CommandSpec = {
@@ -17,7 +17,10 @@ export const validateCommand: CommandSpec = {
   async run(args, io) {
     const dir = args.positionals[0] ?? 'policies';
     try {
-      const set = await loadPolicyDirectory(dir);
+      const candidate = new PolicyCompiler().compileNow((await readPolicySources(dir)).map(withDigest));
+      if (!candidate.set) throw new PolicyLoadError(candidate.issues);
+      const set = candidate.set;
+      for (const w of candidate.warnings) io.err(`warning: ${w}`);
       io.out(`OK ${dir}: ${set.policies.length} policies, ${set.ruleCount} rules, ${set.resourceTypes.length} resource types, revision ${set.revision}`);
       return EXIT.OK;
     } catch (err) {

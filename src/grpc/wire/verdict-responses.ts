@@ -40,6 +40,7 @@ const LIMIT_REMAINING = 0x40;
 const LIMIT_RETRY_AFTER = 0x48;
 const LIMIT_RESET = 0x50;
 const LIMIT_WINDOW = 0x58;
+const RESPONSE_SCHEMA_PROBLEMS = 0x5a; // field 11, length-delimited
 const TRACE_POLICY = 0x0a;
 const TRACE_RULE = 0x12;
 const TRACE_EFFECT = 0x1a;
@@ -215,6 +216,8 @@ function responseSize(r: ProtoCheckResponse, s: Sizer): number {
       size += s.close(slot, limitSize(limits[i]!, s));
     }
   }
+  const problems = r.schemaProblems;
+  if (problems != null) for (let i = 0; i < problems.length; i++) size += s.string(problems[i]);
   return size;
 }
 
@@ -253,6 +256,8 @@ function writeResponse(r: ProtoCheckResponse, w: Writer): void {
       writeLimit(limits[i]!, w);
     }
   }
+  const problems = r.schemaProblems;
+  if (problems != null) for (let i = 0; i < problems.length; i++) w.string(RESPONSE_SCHEMA_PROBLEMS, problems[i]);
 }
 
 function finish(size: number, s: Sizer, write: (w: Writer) => void): Buffer {

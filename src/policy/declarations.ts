@@ -1,0 +1,271 @@
+import AjvModule, { type ErrorObject, type Options as AjvOptions, type ValidateFunction } from 'ajv';
+import { isMap, isScalar, isSeq, type Node } from 'yaml';
+import { compilePattern } from '../cel/regex.js';
+import type { PolicyIssue, SourcePosition } from './issues.js';
+import type { YamlReader } from './yaml-reader.js';
+
+/**
+ * `kind: Declarations`: what a policy set declares about the world its rules talk about. One such
+ * document per set (conventionally `_declarations.yaml` at the policy root):
+ *
+ *   apiVersion: verdict/v1
+ *   kind: Declarations
+ *   roles: [employee, editor, admin]       # the static roles subjects carry
+ *   schemas:
+ *     mode: warn                           # off | warn | enforce: requests checked at run time
+ *     subject: { JSON Schema of subject.attributes }
+ *     resources:
+ *       document: { JSON Schema of resource.attributes for type "document" }
+ *
+ * At load, every role a rule or a derived role's parentRoles names must be declared here or be a
+ * derived role in scope, and every attribute path a condition reads is checked against the schema
+ * (src/policy/declared-check.ts). Schemas are compiled once, here, with ajv.
+ */
+
+export type SchemaMode = 'off' | 'warn' | 'enforce';
+export const SCHEMA_MODES: readonly SchemaMode[] = ['off', 'warn', 'enforce'];
+export const DECLARATIONS_KIND = 'Declarations';
+
+const DECLARATION_FIELDS = ['apiVersion', 'kind', 'description', 'roles', 'schemas'] as const;
+const SCHEMA_FIELDS = ['mode', 'subject', 'resources'] as const;
+const ROLE = /^[A-Za-z0-9][A-Za-z0-9_.:\-]*$/;
+
+/** A JSON Schema as written (plain JSON), with where it starts in the file. */
+export interface SchemaSource {
+  readonly schema: unknown;
+  readonly position: SourcePosition;
+}
+
+export interface DeclarationsDocument {
+  readonly id: string;
+  readonly file: string;
+  readonly position: SourcePosition;
+  readonly roles: readonly { readonly name: string; readonly position: SourcePosition }[];
+  readonly mode: SchemaMode;
+  readonly subject: SchemaSource | undefined;
+  readonly resources: ReadonlyMap<string, SchemaSource>;
+}
+
+/** The value of a YAML node as plain JSON (works on precise and fast-read nodes alike). */
+export function plainValue(node: Node | null | undefined): unknown {
+  if (node === null || node === undefined) return null;
+  if (isScalar(node)) return node.value;
+  if (isSeq(node)) return (node.items as Node[]).map(plainValue);
+  if (isMap(node)) {
+    const out: Record<string, unknown> = {};
+    for (const pair of node.items as { key: Node; value: Node | null }[]) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(plainValue(pair.key));
+      Object.defineProperty(out, key, { value: plainValue(pair.value), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+  return null;
+}
+
+/** The `kind` of a document root, if it is a mapping with a string `kind`. */
+export function kindOf(root: Node | null): string | undefined {
+  if (!isMap(root)) return undefined;
+  for (const pair of root.items as { key: Node; value: Node | null }[]) {
+    if (isScalar(pair.key) && pair.key.value === 'kind' && isScalar(pair.value) && typeof pair.value.value === 'string') return pair.value.value;
+  }
+  return undefined;
+}
+
+/** Reads a `kind: Declarations` document; every problem is an issue of `reader`. */
+export function readDeclarations(reader: YamlReader, root: Node | null, id: string, apiVersion: string): DeclarationsDocument | undefined {
+  const position = reader.positionOf(root);
+  const map = reader.asMap(root, 'a declarations document', position);
+  if (!map) return undefined;
+  const fields = reader.entries(map, DECLARATION_FIELDS, 'declarations');
+  const versionNode = reader.required(fields, 'apiVersion', 'declarations', position);
+  if (versionNode !== undefined) {
+    const v = reader.asString(versionNode, 'apiVersion', position);
+    if (v !== undefined && v !== apiVersion) reader.report('UNSUPPORTED_API_VERSION', `apiVersion "${v}" is not supported (use "${apiVersion}")`, reader.positionOf(versionNode));
+  }
+  const roles: { name: string; position: SourcePosition }[] = [];
+  const rolesNode = fields.get('roles')?.value;
+  if (rolesNode !== undefined && rolesNode !== null) {
+    const seen = new Set<string>();
+    for (const r of reader.stringList(rolesNode, 'declarations: roles', position) ?? []) {
+      if (!ROLE.test(r.value) || r.value === '*') reader.report('INVALID_VALUE', `declarations: role "${r.value}" must be letters, digits and _ . : -`, r.position);
+      else if (seen.has(r.value)) reader.report('DUPLICATE_NAME', `declarations: role "${r.value}" is declared twice`, r.position);
+      else {
+        seen.add(r.value);
+        roles.push({ name: r.value, position: r.position });
+      }
+    }
+  }
+  let mode: SchemaMode = 'warn';
+  let subject: SchemaSource | undefined;
+  const resources = new Map<string, SchemaSource>();
+  const schemasNode = fields.get('schemas')?.value;
+  if (schemasNode !== undefined && schemasNode !== null) {
+    const sm = reader.asMap(schemasNode, 'declarations: schemas', position);
+    if (sm) {
+      const sf = reader.entries(sm, SCHEMA_FIELDS, 'declarations: schemas');
+      const modeNode = sf.get('mode')?.value;
+      if (modeNode !== undefined && modeNode !== null) {
+        const m = reader.asString(modeNode, 'declarations: schemas.mode', position);
+        if (m !== undefined) {
+          if ((SCHEMA_MODES as readonly string[]).includes(m)) mode = m as SchemaMode;
+          else reader.report('INVALID_VALUE', `declarations: schemas.mode "${m}" must be one of ${SCHEMA_MODES.join(', ')}`, reader.positionOf(modeNode));
+        }
+      }
+      const subjectNode = sf.get('subject')?.value;
+      if (subjectNode !== undefined && subjectNode !== null) subject = { schema: plainValue(subjectNode), position: reader.positionOf(subjectNode) };
+      const resNode = sf.get('resources')?.value;
+      if (resNode !== undefined && resNode !== null) {
+        const rm = reader.asMap(resNode, 'declarations: schemas.resources', position);
+        for (const pair of (rm?.items ?? []) as { key: Node; value: Node | null }[]) {
+          const type = reader.asString(pair.key, 'resource type', position);
+          if (type !== undefined) resources.set(type, { schema: plainValue(pair.value), position: reader.positionOf(pair.value ?? pair.key) });
+        }
+      }
+    }
+  }
+  return { id, file: reader.file, position, roles, mode, subject, resources };
+}
+
+/** A schema compiled once at load: `check` lists what is wrong with a value, [] when it matches. */
+export interface CompiledSchema {
+  readonly source: SchemaSource;
+  /** Appends what is wrong with `value` (as lines starting with `prefix`) to `out`, up to MAX_SCHEMA_PROBLEMS. */
+  check(value: unknown, prefix: string, out: string[]): void;
+}
+
+export interface CompiledDeclarationsUnit {
+  readonly document: DeclarationsDocument;
+  readonly subject: CompiledSchema | undefined;
+  readonly resources: ReadonlyMap<string, CompiledSchema>;
+}
+
+// ajv ships CommonJS with a default export; under NodeNext the class is on `.default`.
+type AjvInstance = { compile(schema: object): ValidateFunction; validateSchema(schema: object): boolean | Promise<unknown>; errorsText(errors?: ErrorObject[] | null): string; errors?: ErrorObject[] | null };
+const Ajv = ((AjvModule as unknown as { default?: unknown }).default ?? AjvModule) as new (options: AjvOptions) => AjvInstance;
+
+/**
+ * One validator per declarations file. `pattern` keywords run on RE2 (linear time whatever the
+ * request sends); strict mode makes a misspelt keyword (`porperties`) a load error rather than a
+ * schema that silently accepts everything.
+ */
+function newAjv(): AjvInstance {
+  const regExp = (pattern: string) => compilePattern(pattern) as unknown as RegExp;
+  return new Ajv({ allErrors: true, strict: true, code: { regExp: regExp as unknown as NonNullable<AjvOptions['code']>['regExp'] } });
+}
+
+/** Keywords of an object schema that Verdict checks itself, compiling only its property schemas with ajv. */
+const OBJECT_KEYWORDS = new Set(['type', 'properties', 'required', 'additionalProperties', 'description', 'title', '$comment']);
+
+function plainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** `{type: object, properties, required, additionalProperties}` and nothing that could refer across it. */
+function simpleObjectSchema(s: Record<string, unknown>, text: string): boolean {
+  if (s.type !== 'object' || text.includes('"$ref"') || text.includes('"$dynamicRef"')) return false;
+  for (const k of Object.keys(s)) if (!OBJECT_KEYWORDS.has(k)) return false;
+  if (s.properties !== undefined && !plainObject(s.properties)) return false;
+  if (s.required !== undefined && !(Array.isArray(s.required) && s.required.every((r) => typeof r === 'string'))) return false;
+  return s.additionalProperties === undefined || typeof s.additionalProperties === 'boolean' || plainObject(s.additionalProperties);
+}
+
+const pointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
+
+/**
+ * Compiles every schema of a declarations document once, at load. Large sets repeat the same
+ * attribute schemas across types (a template per type), and ajv spends about a millisecond on each
+ * compile: so an object schema of the usual form (type, properties, required, additionalProperties)
+ * is checked by Verdict at that level, and each distinct property schema is compiled by ajv once and
+ * shared. Any other schema is compiled by ajv whole. Every schema is first validated against the
+ * JSON Schema meta-schema, whole.
+ */
+export function compileDeclarations(document: DeclarationsDocument, issues: PolicyIssue[]): CompiledDeclarationsUnit {
+  const ajv = newAjv();
+  const byText = new Map<string, ValidateFunction>();
+  const shared = (schema: unknown): ValidateFunction => {
+    const text = JSON.stringify(schema);
+    let v = byText.get(text);
+    if (!v) byText.set(text, (v = ajv.compile(schema as object)));
+    return v;
+  };
+  const compile = (source: SchemaSource, where: string): CompiledSchema | undefined => {
+    const s = source.schema;
+    if (!plainObject(s)) {
+      issues.push({ ...source.position, code: 'INVALID_SCHEMA', message: `${where}: a schema must be a mapping (a JSON Schema object)` });
+      return undefined;
+    }
+    try {
+      if (ajv.validateSchema(s) !== true) throw new Error(ajv.errorsText(ajv.errors));
+      const text = JSON.stringify(s);
+      if (!simpleObjectSchema(s, text)) {
+        const whole = shared(s);
+        return { source, check: (value, prefix, out) => void (whole(value) || describeSchemaErrors(prefix, whole.errors, out)) };
+      }
+      const props = new Map<string, ValidateFunction>();
+      for (const [name, sub] of Object.entries((s.properties ?? {}) as Record<string, unknown>)) props.set(name, shared(sub));
+      const required = (s.required ?? []) as string[];
+      const extra = s.additionalProperties;
+      const extraCheck = plainObject(extra) ? shared(extra) : undefined;
+      return { source, check: objectCheck(props, required, extra === false, extraCheck) };
+    } catch (err) {
+      issues.push({ ...source.position, code: 'INVALID_SCHEMA', message: `${where}: ${(err as Error).message.split('\n')[0]}` });
+      return undefined;
+    }
+  };
+  const subject = document.subject && compile(document.subject, 'schemas.subject');
+  const resources = new Map<string, CompiledSchema>();
+  for (const [type, source] of document.resources) {
+    const c = compile(source, `schemas.resources.${type}`);
+    if (c) resources.set(type, c);
+  }
+  return { document, subject, resources };
+}
+
+/** The object level checked here, with ajv's wording; property values by their shared ajv validators. */
+function objectCheck(props: ReadonlyMap<string, ValidateFunction>, required: readonly string[], closed: boolean, extra: ValidateFunction | undefined): CompiledSchema['check'] {
+  return (value, prefix, out) => {
+    if (!plainObject(value)) {
+      out.push(`${prefix}: must be object`);
+      return;
+    }
+    for (const r of required) {
+      if (out.length >= MAX_SCHEMA_PROBLEMS) return;
+      if (!Object.hasOwn(value, r)) out.push(truncateBytes(`${prefix}: must have required property '${r}'`, MAX_SCHEMA_PROBLEM_BYTES));
+    }
+    for (const key of Object.keys(value)) {
+      if (out.length >= MAX_SCHEMA_PROBLEMS) return;
+      const v = props.get(key) ?? extra;
+      if (v) {
+        if (!v(value[key])) describeSchemaErrors(`${prefix}/${pointer(key)}`, v.errors, out);
+      } else if (closed) out.push(truncateBytes(`${prefix}: must NOT have additional properties "${key}"`, MAX_SCHEMA_PROBLEM_BYTES));
+    }
+  };
+}
+
+/** Problems reported per request, and the bytes of each: a request cannot make a decision (or its event) large. */
+export const MAX_SCHEMA_PROBLEMS = 8;
+export const MAX_SCHEMA_PROBLEM_BYTES = 160;
+
+/** ajv's errors as short lines, e.g. `resource.attributes/amount: must be number`; bounded. */
+export function describeSchemaErrors(prefix: string, errors: readonly ErrorObject[] | null | undefined, out: string[]): void {
+  for (const e of errors ?? []) {
+    if (out.length >= MAX_SCHEMA_PROBLEMS) return;
+    let extra = '';
+    if (e.keyword === 'additionalProperties') extra = ` "${String((e.params as { additionalProperty?: string }).additionalProperty)}"`;
+    out.push(truncateBytes(`${prefix}${e.instancePath}: ${e.message ?? e.keyword}${extra}`, MAX_SCHEMA_PROBLEM_BYTES));
+  }
+}
+
+/** `text` cut to at most `max` UTF-8 bytes (ending in "…" when cut), never splitting a character. */
+export function truncateBytes(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  let out = '';
+  let bytes = 3; // the ellipsis
+  for (const ch of text) {
+    const b = Buffer.byteLength(ch);
+    if (bytes + b > max) break;
+    out += ch;
+    bytes += b;
+  }
+  return `${out}…`;
+}

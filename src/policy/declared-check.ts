@@ -1,0 +1,210 @@
+import type { CompiledDeclarations, CompiledDerivedRole } from '../engine/model.js';
+import type { CheckRequest } from '../engine/request.js';
+import type { AttributeRead } from './attribute-reads.js';
+import type { CompiledDeclarationsUnit, CompiledSchema } from './declarations.js';
+import type { PolicyIssue } from './issues.js';
+import { didYouMean } from '../engine/suggest.js';
+import type { FileUnit, UnitDocument } from './unit.js';
+
+/** What the set-level declarations check found. */
+export interface DeclarationsCheck {
+  readonly issues: PolicyIssue[];
+  /** One line each; e.g. the set declares nothing, so its names go unchecked. */
+  readonly warnings: string[];
+  /** The run-time side (schemas by type and mode); undefined without declarations. */
+  readonly declarations: CompiledDeclarations | undefined;
+}
+
+export const NO_DECLARATIONS_WARNING =
+  'policy set has no declarations (kind: Declarations): role names and attribute paths are not checked at load, and requests are not checked against schemas (see docs/policies.md, "Declarations")';
+
+/**
+ * Checks every document's references against the set's declarations: roles named by rules and
+ * parentRoles, and attribute paths read by conditions and variables. The references were collected
+ * when each file was compiled (unit.ts), so this is lookups only: no CEL is parsed again, and it
+ * runs over the whole set on every compile.
+ */
+export function checkDeclarations(units: ReadonlyMap<string, FileUnit>, scopeOf: (type: string) => ReadonlyMap<string, CompiledDerivedRole> | undefined): DeclarationsCheck {
+  const all: CompiledDeclarationsUnit[] = [];
+  for (const unit of units.values()) all.push(...unit.declarations);
+  if (all.length === 0) return { issues: [], warnings: [NO_DECLARATIONS_WARNING], declarations: undefined };
+  const issues: PolicyIssue[] = [];
+  all.sort((a, b) => (a.document.id < b.document.id ? -1 : a.document.id > b.document.id ? 1 : 0));
+  const decl = all[0]!;
+  for (const other of all.slice(1)) {
+    issues.push({ ...other.document.position, code: 'DUPLICATE_DECLARATIONS', message: `a policy set has one declarations document; ${decl.document.id} already declares this set` });
+  }
+  const declaredRoles = new Set(decl.document.roles.map((r) => r.name));
+  const warnings: string[] = [];
+  const unschematized = new Set<string>();
+  for (const unit of units.values()) {
+    for (const doc of unit.documents) {
+      checkRoles(doc, declaredRoles, scopeOf, issues);
+      checkReads(doc, decl, issues, unschematized);
+    }
+  }
+  if (!decl.document.subject) warnings.push('declarations have no schemas.subject: subject attribute paths are not checked');
+  if (unschematized.size > 0) {
+    const list = [...unschematized].sort();
+    warnings.push(`resource type${list.length === 1 ? '' : 's'} without a schema in the declarations (attribute paths not checked): ${list.slice(0, 10).join(', ')}${list.length > 10 ? `, … (${list.length})` : ''}`);
+  }
+  return { issues, warnings, declarations: runtimeDeclarations(decl) };
+}
+
+function checkRoles(doc: UnitDocument, declared: ReadonlySet<string>, scopeOf: DeclarationsScope, issues: PolicyIssue[]): void {
+  const own = doc.resource === '*' ? undefined : scopeOf(doc.resource);
+  const wild = scopeOf('*');
+  for (const ref of doc.references.roles) {
+    if (declared.has(ref.name)) continue;
+    const derived = own?.has(ref.name) || wild?.has(ref.name);
+    if (ref.parent) {
+      const near = didYouMean(ref.name, declared);
+      const why = derived ? ' (it is a derived role; parentRoles must be static roles)' : '';
+      issues.push({ ...ref.position, code: 'UNDECLARED_ROLE', message: `${ref.where}: parent role "${ref.name}" is not a declared role${why}${near}` });
+      continue;
+    }
+    if (derived) continue;
+    const known = [...declared, ...(own?.keys() ?? []), ...(wild?.keys() ?? [])];
+    issues.push({
+      ...ref.position,
+      code: 'UNDECLARED_ROLE',
+      message: `${ref.where}: role "${ref.name}" is neither declared (declarations: roles) nor a derived role for resource "${doc.resource}"${didYouMean(ref.name, known)}`,
+    });
+  }
+}
+
+type DeclarationsScope = (type: string) => ReadonlyMap<string, CompiledDerivedRole> | undefined;
+
+/** How a schema answers a field name: its sub-schema, "open" (not checked further), or unknown with the names it knows. */
+type Lookup = { kind: 'schema'; schemas: unknown[] } | { kind: 'open' } | { kind: 'unknown'; known: string[] };
+
+function asObject(s: unknown): Record<string, unknown> | undefined {
+  return s !== null && typeof s === 'object' && !Array.isArray(s) ? (s as Record<string, unknown>) : undefined;
+}
+
+/** One level of a schema, indexed once (schemas repeat the same lookups for every read). */
+interface Level {
+  /** Nothing below is checked. */
+  readonly open: boolean;
+  readonly props: ReadonlyMap<string, readonly unknown[]>;
+  readonly patterns: readonly (readonly [RegExp, unknown])[];
+  readonly extra: readonly unknown[];
+  readonly known: readonly string[];
+}
+
+const levels = new WeakMap<object, Level>();
+const OPEN: Level = { open: true, props: new Map(), patterns: [], extra: [], known: [] };
+
+/**
+ * A level is closed when it lists `properties` (or `patternProperties`) and does not allow others
+ * (`additionalProperties` absent or false): then only the listed names exist. A schema without
+ * properties, with `additionalProperties: true`, or with `$ref` is open: deeper names are not checked.
+ */
+function levelOf(schema: unknown): Level {
+  const s = asObject(schema);
+  if (!s || '$ref' in s) return OPEN;
+  const hit = levels.get(s);
+  if (hit) return hit;
+  const parts = [s, ...(['allOf', 'anyOf', 'oneOf'] as const).flatMap((k) => (Array.isArray(s[k]) ? (s[k] as unknown[]).map(asObject).filter((x) => x !== undefined) : []))];
+  const props = new Map<string, unknown[]>();
+  const patterns: [RegExp, unknown][] = [];
+  const extra: unknown[] = [];
+  let closed = false;
+  let open = false;
+  for (const part of parts) {
+    const p = asObject(part.properties);
+    const pp = asObject(part.patternProperties);
+    if (p) {
+      closed = true;
+      for (const [name, sub] of Object.entries(p)) props.set(name, [...(props.get(name) ?? []), sub]);
+    }
+    if (pp) {
+      closed = true;
+      for (const [src, sub] of Object.entries(pp)) {
+        try {
+          patterns.push([new RegExp(src, 'u'), sub]);
+        } catch {
+          open = true;
+        }
+      }
+    }
+    if (part.additionalProperties === true) open = true;
+    else if (asObject(part.additionalProperties)) extra.push(part.additionalProperties);
+  }
+  const level: Level = open || !closed ? OPEN : { open: false, props, patterns, extra, known: [...props.keys()] };
+  levels.set(s, level);
+  return level;
+}
+
+function lookup(schema: unknown, name: string): Lookup {
+  const level = levelOf(schema);
+  if (level.open) return { kind: 'open' };
+  const found: unknown[] = [...(level.props.get(name) ?? [])];
+  for (const [re, sub] of level.patterns) if (re.test(name)) found.push(sub);
+  if (found.length === 0) found.push(...level.extra);
+  if (found.length > 0) return { kind: 'schema', schemas: found };
+  return { kind: 'unknown', known: level.known as string[] };
+}
+
+/** Undefined when the path is declared (or reaches an open level), else the index of the first unknown name and the names known there. */
+function unknownAt(schemas: readonly unknown[], path: readonly string[]): { index: number; known: string[] } | undefined {
+  let current = [...schemas];
+  for (let i = 0; i < path.length; i++) {
+    const next: unknown[] = [];
+    const known: string[] = [];
+    for (const s of current) {
+      const l = lookup(s, path[i]!);
+      if (l.kind === 'open') return undefined;
+      if (l.kind === 'schema') next.push(...l.schemas);
+      else known.push(...l.known);
+    }
+    if (next.length === 0) return { index: i, known: [...new Set(known)] };
+    current = next;
+  }
+  return undefined;
+}
+
+function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: PolicyIssue[], unschematized: Set<string>): void {
+  const resourceSchemas: unknown[] = [];
+  if (doc.resource === '*') {
+    // A "*" policy reads attributes of every type: a path must be declared for at least one of them.
+    for (const c of decl.document.resources.values()) resourceSchemas.push(c.schema);
+  } else {
+    const own = decl.document.resources.get(doc.resource);
+    if (own) resourceSchemas.push(own.schema);
+    else unschematized.add(doc.resource);
+  }
+  for (const { where, read } of doc.references.reads) {
+    const schemas = read.root === 'subject' ? (decl.document.subject ? [decl.document.subject.schema] : []) : resourceSchemas;
+    if (schemas.length === 0) continue;
+    const bad = unknownAt(schemas, read.path);
+    if (!bad) continue;
+    report(doc, where, read, bad, issues);
+  }
+}
+
+function report(doc: UnitDocument, where: string, read: AttributeRead, bad: { index: number; known: string[] }, issues: PolicyIssue[]): void {
+  const name = read.path[bad.index]!;
+  const path = `${read.root}.attributes.${read.path.slice(0, bad.index + 1).join('.')}`;
+  const schema = read.root === 'subject' ? 'schemas.subject' : doc.resource === '*' ? 'any schemas.resources entry' : `schemas.resources.${doc.resource}`;
+  issues.push({
+    ...read.positions[bad.index]!,
+    code: 'UNKNOWN_ATTRIBUTE',
+    message: `${where}: ${path} is not declared in ${schema}${didYouMean(name, bad.known)}`,
+  });
+}
+
+/** The request check the engine runs before deciding (off: never called). */
+function runtimeDeclarations(decl: CompiledDeclarationsUnit): CompiledDeclarations {
+  const subject: CompiledSchema | undefined = decl.subject;
+  const resources = decl.resources;
+  return {
+    mode: decl.document.mode,
+    checkRequest(request: CheckRequest): string[] {
+      const out: string[] = [];
+      subject?.check(request.subject.attributes, 'subject.attributes', out);
+      resources.get(request.resource.type)?.check(request.resource.attributes, 'resource.attributes', out);
+      return out;
+    },
+  };
+}
