@@ -21,6 +21,7 @@ export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
   }
 
   get(key: K): V | undefined {
+    if (this.delta.size === 0) return this.base.get(key); // flat (a check's lookup, most of the time)
     const d = this.delta.get(key);
     if (d !== undefined) return d === GONE ? undefined : d;
     return this.base.get(key);
