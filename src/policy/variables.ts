@@ -65,10 +65,25 @@ function makeVariablesClass(names: Iterable<string>): VariablesClass {
 export interface VariablesEnvCache {
   readonly envs: Map<string, { env: Environment; ctor: VariablesClass }>;
   readonly classes: Map<string, VariablesClass>;
+  /**
+   * Factories by variable names and compiled programs: policies whose variables are the same (a
+   * template repeated on many types) share one factory and one programs map, so checks over many
+   * types touch one of each rather than one per policy.
+   */
+  readonly factories: Map<string, VariablesFactory>;
 }
 
 export function newVariablesEnvCache(): VariablesEnvCache {
-  return { envs: new Map(), classes: new Map() };
+  return { envs: new Map(), classes: new Map(), factories: new Map() };
+}
+
+const programIds = new WeakMap<CelProgram, number>();
+let nextProgramId = 1;
+
+function programId(p: CelProgram): number {
+  let id = programIds.get(p);
+  if (id === undefined) programIds.set(p, (id = nextProgramId++));
+  return id;
 }
 
 let typeCounter = 0;
@@ -175,7 +190,11 @@ export function compileVariables(
   // A variable's program may have been checked in an intermediate environment; at run time it
   // reads `variables` from an instance of the final type's class, which is what cel-js checks.
   const Ctor = typed.ctor;
-  return { env: typed.env, factory: { create: (activation) => new Ctor(activation, programs) }, ok: true, checked: checkedByName };
+  let factoryKey = `${namesKey}#`;
+  for (const [name, program] of programs) factoryKey += `${name}=${programId(program)},`;
+  let factory = cache.factories.get(factoryKey);
+  if (!factory) cache.factories.set(factoryKey, (factory = { create: (activation) => new Ctor(activation, programs) }));
+  return { env: typed.env, factory, ok: true, checked: checkedByName };
 }
 
 export interface CompiledVariables {
