@@ -5,7 +5,7 @@ LISTEN ?= 127.0.0.1:50051
 HTTP ?= 127.0.0.1:8080
 POLICIES ?= policies
 
-.PHONY: all install build test fuzz run validate policy-test bench bench-engine bench-reload conformance clean
+.PHONY: all install build test fuzz run validate policy-test bench bench-engine bench-usage bench-reload conformance clean
 
 all: build
 
@@ -41,6 +41,10 @@ policy-test: build
 # BENCH_ARGS are passed to bench/engine/run.ts too, e.g. make bench-engine BENCH_ARGS="--runs 9 --write-docs".
 bench-engine: build
 	node dist/bench/engine/run.js $(BENCH_ARGS)
+
+# The CPU a usage limit adds per check, in process (docs/performance.md#usage-limits-rates-and-quotas).
+bench-usage: build
+	node dist/bench/usage/run.js $(BENCH_ARGS)
 
 # Policy reloads against real servers (1,000 and 10,000 types; about 10 minutes), e.g.
 # make bench-reload BENCH_ARGS="--types 1000 --workers 2 --storm 0".

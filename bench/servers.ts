@@ -17,6 +17,7 @@ import { startCerbos } from './cerbos/server.js';
 import { AUTHZEN_PROTOCOL } from './http/authzen-protocol.js';
 import { waitUntilHttpAnswers } from './http/ready.js';
 import { ROOT } from './util.js';
+import { verdictClusterLimitServer, verdictLimitServer } from './usage-servers.js';
 import type { WorkloadName } from './workloads.js';
 
 export { ROOT };
@@ -367,4 +368,4 @@ export const cerbosAuthzenServer: ServerDefinition = {
 };
 
 /** Every server the harness knows, in table order. */
-export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictAdminServer, verdictBaselineServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, verdictExtAuthzEventsServer, verdictAuthzenServer, cerbosServer, cerbosAuditServer, cerbosAuthzenServer];
+export const SERVERS: readonly ServerDefinition[] = [emptyServer, verdictServer, verdictSingleServer, verdictLimitServer, verdictClusterLimitServer, verdictAdminServer, verdictBaselineServer, verdictEventsServer, verdictRequiredServer, verdictExtAuthzServer, verdictExtAuthzEventsServer, verdictAuthzenServer, cerbosServer, cerbosAuditServer, cerbosAuthzenServer];

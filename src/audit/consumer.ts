@@ -1,4 +1,4 @@
-import { AckPolicy, connect, DeliverPolicy, type ConsumerInfo, type JetStreamManager, type JsMsg, type NatsConnection } from 'nats';
+import { AckPolicy, connect, DeliverPolicy, type ConnectionOptions, type ConsumerInfo, type JetStreamManager, type JsMsg, type NatsConnection } from 'nats';
 import type { Logger } from '../server/logger.js';
 import type { Keyring } from '../keys/keyring.js';
 import type { SigningKey } from '../keys/signing-key.js';
@@ -10,6 +10,8 @@ import { ChainVerifier, type Finding } from './verifier.js';
 
 export interface AuditConsumerOptions {
   readonly natsUrl: string;
+  /** Credentials and TLS (cli/commands/nats-flags.ts): the keeper needs only read access (docs/events.md). */
+  readonly natsAuth?: Partial<ConnectionOptions>;
   readonly stream: string;
   readonly durable: string;
   /** One NATS subject filter (e.g. verdict.decisions.*.deny); absent = everything in the stream. */
@@ -174,6 +176,7 @@ export class AuditConsumer {
       attempt++;
       try {
         return await connect({
+          ...this.options.natsAuth,
           servers: this.options.natsUrl,
           name: `verdict audit ${this.options.durable}`,
           maxReconnectAttempts: -1,

@@ -3,7 +3,7 @@ import type { Range } from './ranges.js';
 
 /** What the verifier reports, how a chain is summarised, and the verifier's limits. */
 export type FindingKind =
-  | 'gap' | 'duplicate' | 'conflict' | 'altered' | 'broken-link' | 'malformed' | 'unknown-schema' | 'after-final' | 'refused'
+  | 'gap' | 'duplicate' | 'conflict' | 'altered' | 'broken-link' | 'malformed' | 'unknown-schema' | 'after-final' | 'refused' | 'lost'
   | 'unsigned' | 'unknown-key' | 'key-not-allowed' | 'bad-signature'
   | 'stream-gap' | 'stream-order' | 'misfiled' | 'rejected' | 'truncated' | 'receipts';
 

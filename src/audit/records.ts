@@ -12,8 +12,9 @@ import { checkpointSubject, decisionSubject } from '../events/subjects.js';
  */
 export const PUBLISH_REFUSED_SCHEMA = 'verdict.publish-refused.v1';
 export const POLICY_SCHEMA = 'verdict.policy.v1';
+export const EVENTS_LOST_SCHEMA = 'verdict.events-lost.v1';
 /** Chained record kinds whose fields beyond the common ones are not checked here. */
-const OPEN_CHAINED_SCHEMAS = new Set([PUBLISH_REFUSED_SCHEMA, POLICY_SCHEMA]);
+const OPEN_CHAINED_SCHEMAS = new Set([PUBLISH_REFUSED_SCHEMA, POLICY_SCHEMA, EVENTS_LOST_SCHEMA]);
 
 export interface ChainLink {
   readonly id: string;
@@ -191,17 +192,39 @@ export function subjectProblem(subject: string, c: Classified): string | undefin
   return `stored on subject "${subject.slice(0, 200)}", but such a record is published on "<prefix>${tail.slice(0, 200)}"`;
 }
 
-/** Which events a publish-refused record says NATS refused, and why (fields: refused {seq | [seq…]} or refusedSeq; reason). */
-export function refusedSeqs(record: Record<string, unknown>): { seqs: number[]; reason: string } {
+/** What a publish-refused or events-lost record explains: seq ranges (of `chain`, else its own chain), or decisions that never got a seq. */
+export type ExplainedLoss =
+  | { readonly kind: 'refused' | 'spool'; readonly chain: string | undefined; readonly ranges: readonly (readonly [number, number])[]; readonly count: number; readonly reason: string }
+  | { readonly kind: 'handoff'; readonly count: number; readonly span: string; readonly reason: string };
+
+const seqOk = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+/**
+ * Reads a `verdict.publish-refused.v1` record ({refused: {chain, seq, reason, …}}; older forms: a
+ * seq list, `refusedSeq`) or a `verdict.events-lost.v1` record ({lost: {stage, chain, fromSeq,
+ * toSeq, count, reason}} or stage handoff {count, from, to, reason}); undefined if it names nothing.
+ */
+export function explainedLoss(record: Record<string, unknown>): ExplainedLoss | undefined {
+  if (record.schema === EVENTS_LOST_SCHEMA) {
+    const l = record.lost;
+    if (!isObj(l)) return undefined;
+    const reason = (isStr(l.reason) ? l.reason : 'no reason given').slice(0, 500);
+    const count = typeof l.count === 'number' && Number.isSafeInteger(l.count) && l.count >= 0 ? l.count : 0;
+    if (l.stage === 'handoff') return { kind: 'handoff', count, span: isStr(l.from) && isStr(l.to) ? `${l.from.slice(0, 40)} to ${l.to.slice(0, 40)}` : '', reason };
+    if (!seqOk(l.fromSeq) || !seqOk(l.toSeq) || l.toSeq < l.fromSeq) return undefined;
+    return { kind: 'spool', chain: isStr(l.chain) && l.chain !== '' ? l.chain.slice(0, MAX_CHAIN_ID) : undefined, ranges: [[l.fromSeq, l.toSeq]], count, reason };
+  }
   const seqs: number[] = [];
   const take = (v: unknown): void => {
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) seqs.push(v);
+    if (seqOk(v)) seqs.push(v);
     else if (isObj(v)) take(v.seq);
     else if (Array.isArray(v)) v.slice(0, 1000).forEach(take);
   };
   take(record.refused);
   take(record.refusedSeq);
-  const r = record.refused as { reason?: unknown } | undefined;
+  if (seqs.length === 0) return undefined;
+  const r = record.refused as { reason?: unknown; chain?: unknown } | undefined;
   const reason = isStr(record.reason) ? record.reason : isObj(r) && isStr(r.reason) ? r.reason : 'no reason given';
-  return { seqs, reason: reason.slice(0, 500) };
+  const chain = isObj(r) && isStr(r.chain) && r.chain !== '' ? r.chain.slice(0, MAX_CHAIN_ID) : undefined;
+  return { kind: 'refused', chain, ranges: seqs.map((n) => [n, n] as const), count: seqs.length, reason: reason.slice(0, 500) };
 }

@@ -3,7 +3,7 @@ import { EVENT_SCHEMA } from '../events/event.js';
 import type { Keyring } from '../keys/keyring.js';
 import { checkpointSignature } from './checkpoint-signature.js';
 import { VERIFIER_LIMITS, type ChainSummary, type Finding, type FindingKind, type SignatureState, type VerifierOptions } from './findings.js';
-import { classifyRecord, refusedSeqs, subjectProblem, PUBLISH_REFUSED_SCHEMA, type Classified, type ParsedCheckpoint } from './records.js';
+import { classifyRecord, explainedLoss, subjectProblem, EVENTS_LOST_SCHEMA, PUBLISH_REFUSED_SCHEMA, type Classified, type ParsedCheckpoint } from './records.js';
 import { addRange, subtractRanges, type Range } from './ranges.js';
 
 export { checkpointSignature } from './checkpoint-signature.js';
@@ -34,8 +34,12 @@ interface ChainState {
   unsignedSince: number | undefined;
   recent: Map<number, string>;
   pendingGaps: PendingGap[];
-  refused: Map<number, string>;
+  /** Seq ranges a publish-refused or events-lost record explains (never reported as gaps). */
+  explained: Range[];
 }
+
+/** Explained ranges kept per chain (the oldest forgotten beyond). */
+const EXPLAINED_PER_CHAIN = VERIFIER_LIMITS.pendingGapsPerChain * 16;
 
 const SIGNATURE_RANK: Record<SignatureState, number> = { none: 0, unchecked: 1, unsigned: 2, 'unknown-key': 3, 'key-not-allowed': 4, 'bad-signature': 5, valid: 6 };
 
@@ -170,7 +174,7 @@ export class ChainVerifier {
     if (!create) return undefined;
     s = {
       seq: 0, hash: GENESIS_HASH, runStart: 1, closed: false, finalSeq: 0, seen: [], signed: [], partialHistory: false, lastSigned: undefined,
-      signature: 'none', reported: new Set(), unsignedSince: undefined, recent: new Map(), pendingGaps: [], refused: new Map(),
+      signature: 'none', reported: new Set(), unsignedSince: undefined, recent: new Map(), pendingGaps: [], explained: [],
     };
     this.chains.set(chain, s);
     if (this.chains.size > this.maxChains) {
@@ -228,7 +232,7 @@ export class ChainVerifier {
     this.remember(s, seq, hash);
     if (!addRange(s.seen, seq, seq, VERIFIER_LIMITS.rangesPerChain)) s.partialHistory = true;
     if (s.unsignedSince === undefined) s.unsignedSince = Date.now();
-    if (c.schema === PUBLISH_REFUSED_SCHEMA) this.acceptRefusal(id, s, c.record, where);
+    if (c.schema === PUBLISH_REFUSED_SCHEMA || c.schema === EVENTS_LOST_SCHEMA) this.acceptExplanation(id, s, c.record, where);
   }
 
   private addPendingGap(chain: string, s: ChainState, gap: PendingGap): void {
@@ -237,27 +241,44 @@ export class ChainVerifier {
     if (s.pendingGaps.length > VERIFIER_LIMITS.pendingGapsPerChain) this.emitGap(chain, s.pendingGaps.shift()!);
   }
 
-  private acceptRefusal(chain: string, s: ChainState, record: Record<string, unknown>, where: string): void {
-    const { seqs, reason } = refusedSeqs(record);
-    for (const n of seqs) {
-      s.refused.set(n, reason);
-      if (s.refused.size > VERIFIER_LIMITS.pendingGapsPerChain * 16) s.refused.delete(s.refused.keys().next().value as number);
-      this.report('refused', chain, n, where, `record seq ${n} of chain ${chain} was refused by NATS: ${reason}`);
+  /**
+   * A publish-refused or events-lost record: reported as what it is (REFUSED, LOST), and the seqs it
+   * names are not reported as a gap. They may be of another chain (an earlier run's event refused
+   * when the spool was replayed): that chain's gap is explained, wherever the record sits.
+   */
+  private acceptExplanation(chain: string, s: ChainState, record: Record<string, unknown>, where: string): void {
+    const loss = explainedLoss(record);
+    if (!loss) return;
+    if (loss.kind === 'handoff') {
+      this.report('lost', chain, 0, where, `${loss.count} decision${loss.count === 1 ? ' was' : 's were'} never recorded${loss.span ? ` (made ${loss.span})` : ''}: not handed to the publisher thread: ${loss.reason}`);
+      return;
     }
-    this.resolveGaps(s);
+    const target = loss.chain ?? chain;
+    const t = target === chain ? s : this.chains.get(target);
+    for (const [from, to] of loss.ranges) {
+      const seqs = from === to ? `record seq ${from}` : `records ${from}..${to}`;
+      const other = target === chain ? '' : ` (named by a record of chain ${chain})`;
+      if (loss.kind === 'refused') this.report('refused', target, from, where, `${seqs} of chain ${target} was refused by NATS${other}: ${loss.reason}`);
+      else this.report('lost', target, from, where, `${seqs} of chain ${target} ${from === to ? 'was' : 'were'} lost before the spool (${loss.count} decision${loss.count === 1 ? '' : 's'})${other}: ${loss.reason}`);
+      if (!t) continue;
+      t.explained.push([from, to]);
+      if (t.explained.length > EXPLAINED_PER_CHAIN) t.explained.shift();
+    }
+    if (t) this.resolveGaps(t);
+    else if (target !== chain) this.note(`${where}: a record of chain ${chain} names records of chain ${target}, which these files do not hold`);
   }
 
-  /** Drops the parts of pending gaps that publish-refused records explain (they were reported as 'refused'). */
+  /** Drops the parts of pending gaps that publish-refused and events-lost records explain (they were reported as such). */
   private resolveGaps(s: ChainState): void {
-    if (s.refused.size === 0 || s.pendingGaps.length === 0) return;
-    const refused = [...s.refused.keys()].sort((a, b) => a - b);
+    if (s.explained.length === 0 || s.pendingGaps.length === 0) return;
+    const explained = [...s.explained].sort((a, b) => a[0] - b[0]);
     const kept: PendingGap[] = [];
     for (const g of s.pendingGaps) {
       let start = g.from;
-      for (const n of refused) {
-        if (n < start || n > g.to) continue;
-        if (n > start) kept.push({ ...g, from: start, to: n - 1 });
-        start = n + 1;
+      for (const [from, to] of explained) {
+        if (to < start || from > g.to) continue;
+        if (from > start) kept.push({ ...g, from: start, to: from - 1 });
+        start = Math.max(start, to + 1);
       }
       if (start <= g.to) kept.push({ ...g, from: start, to: g.to });
     }
@@ -405,17 +426,17 @@ export class ChainVerifier {
   }
 
   /** What the verifier holds, for its memory bound. */
-  size(): { chains: number; recent: number; ranges: number; pendingGaps: number; refused: number } {
+  size(): { chains: number; recent: number; ranges: number; pendingGaps: number; explained: number } {
     let recent = 0;
     let ranges = 0;
     let pendingGaps = 0;
-    let refused = 0;
+    let explained = 0;
     for (const s of this.chains.values()) {
       recent += s.recent.size;
       ranges += s.seen.length + s.signed.length;
       pendingGaps += s.pendingGaps.length;
-      refused += s.refused.size;
+      explained += s.explained.length;
     }
-    return { chains: this.chains.size, recent, ranges, pendingGaps, refused };
+    return { chains: this.chains.size, recent, ranges, pendingGaps, explained };
   }
 }

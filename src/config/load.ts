@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_COST_LIMITS, DEFAULT_REQUEST_LIMITS } from '../engine/limits.js';
+import { USAGE_DEFAULTS, validateUsage } from './usage.js';
 import { MIN_EVENT_BYTES } from '../events/budget.js';
 import { natsServers, natsSettingsProblems } from '../events/nats-options.js';
 import { validateGateway, validateTls, validateTokens } from './auth.js';
@@ -61,6 +62,7 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     publisherThread: true,
     flushIntervalMs: 20,
     checkpointIntervalMs: 100,
+    checkpointMaxEvents: 1000,
     ackTimeoutMs: 3000,
     required: false,
     includeAttributes: 'none',
@@ -99,6 +101,7 @@ export const DEFAULT_CONFIG: VerdictConfig = {
     maxBundleBytes: DEFAULT_BUNDLE_LIMITS.maxBundleBytes,
   },
   fleet: { bucket: 'VERDICT_FLEET', heartbeatMs: 5000, natsUrl: '' },
+  usage: USAGE_DEFAULTS,
 };
 
 type Json = Record<string, unknown>;
@@ -222,7 +225,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.ProcessEnv = {}): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin', 'policySource', 'fleet'],
+    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin', 'policySource', 'fleet', 'usage'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -405,6 +408,7 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
       publisherThread: bool('events.publisherThread'),
       flushIntervalMs: int('events.flushIntervalMs', 0, 1000),
       checkpointIntervalMs: int('events.checkpointIntervalMs', 0, 60_000),
+      checkpointMaxEvents: int('events.checkpointMaxEvents', 1, 1_000_000),
       ackTimeoutMs: int('events.ackTimeoutMs', 100, 600_000),
       required: bool('events.required'),
       includeAttributes,
@@ -445,6 +449,7 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
       natsUrl: fleetNatsUrl,
     },
     admin: validateAdmin(raw, problems),
+    usage: validateUsage(raw, problems),
     tracing: tracingFromEnvironment(env, problems),
   };
   const { transport, limits } = config;

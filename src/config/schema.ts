@@ -1,3 +1,4 @@
+import type { UsageConfig } from './usage.js';
 import type { CostLimits, RequestLimits } from '../engine/limits.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -32,6 +33,8 @@ export interface EventsConfig {
   readonly flushIntervalMs: number;
   /** How often a chain checkpoint (one JetStream ack covering every event before it) is sent. */
   readonly checkpointIntervalMs: number;
+  /** At most this many records are sent after a checkpoint before the next one is sent (and awaited before more follow it). */
+  readonly checkpointMaxEvents: number;
   /** A checkpoint not acknowledged within this time marks NATS unavailable; events are replayed. */
   readonly ackTimeoutMs: number;
   /** Answer a check only once its event is acked by JetStream or written to the spool. */
@@ -109,6 +112,8 @@ export interface VerdictConfig {
   readonly policySource: PolicySourceConfig;
   /** Heartbeats of this replica in a NATS KV bucket, for `verdict fleet` (src/bundles/fleet.ts). */
   readonly fleet: FleetConfig;
+  /** Counters of the policy's rate limits and quotas (src/config/usage.ts). */
+  readonly usage: UsageConfig;
 }
 
 /** The admin HTTP listener (src/observability/admin-server.ts). */

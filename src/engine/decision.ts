@@ -10,7 +10,10 @@ export type DecisionReason =
   | 'UNAUTHENTICATED' // the subject token was missing or invalid (set by adapters)
   | 'NO_ROUTE' // ext_authz: the HTTP request matched no configured route (set by adapters)
   | 'AUDIT_UNAVAILABLE' // the decision could not be recorded (set by adapters)
-  | 'INTERNAL_ERROR'; // any unexpected failure: fail closed
+  | 'INTERNAL_ERROR' // any unexpected failure: fail closed
+  | 'RATE_LIMITED' // the rules allowed, an enforced rate limit did not (Decision.usage names it)
+  | 'QUOTA_EXCEEDED' // the rules allowed, an enforced quota is spent (Decision.usage names it)
+  | 'LIMIT_ERROR'; // the rules allowed, an enforced limit's when/key/cost failed to evaluate: fail closed
 
 /** Why a rule did or did not apply. */
 export type RuleOutcome =
@@ -49,4 +52,35 @@ export interface Decision {
   readonly errors: readonly EvaluationErrorInfo[];
   /** Present when explain was requested. */
   readonly explanation?: readonly RuleTrace[];
+  /** Every usage limit that applied to an allowed request, in policy order; absent when none did. */
+  readonly usage?: readonly LimitState[];
+}
+
+/** A usage limit as it stood for one decision (after this request's cost, when it was taken). */
+export interface LimitState {
+  readonly name: string;
+  readonly policy: string;
+  readonly kind: 'rate' | 'quota';
+  readonly mode: 'enforce' | 'shadow';
+  readonly scope: 'instance' | 'cluster';
+  /** ok: within the limit (cost taken); over: the request is over it (nothing taken); error: when/key/cost failed. */
+  readonly outcome: 'ok' | 'over' | 'error';
+  /** The quota's count, or the rate's burst (what can pass at once). */
+  readonly limit: number;
+  /** Cost units that would pass now. */
+  readonly remaining: number;
+  /** Milliseconds until this request would pass (0 when it passed). */
+  readonly retryAfterMs: number;
+  /** Milliseconds until the counter is back to full (a rate) or the period ends (a quota). */
+  readonly resetMs: number;
+  /** A quota's window (a calendar month: its length), or the time a rate's burst takes to refill (burst × period / count), in milliseconds: `limit` units per `windowMs`. */
+  readonly windowMs: number;
+  /** For outcome "error": what failed. */
+  readonly message?: string;
+}
+
+/** The enforced limit that denied, if one did. */
+export function decidingLimit(decision: Decision): LimitState | undefined {
+  if (decision.reason !== 'RATE_LIMITED' && decision.reason !== 'QUOTA_EXCEEDED' && decision.reason !== 'LIMIT_ERROR') return undefined;
+  return decision.usage?.find((s) => s.mode === 'enforce' && s.outcome !== 'ok');
 }

@@ -1,3 +1,5 @@
+import type { UsageIndex } from './usage.js';
+
 /**
  * The compiled, indexed form of a policy set: what the engine evaluates. Produced by
  * `compilePolicySet` (src/policy), never by hand; immutable once built.
@@ -71,4 +73,6 @@ export interface CompiledPolicySet {
   readonly ruleCount: number;
   /** The index for a resource type; types without a policy get the "*" policies only. */
   indexFor(resourceType: string): ResourceTypeIndex;
+  /** Usage limits (rates and quotas); absent when the set declares none. */
+  readonly usage?: UsageIndex;
 }

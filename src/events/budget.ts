@@ -59,6 +59,7 @@ export function fitFields(body: UnchainedEvent, budgets: Omit<EventBudgets, 'eve
   }
   if (rolesChars * 3 > budgets.listBytes) over = true; // exact check below
   if (b.errors !== undefined) over = true; // rare: checked in full below
+  if (b.limits !== undefined && b.limits.length * (64 + 80) > budgets.listBytes) over = true; // many limits: checked in full below
   if (!over) return body;
 
   const cut: Record<string, CutField> = { ...(b.cut ?? {}) };
@@ -103,6 +104,7 @@ export function fitFields(body: UnchainedEvent, budgets: Omit<EventBudgets, 'eve
   if (b.errors !== undefined) {
     out.errors = list('errors', b.errors, (e, i) => ({ message: str(`errors.${i}.message`, e.message), policy: str(`errors.${i}.policy`, e.policy), rule: str(`errors.${i}.rule`, e.rule) }));
   }
+  if (b.limits !== undefined) out.limits = list('limits', b.limits, (l) => l);
   if (Object.keys(cut).length === 0) return body;
   out.cut = cut;
   return out as unknown as UnchainedEvent;

@@ -86,7 +86,9 @@ export class HashChain {
       `,"decision":${q(b.decision)}` +
       (b.delivered === false ? ',"delivered":false' : '') +
       (b.errors !== undefined ? `,"errors":${canonicalJson(b.errors)}` : '') +
-      `,"evaluationUs":${q(b.evaluationUs)},"id":${q(b.id)},"instance":${q(b.instance)},"policy":${q(b.policy)}` +
+      `,"evaluationUs":${q(b.evaluationUs)},"id":${q(b.id)},"instance":${q(b.instance)}` +
+      (b.limits !== undefined ? `,"limits":${canonicalJson(b.limits)}` : '') +
+      `,"policy":${q(b.policy)}` +
       `,"reason":${q(b.reason)},"requestId":${q(b.requestId)},"resource":{"id":${q(b.resource.id)},"type":${q(b.resource.type)}}` +
       `,"revision":${q(b.revision)},"rule":${q(b.rule)},"schema":${q(b.schema)},"source":${q(b.source)}` +
       `,"subject":{"id":${q(b.subject.id)},"roles":${q(b.subject.roles)},"type":${q(b.subject.type)}},"time":${q(b.time)}` +

@@ -10,12 +10,13 @@ import { EVENT_SCHEMA, type AttributeSelector, type UnchainedEvent } from './eve
  */
 export type PackedEvents = (string | number)[];
 
-export const SLOTS = 24;
+export const SLOTS = 25;
 /** Where an event's id is among its slots (the restart de-duplication reads it). */
 export const ID_SLOT = 7;
 const TRACE_SLOT = 22;
 const WAIT_SLOT = 23;
 const NO_WAIT = -1;
+const LIMITS_SLOT = 24;
 /** What an event's fixed-size slots weigh, roughly, in the hand-off bound. */
 const FIXED_CHARS = 160;
 
@@ -32,6 +33,7 @@ export function packEvent(out: PackedEvents, record: DecisionRecord, instance: s
   const errors = decision.errors.length === 0 ? '' : JSON.stringify(decision.errors.map((e) => ({ message: e.message, policy: e.policy, rule: e.rule })));
   // Roles as one JSON string: a single string slot clones cheaper than an array.
   const roles = JSON.stringify(request.subject.roles);
+  const limits = decision.usage === undefined ? '' : JSON.stringify(decision.usage.map((u) => ({ mode: u.mode, name: u.name, outcome: u.outcome, remaining: u.remaining, retryAfterMs: u.retryAfterMs })));
   out.push(
     request.action,
     attributes,
@@ -57,11 +59,12 @@ export function packEvent(out: PackedEvents, record: DecisionRecord, instance: s
     record.delivered === false ? 0 : 1,
     record.traceId ?? '',
     wait ?? NO_WAIT,
+    limits,
   );
   return (
     FIXED_CHARS + request.action.length + attributes.length + (caller ? caller.id.length : 0) + errors.length + decision.policy.length + record.requestId.length +
     request.resource.id.length + request.resource.type.length + decision.rule.length + request.subject.id.length + roles.length + request.subject.type.length +
-    (record.traceId ? record.traceId.length : 0)
+    (record.traceId ? record.traceId.length : 0) + limits.length
   );
 }
 
@@ -95,6 +98,7 @@ export function unpackEvents(packed: PackedEvents): { body: UnchainedEvent; wait
       evaluationUs: packed[i + 6] as number,
       id: s(7),
       instance: s(8),
+      ...(s(LIMITS_SLOT) !== '' ? { limits: JSON.parse(s(LIMITS_SLOT)) as UnchainedEvent['limits'] } : {}),
       policy: s(9),
       reason: s(10),
       requestId: s(11),

@@ -44,6 +44,8 @@ export interface DecisionEvent {
   readonly evaluationUs: number;
   readonly id: string;
   readonly instance: string;
+  /** Usage limits that applied to an allowed request (docs/events.md): name, mode, outcome and state. */
+  readonly limits?: readonly EventLimit[];
   readonly policy: string;
   readonly reason: string;
   readonly requestId: string;
@@ -61,6 +63,15 @@ export interface DecisionEvent {
 }
 
 export type UnchainedEvent = Omit<DecisionEvent, 'chain'>;
+
+/** A usage limit in a decision event (keys in sorted order). The counter's key is not recorded. */
+export interface EventLimit {
+  readonly mode: 'enforce' | 'shadow';
+  readonly name: string;
+  readonly outcome: 'ok' | 'over' | 'error';
+  readonly remaining: number;
+  readonly retryAfterMs: number;
+}
 
 /** A chain checkpoint: "this chain holds events 1..seq, the last with this hash". */
 export interface ChainCheckpoint {
@@ -146,6 +157,7 @@ export function buildUnchainedEvent(record: DecisionRecord, instance: string, at
   event.evaluationUs = Math.round(record.evaluationNs / 10) / 100;
   event.id = record.decisionId;
   event.instance = instance;
+  if (decision.usage) event.limits = decision.usage.map((u) => ({ mode: u.mode, name: u.name, outcome: u.outcome, remaining: u.remaining, retryAfterMs: u.retryAfterMs }));
   event.policy = decision.policy;
   event.reason = decision.reason;
   event.requestId = record.requestId;

@@ -24,8 +24,12 @@ export type ToPublisherThread =
   | { type: 'events'; group: number; events: PackedEvents; dropped?: HandoffLoss; record?: PolicyRecordBody; recordWait?: number }
   | { type: 'stats'; id: number }
   | { type: 'close'; timeoutMs: number }
-  /** Fault injection (VERDICT_FAULT_INJECTION=publisher-thread, then SIGUSR2): die as a bug would. */
-  | { type: 'crash' };
+  /**
+   * Fault injection (VERDICT_FAULT_INJECTION=publisher-thread, then SIGUSR2): die as a bug would;
+   * `afterTake` (publisher-thread-after-take): die right after taking the next group, before its
+   * callers hear that it is durable.
+   */
+  | { type: 'crash'; afterTake?: boolean };
 
 export type FromPublisherThread =
   | { type: 'started'; lastSpooledId: string | undefined }
@@ -49,6 +53,7 @@ if (parentPort) {
   let ids: number[] = [];
   let oks: boolean[] = [];
   let answerScheduled = false;
+  let crashAfterTake = false;
   const answer = (id: number, ok: boolean) => {
     ids.push(id);
     oks.push(ok);
@@ -88,6 +93,7 @@ if (parentPort) {
           msg.dropped,
         );
         post({ type: 'taken', group: msg.group });
+        if (crashAfterTake && msg.events.length > 0) throw new Error('publisher thread crash injected after taking a group (VERDICT_FAULT_INJECTION=publisher-thread-after-take)');
         break;
       case 'stats':
         post({ type: 'stats', id: msg.id, stats: publisher.snapshot() });
@@ -99,6 +105,10 @@ if (parentPort) {
         });
         break;
       case 'crash':
+        if (msg.afterTake) {
+          crashAfterTake = true;
+          break;
+        }
         setImmediate(() => {
           throw new Error('publisher thread crash injected (VERDICT_FAULT_INJECTION=publisher-thread)');
         });

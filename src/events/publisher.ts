@@ -70,6 +70,10 @@ export class DecisionPublisher implements ClosableSink {
   private sendCursor: WalPosition;
   private lastSent: WalEntry | undefined;
   private checkpointInFlight = false;
+  /** Records sent since the last checkpoint was sent (at most events.checkpointMaxEvents). */
+  private sinceCheckpoint = 0;
+  /** Sending waits for a checkpoint: the count bound is reached, or the next record starts another chain. */
+  private holding = false;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private tickScheduled = false;
   private immediateScheduled = false;
@@ -163,6 +167,8 @@ export class DecisionPublisher implements ClosableSink {
   /** Stop sending into the void and rewind to the last confirmed event; the spool holds the rest. */
   private rewind(): void {
     this.checkpointInFlight = false;
+    this.sinceCheckpoint = 0;
+    this.holding = false;
     this.stats.connected = false;
     this.replaying = true;
     this.memory = [];
@@ -261,27 +267,49 @@ export class DecisionPublisher implements ClosableSink {
   private tick(): void {
     const spooled = this.pending.length === 0 || this.writePending();
     if (!this.up || !this.link.nc) return;
-    if (this.replaying) {
+    if (this.holding) {
+      // Nothing more is sent until a checkpoint covers what was: see armCheckpoint.
+    } else if (this.replaying) {
       const { entries, ends, next } = this.log.read(this.sendCursor, REPLAY_BATCH);
-      for (const e of entries) this.send(e, Buffer.from(e.payload, 'utf8'), this.builder.subjectOf(e));
-      if (entries.length > 0) this.sendCursor = ends[ends.length - 1]!;
-      else this.sendCursor = next;
-      if (comparePositions(this.sendCursor, this.log.end()) >= 0) {
+      let sent = 0;
+      for (; sent < entries.length && !this.mustHold(entries[sent]!); sent++) {
+        const e = entries[sent]!;
+        this.send(e, Buffer.from(e.payload, 'utf8'), this.builder.subjectOf(e));
+      }
+      if (sent > 0) this.sendCursor = ends[sent - 1]!;
+      else if (entries.length === 0) this.sendCursor = next;
+      if (!this.holding && comparePositions(this.sendCursor, this.log.end()) >= 0) {
         this.replaying = false;
         this.memory = [];
-      } else {
+      } else if (!this.holding) {
         this.scheduleTick(true); // more to replay: yield to the event loop between batches
       }
     } else if (this.memory.length > 0) {
       // Built by this process under the current prefix: the subject is as it must be.
-      for (const m of this.memory) this.send(m.entry, m.bytes, m.entry.subject);
-      this.sendCursor = this.memory[this.memory.length - 1]!.end;
+      const memory = this.memory;
       this.memory = [];
+      let sent = 0;
+      for (; sent < memory.length && !this.mustHold(memory[sent]!.entry); sent++) this.send(memory[sent]!.entry, memory[sent]!.bytes, memory[sent]!.entry.subject);
+      if (sent > 0) this.sendCursor = memory[sent - 1]!.end;
+      // Held back: the rest is read from the spool file once a checkpoint has covered what was sent.
+      if (sent < memory.length) this.replaying = true;
     }
     // A refusal found while sending is a new record: spool it (it is sent on the next turn). After
     // a failed write the pending loss record waits for the next decision or the retry timer.
     if (spooled && this.pending.length > 0) this.scheduleTick();
     this.armCheckpoint();
+  }
+
+  /**
+   * Whether `next` must wait for a checkpoint before it is sent (and sending holds): at most
+   * events.checkpointMaxEvents records follow a checkpoint, and a chain's records are covered by a
+   * checkpoint of that chain before another chain's are sent (a restart replays an earlier run's
+   * tail, which is thereby signed).
+   */
+  private mustHold(next: WalEntry): boolean {
+    if (this.sinceCheckpoint === 0 || (this.sinceCheckpoint < this.config.checkpointMaxEvents && next.chain === this.lastSent?.chain)) return false;
+    this.holding = true;
+    return true;
   }
 
   /** Writes what is pending; false when the spool refused it. */
@@ -357,6 +385,7 @@ export class DecisionPublisher implements ClosableSink {
     }
     // A checkpoint names the last entry sent: never one NATS refused.
     this.lastSent = entry;
+    this.sinceCheckpoint++;
     this.stats.sent++;
   }
 
@@ -369,8 +398,16 @@ export class DecisionPublisher implements ClosableSink {
   }
 
   private armCheckpoint(): void {
-    if (this.checkpointInFlight || this.checkpointTimer || !this.up) return;
+    if (this.checkpointInFlight || !this.up) return;
     if (comparePositions(this.sendCursor, this.log.committedPosition()) <= 0) return;
+    if (this.holding && !this.closing) {
+      // Sending waits for this checkpoint: now, not after the interval.
+      if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+      this.checkpointTimer = undefined;
+      void this.checkpoint(false);
+      return;
+    }
+    if (this.checkpointTimer) return;
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = undefined;
       void this.checkpoint(false);
@@ -387,7 +424,14 @@ export class DecisionPublisher implements ClosableSink {
     this.checkpointInFlight = true;
     const body = buildCheckpoint(this.config, { chain: last.chain, seq: last.seq, hash: last.hash, final });
     try {
-      const ack = await js.publish(this.checkpointSubject, JSON.stringify(body), { msgID: `${last.chain}#${last.seq}${final ? '#final' : ''}`, timeout: this.config.ackTimeoutMs });
+      const acked = js.publish(this.checkpointSubject, JSON.stringify(body), { msgID: `${last.chain}#${last.seq}${final ? '#final' : ''}`, timeout: this.config.ackTimeoutMs });
+      // Sent (NATS keeps a connection's order): what follows it is a new tail.
+      this.sinceCheckpoint = 0;
+      if (this.holding) {
+        this.holding = false;
+        if (!this.closing) this.scheduleTick(true);
+      }
+      const ack = await acked;
       this.stats.checkpoints++;
       this.log.commit(covered, false);
       // Events of this process's chain confirmed so far (replayed events of earlier runs are not counted).

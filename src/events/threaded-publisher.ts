@@ -88,6 +88,9 @@ export class ThreadedPublisher implements ClosableSink {
     if (faults.includes('publisher-thread')) {
       this.logger.warn('fault injection: SIGUSR2 crashes the decision publisher thread (VERDICT_FAULT_INJECTION=publisher-thread); never in production');
       process.on('SIGUSR2', () => this.post({ type: 'crash' }));
+    } else if (faults.includes('publisher-thread-after-take')) {
+      this.logger.warn('fault injection: after SIGUSR2 the decision publisher thread dies right after taking a group (VERDICT_FAULT_INJECTION=publisher-thread-after-take); never in production');
+      process.on('SIGUSR2', () => this.post({ type: 'crash', afterTake: true }));
     }
   }
 
@@ -147,8 +150,41 @@ export class ThreadedPublisher implements ClosableSink {
       this.batchCount = 0;
       this.batchWeight = 0;
     }
+    this.releaseOrphans();
     this.setHealth({ ...this.health, publisherRunning: false, connected: false });
     this.scheduleRestart();
+  }
+
+  /**
+   * Callers the dead thread would have answered are answered now, never left waiting: a group it
+   * had taken (written to the spool, or about to be) left its `durable` answers behind with it. They
+   * are answered false: a check is denied (AUDIT_UNAVAILABLE: its event may or may not be in the
+   * spool, and an allow is never answered without knowing), a policy record is reported as not
+   * recorded. Groups still to be handed to the next thread keep their waiters. Counter snapshots
+   * are answered with what is known.
+   */
+  private releaseOrphans(): void {
+    const handedAgain = new Set<number>();
+    for (const g of this.inFlight) {
+      if (g.record) handedAgain.add(g.record.wait);
+      for (let i = 0; i < g.count; i++) {
+        const wait = packedWait(g.events, i);
+        if (wait !== undefined) handedAgain.add(wait);
+      }
+    }
+    for (let i = 0; i < this.batchCount; i++) {
+      const wait = packedWait(this.batch, i);
+      if (wait !== undefined) handedAgain.add(wait);
+    }
+    for (const [id, resolve] of [...this.waiters]) {
+      if (handedAgain.has(id)) continue;
+      this.waiters.delete(id);
+      resolve(false);
+    }
+    for (const [id, resolve] of [...this.statsWaiters]) {
+      this.statsWaiters.delete(id);
+      resolve(this.total());
+    }
   }
 
   private scheduleRestart(): void {

@@ -2,12 +2,15 @@ import { status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceIm
 import { bearerToken, type TokenVerifier } from '../auth/tokens.js';
 import type { ServiceLimits } from '../config/schema.js';
 import type { Caller, CheckRequest, Resource, Subject } from '../engine/request.js';
+import { abandonedCall } from '../grpc/authorization-service.js';
 import { rejectionOf } from '../grpc/codec-guard.js';
 import { traceParentFromMetadata } from '../grpc/trace-context.js';
 import { traceParentFromHeaders, type TraceParent } from '../service/decision-hooks.js';
 import { NotReadyError, type DecisionService } from '../service/decision-service.js';
 import { httpContext, httpView, type EnvoyCheckRequest, type HttpView } from './http-request.js';
-import { badRequestResponse, forbiddenResponse, okResponse, unauthorizedResponse, type Header } from './responses.js';
+import { decidingLimit } from '../engine/decision.js';
+import { rateLimitHeaders, retryAfter } from './ratelimit-headers.js';
+import { badRequestResponse, forbiddenResponse, okResponse, tooManyRequestsResponse, unauthorizedResponse, type Header } from './responses.js';
 import { renderTarget, routeRequest } from './route-table.js';
 import type { GatewaySettings } from './routes-file.js';
 import { renderTemplate } from './template.js';
@@ -24,6 +27,8 @@ export interface ExtAuthzDeps {
   /** The mTLS caller (Envoy itself) of a call, when known. */
   readonly callerOf: (call: object) => Caller | undefined;
   readonly onUnexpectedError: (err: unknown, method: string) => void;
+  /** Send the RateLimit fields on allowed responses a limit applied to (usage.headersOnAllow; default true). */
+  readonly rateLimitHeadersOnAllow?: boolean;
 }
 
 type Callback = sendUnaryData<Record<string, unknown>>;
@@ -52,7 +57,7 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
   const { settings, limits } = deps;
   const max = limits.maxIdentifierLength;
 
-  async function authorize(view: HttpView, caller: Caller | undefined, receivedAt: number, parent: TraceParent | undefined): Promise<Record<string, unknown>> {
+  async function authorize(view: HttpView, caller: Caller | undefined, receivedAt: number, parent: TraceParent | undefined, abandoned: () => boolean): Promise<Record<string, unknown>> {
     if (view.problem || !view.segments) return badRequestResponse(view.problem ?? 'the request path is not acceptable');
     const routed = routeRequest(settings.table, view.method, view.segments, view.unsafe);
     if (routed.kind === 'bad') return badRequestResponse(routed.problem);
@@ -69,7 +74,7 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
     }
     if (action.length > max || resource.id.length > max) return badRequestResponse(`the request maps to an identifier longer than ${max} characters`);
     const context = httpContext(view, settings.contextHeaders, matched ? matched.route.match : '');
-    const options = { explain: false, requestId: view.id, source: 'ext_authz', receivedAt, trace: parent };
+    const options = { explain: false, requestId: view.id, source: 'ext_authz', receivedAt, trace: parent, abandoned };
     const base = { action, resource, context, ...(caller ? { caller } : {}) };
 
     const token = bearerToken(view.headers.authorization);
@@ -96,8 +101,15 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
       return forbiddenResponse(refused.decisionId, settings.upstream.decisionHeader);
     }
     const outcome = await deps.decisions.check(request, options);
-    if (outcome.decision.effect !== 'ALLOW') return forbiddenResponse(outcome.decisionId, settings.upstream.decisionHeader);
-    return okResponse(upstreamHeaders(request, outcome.decisionId), settings.upstream.removeAuthorization ? ['authorization'] : []);
+    const d = outcome.decision;
+    if (d.effect !== 'ALLOW') {
+      const limit = d.reason === 'RATE_LIMITED' || d.reason === 'QUOTA_EXCEEDED' ? decidingLimit(d) : undefined;
+      if (!limit) return forbiddenResponse(outcome.decisionId, settings.upstream.decisionHeader);
+      const retry = retryAfter(limit);
+      return tooManyRequestsResponse(outcome.decisionId, settings.upstream.decisionHeader, d.reason, limit.name, Number(retry[1]), [retry, ...rateLimitHeaders(d.usage)]);
+    }
+    const downstream = d.usage && deps.rateLimitHeadersOnAllow !== false ? rateLimitHeaders(d.usage) : [];
+    return okResponse(upstreamHeaders(request, outcome.decisionId), settings.upstream.removeAuthorization ? ['authorization'] : [], downstream);
   }
 
   function upstreamHeaders(request: CheckRequest, decisionId: string): Header[] {
@@ -124,7 +136,7 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
       if (!view) return fail(callback, status.INVALID_ARGUMENT, 'attributes.request.http: is required (Verdict answers the HTTP ext_authz filter)');
       // The trace continues from Envoy's ext_authz call (its metadata), else from the HTTP request's own headers.
       const parent = traceParentFromMetadata(deps.decisions, call.metadata) ?? traceParentFromHeaders(deps.decisions, view.headers);
-      authorize(view, deps.callerOf(call), receivedAt, parent).then(
+      authorize(view, deps.callerOf(call), receivedAt, parent, abandonedCall(call)).then(
         (response) => callback(null, response),
         (err: unknown) => {
           if (err instanceof NotReadyError) return fail(callback, status.UNAVAILABLE, 'no policy set is loaded yet; retry shortly');

@@ -4,6 +4,7 @@ import { TOKEN_PROBLEM_TEXT, type TokenProblem } from '../auth/tokens.js';
 const RPC_OK = 0;
 const RPC_INVALID_ARGUMENT = 3;
 const RPC_PERMISSION_DENIED = 7;
+const RPC_RESOURCE_EXHAUSTED = 8;
 const RPC_UNAUTHENTICATED = 16;
 
 /** Overwrite (never append): a client cannot smuggle its own x-verdict-* header past Verdict's. */
@@ -15,10 +16,11 @@ function options(headers: readonly Header[]): Record<string, unknown>[] {
   return headers.map(([key, value]) => ({ header: { key, value }, appendAction: OVERWRITE }));
 }
 
-/** Allowed: status OK, headers for the upstream. */
-export function okResponse(upstream: readonly Header[], remove: readonly string[]): Record<string, unknown> {
+/** Allowed: status OK, headers for the upstream (and, when given, for the client: RateLimit fields). */
+export function okResponse(upstream: readonly Header[], remove: readonly string[], downstream: readonly Header[] = []): Record<string, unknown> {
   const ok: Record<string, unknown> = { headers: options(upstream) };
   if (remove.length > 0) ok.headersToRemove = remove;
+  if (downstream.length > 0) ok.responseHeadersToAdd = options(downstream);
   return { status: { code: RPC_OK }, okResponse: ok };
 }
 
@@ -36,6 +38,19 @@ function denied(rpcCode: number, message: string, httpStatus: string, headers: r
 /** Denied by policy (or an unmapped route): 403 with a small JSON body naming the decision. */
 export function forbiddenResponse(decisionId: string, decisionHeader: string): Record<string, unknown> {
   return denied(RPC_PERMISSION_DENIED, 'denied', 'Forbidden', [[decisionHeader, decisionId]], { error: 'forbidden', decision_id: decisionId });
+}
+
+/**
+ * Over a usage limit (RATE_LIMITED, QUOTA_EXCEEDED): 429 with Retry-After and the RateLimit fields,
+ * and a JSON body naming the decision, the reason and the limit.
+ */
+export function tooManyRequestsResponse(decisionId: string, decisionHeader: string, reason: string, limit: string, retryAfterSeconds: number, headers: readonly Header[]): Record<string, unknown> {
+  return denied(RPC_RESOURCE_EXHAUSTED, 'rate limited', 'TooManyRequests', [[decisionHeader, decisionId], ...headers], {
+    error: reason === 'QUOTA_EXCEEDED' ? 'quota_exceeded' : 'rate_limited',
+    limit,
+    retry_after: retryAfterSeconds,
+    decision_id: decisionId,
+  });
 }
 
 /** No or no acceptable bearer token: 401 with an RFC 6750 challenge. */

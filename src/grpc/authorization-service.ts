@@ -54,7 +54,7 @@ function handleError(err: unknown, callback: ErrorCallback, deps: AuthorizationD
  * its deadline timer), but a deadline that passed while this turn was busy deciding is only seen
  * by comparing the clock.
  */
-function abandonedCall(call: ServerUnaryCall<unknown, unknown>): () => boolean {
+export function abandonedCall(call: ServerUnaryCall<unknown, unknown>): () => boolean {
   return () => {
     if (call.cancelled) return true;
     const deadline = call.getDeadline();

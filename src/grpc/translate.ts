@@ -142,7 +142,25 @@ export interface ProtoCheckResponse {
   explanation?: ProtoRuleTrace[];
   /** Only when there were condition errors. */
   errors?: readonly ProtoEvaluationError[];
+  /** Only when usage limits applied. */
+  limits?: readonly ProtoLimitState[];
 }
+export interface ProtoLimitState {
+  readonly name: string;
+  readonly policy: string;
+  readonly kind: string;
+  readonly mode: string;
+  readonly scope: string;
+  readonly outcome: string;
+  readonly limit: number;
+  readonly remaining: number;
+  readonly retryAfterMs: number;
+  readonly resetMs: number;
+  readonly windowMs: number;
+}
+
+const UINT32 = 0xffffffff;
+const u32 = (n: number): number => (n <= 0 ? 0 : n >= UINT32 ? UINT32 : Math.floor(n));
 export interface ProtoCheckBatchResponse {
   results: ProtoCheckResponse[];
   revision: string;
@@ -169,6 +187,21 @@ export function toCheckResponse(decisionId: string, d: Decision): ProtoCheckResp
     decisionId,
   };
   if (d.errors.length > 0) response.errors = d.errors;
+  if (d.usage) {
+    response.limits = d.usage.map((u) => ({
+      name: u.name,
+      policy: u.policy,
+      kind: u.kind,
+      mode: u.mode,
+      scope: u.scope,
+      outcome: u.outcome,
+      limit: u32(u.limit),
+      remaining: u32(u.remaining),
+      retryAfterMs: u32(u.retryAfterMs),
+      resetMs: u32(u.resetMs),
+      windowMs: u32(u.windowMs),
+    }));
+  }
   if (d.explanation) {
     response.explanation = d.explanation.map((t) => ({
       policy: t.policy,

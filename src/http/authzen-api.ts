@@ -26,6 +26,8 @@ export interface AuthzenCall {
   readonly receivedAt?: number;
   /** The caller's W3C trace context (traceParentFromHeaders), when tracing is on. */
   readonly trace?: TraceParent | undefined;
+  /** The client has gone (connection or HTTP/2 stream closed) by the time of the decision: recorded as not delivered. */
+  readonly abandoned?: () => boolean;
 }
 
 interface CallOptions {
@@ -70,7 +72,7 @@ export class AuthzenApi {
   }
 
   private options(call: AuthzenCall, explain: boolean, source: string): CheckOptions {
-    return { explain, requestId: call.requestId, source, receivedAt: call.receivedAt, trace: call.trace };
+    return { explain, requestId: call.requestId, source, receivedAt: call.receivedAt, trace: call.trace, abandoned: call.abandoned };
   }
 
   /** POST /access/v1/evaluation: one decision; any problem with the request is a 400. */

@@ -1,4 +1,4 @@
-import type { Decision, RuleTrace } from '../engine/decision.js';
+import type { Decision, LimitState, RuleTrace } from '../engine/decision.js';
 import type { CheckOutcome } from '../service/decision-service.js';
 
 /** An AuthZEN Decision: `decision` plus Verdict's account of it in `context`. */
@@ -28,6 +28,7 @@ export function toAuthzenDecision(outcome: CheckOutcome): AuthzenDecision {
   if (d.policy) context.policy = d.policy;
   if (d.rule) context.rule = d.rule;
   context.revision = d.revision;
+  if (d.usage) context.limits = d.usage.map(limitContext);
   if (d.errors.length > 0) context.errors = d.errors.map((e) => ({ policy: e.policy, rule: e.rule, message: e.message }));
   if (d.explanation) {
     context.explanation = d.explanation.map((t) => ({
@@ -40,6 +41,25 @@ export function toAuthzenDecision(outcome: CheckOutcome): AuthzenDecision {
     }));
   }
   return { decision: d.effect === 'ALLOW', context };
+}
+
+/** A usage limit in an AuthZEN context (snake_case, like the rest of the context; gRPC's LimitState). */
+function limitContext(u: LimitState): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: u.name,
+    policy: u.policy,
+    kind: u.kind,
+    mode: u.mode,
+    scope: u.scope,
+    outcome: u.outcome,
+    limit: u.limit,
+    remaining: u.remaining,
+    retry_after_ms: u.retryAfterMs,
+    reset_ms: u.resetMs,
+    window_ms: u.windowMs,
+  };
+  if (u.message !== undefined) out.message = u.message;
+  return out;
 }
 
 /** An `evaluations` item that could not be decided: a deny (AuthZEN: decisions default to closed) saying why. */

@@ -43,6 +43,15 @@ const JSON_TYPE = 'application/json';
  * headers and size) in that order, then the AuthZEN API; every answer is JSON. Works for node:http
  * and the HTTP/2 compatibility API alike.
  */
+/** The client has gone: its HTTP/2 stream was reset or closed, or its HTTP/1.1 connection closed, before the answer. */
+function clientGone(req: HttpRequest, res: HttpResponse): boolean {
+  if (req.httpVersionMajor === 2) {
+    const stream = (req as Http2ServerRequest).stream;
+    return stream.closed || stream.destroyed || (req as Http2ServerRequest).aborted;
+  }
+  return req.socket.destroyed || res.destroyed;
+}
+
 export function createRequestHandler(deps: HandlerDeps): (req: HttpRequest, res: HttpResponse) => void {
   const metadataAt = new Set(metadataPaths(deps.publicBaseUrl));
 
@@ -81,7 +90,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: HttpRequest, res:
       checkBodyHeaders(req.headers, deps.maxBodyBytes);
       const body = await readJsonBody(req, deps.maxBodyBytes, req.httpVersionMajor === 2 ? deps.requestTimeoutMs : 0);
       bodyRead = true;
-      const call: AuthzenCall = { requestId, caller, receivedAt, trace: traceParentFromHeaders(deps.api.hooks, req.headers) };
+      const call: AuthzenCall = { requestId, caller, receivedAt, trace: traceParentFromHeaders(deps.api.hooks, req.headers), abandoned: () => clientGone(req, res) };
       const answer = path === EVALUATION_PATH ? await deps.api.evaluation(body, call) : await deps.api.evaluations(body, call);
       send(req, res, 200, JSON.stringify(answer));
     } catch (err) {

@@ -20,6 +20,7 @@ import type { PolicyView, ReloadStatus } from './policy-metrics.js';
 import type { PublisherStatsSource } from './publisher-metrics.js';
 import type { TokenMetrics } from './token-metrics.js';
 import { startTracing } from './tracing.js';
+import { registerUsageMetrics, type UsageView } from './usage-metrics.js';
 
 export type Role = { readonly kind: 'single' } | { readonly kind: 'worker'; readonly index: number } | { readonly kind: 'primary' };
 
@@ -35,6 +36,8 @@ export interface ServedView {
   serving(): boolean;
   /** This process reads the policy directory (counts reloads). */
   readonly ownsPolicies: boolean;
+  /** The usage counters of the policies' limits. */
+  readonly usage?: UsageView;
 }
 
 export interface ObservabilityOptions {
@@ -80,6 +83,7 @@ export class Observability {
     if (!this.metrics) return;
     const p = view.publisher as PublisherStatsSource | undefined;
     this.metrics.registerServing(view.policies, p && ('snapshot' in p || 'stats' in p) ? p : undefined);
+    if (view.usage) registerUsageMetrics(this.metrics.registry, view.usage);
     if (view.ownsPolicies) this.attachPolicyOwner(view.policies);
     if (this.role.kind === 'worker') {
       const metrics = this.metrics;

@@ -6,6 +6,7 @@ import { indexInPathOrder, pathOrderKey, patchRevisionChunks, revisionChunks, re
 import { LayeredMap } from './layered-map.js';
 import { runInSlices, runToEnd, type Work } from './slices.js';
 import type { CostEstimateLimits } from './cost.js';
+import { usageOfSet } from './usage-set.js';
 import { compileFileUnit, EnvironmentPool, type FileUnit } from './unit.js';
 
 export interface CompileOptions {
@@ -184,6 +185,24 @@ export class PolicyCompiler {
     const issues: PolicyIssue[] = [];
     for (const path of unitsWithIssues) issues.push(...units.get(path)!.issues);
     issues.push(...built.issues);
+    let usage = usageOfSet(units, orderedPaths);
+    if (usage.issues.length > 0) {
+      // Duplicate limit names across files: read fast-read files again for their positions.
+      const precise = units.edit();
+      let again = false;
+      for (const [path, unit] of units) {
+        if (unit.precise || !unit.documents.some((d) => d.limits)) continue;
+        precise.set(path, yield* compileFileUnit(files.find((f) => f.path === path)!, this.pool, this.options.limits, true));
+        touched.add(path);
+        again = true;
+      }
+      if (again) {
+        units = precise.done();
+        built = { ...built, state: { ...built.state, units } };
+        usage = usageOfSet(units, orderedPaths);
+      }
+    }
+    issues.push(...usage.issues);
     if (files.length === 0) {
       issues.push({ file: '.', line: 1, column: 1, code: 'NO_POLICIES', message: 'no policy files found (*.yaml or *.yml, excluding *_test.yaml)' });
     }
@@ -195,7 +214,7 @@ export class PolicyCompiler {
     yield;
     const typeList = built.typesChanged ? {} : base.typeList;
     const state: CompilerState = { set: built.state, digests, orderedPaths, revisionChunks: chunks, typeList, unitsWithIssues, expressions, touched };
-    const set = issues.length === 0 ? policySetOf(built.state, revision, orderedPaths, typeList) : undefined;
+    const set = issues.length === 0 ? usage.attach(policySetOf(built.state, revision, orderedPaths, typeList)) : undefined;
     return { revision, issues, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
   }
 }

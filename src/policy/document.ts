@@ -1,4 +1,7 @@
+import type { LimitMeasure } from '../engine/usage.js';
 import type { SourcePosition } from './issues.js';
+
+export type { LimitMeasure, QuotaPeriod } from '../engine/usage.js';
 
 /** A CEL expression as written in a policy file, with a way to point at any character of it. */
 export interface SourceExpression {
@@ -44,6 +47,22 @@ export interface ResourcePolicyDocument {
   readonly variables: readonly VariableDefinition[];
   readonly derivedRoles: readonly DerivedRoleDefinition[];
   readonly rules: readonly RuleDefinition[];
+  /** Usage limits (rates and quotas, docs/policies.md#limits-and-quotas); absent when none. */
+  readonly limits?: readonly LimitDefinition[];
+}
+
+
+export interface LimitDefinition extends Named {
+  readonly actions: readonly { readonly pattern: string; readonly position: SourcePosition }[];
+  readonly roles: readonly string[] | undefined;
+  readonly when: SourceExpression | undefined;
+  /** One or more parts, joined into the counter's key. */
+  readonly key: readonly SourceExpression[];
+  readonly measure: LimitMeasure;
+  /** Undefined: each request costs 1. */
+  readonly cost: SourceExpression | undefined;
+  readonly mode: 'enforce' | 'shadow';
+  readonly scope: 'instance' | 'cluster';
 }
 
 /** A file as read from disk (or anywhere else): the compiler never touches the file system. */

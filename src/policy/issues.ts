@@ -17,7 +17,11 @@ export type PolicyIssueCode =
   | 'CEL_COST' // a condition's worst-case cost is over limits.maxConditionCost
   | 'UNDEFINED_VARIABLE'
   | 'CYCLIC_VARIABLE'
-  | 'NO_POLICIES';
+  | 'NO_POLICIES'
+  | 'INVALID_RATE' // a limit's rate or burst cannot be read or is out of range
+  | 'INVALID_PERIOD' // a quota's period is not hour, day, month or "rolling <duration>"
+  | 'CEL_NOT_KEY' // a limit's key part is not a string, int, uint or bool
+  | 'CEL_NOT_INT'; // a limit's cost is not an int
 
 /** A position in a policy file; line and column are 1-based as editors show them. */
 export interface SourcePosition {

@@ -8,11 +8,12 @@ import type {
   VariableDefinition,
 } from './document.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
+import { readLimits } from './parse-limits.js';
 import { fastYamlDocuments } from './yaml-fast.js';
 import { YamlReader } from './yaml-reader.js';
 
 export const API_VERSION = 'verdict/v1';
-const POLICY_FIELDS = ['apiVersion', 'kind', 'resource', 'description', 'variables', 'derivedRoles', 'rules'] as const;
+const POLICY_FIELDS = ['apiVersion', 'kind', 'resource', 'description', 'variables', 'derivedRoles', 'rules', 'limits'] as const;
 const RULE_FIELDS = ['name', 'description', 'actions', 'effect', 'roles', 'when'] as const;
 const DERIVED_ROLE_FIELDS = ['name', 'parentRoles', 'when'] as const;
 
@@ -111,10 +112,12 @@ function readPolicy(reader: YamlReader, root: Node | null, id: string): Resource
   const derivedRoles = readDerivedRoles(reader, fields.get('derivedRoles')?.value, docPos);
   const rulesNode = reader.required(fields, 'rules', 'policy', docPos);
   const rules = rulesNode === undefined ? [] : readRules(reader, rulesNode, docPos);
+  const limits = readLimits(reader, fields.get('limits')?.value, docPos);
 
   // Returned even when parts were invalid, so the compiler can still check the valid rules' CEL and
   // report every problem at once; any issue rejects the set as a whole.
-  return { id, file: reader.file, position: docPos, resource, description, variables, derivedRoles, rules };
+  const doc: ResourcePolicyDocument = { id, file: reader.file, position: docPos, resource, description, variables, derivedRoles, rules };
+  return limits.length > 0 ? { ...doc, limits } : doc;
 }
 
 function optionalString(reader: YamlReader, node: Node | null | undefined, where: string, at: SourcePosition): string {

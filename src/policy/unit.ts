@@ -6,6 +6,7 @@ import type { PolicyIssue, SourcePosition } from './issues.js';
 import { parsePolicyFile } from './parse.js';
 import { pathOrderKey } from './revision.js';
 import type { Work } from './slices.js';
+import { compileLimits, type UnitLimit } from './usage-compile.js';
 import { compileVariables, newVariablesEnvCache, type VariablesEnvCache } from './variables.js';
 
 /** A rule as compiled from its own file; its roles are resolved against the set when indexes are built. */
@@ -39,6 +40,8 @@ export interface UnitDocument {
   readonly summary: PolicySetSummary;
   readonly derivedRoles: readonly UnitDerivedRole[];
   readonly rules: readonly UnitRule[];
+  /** Usage limits (usage-compile.ts); absent when the document declares none. */
+  readonly limits?: readonly UnitLimit[];
 }
 
 /**
@@ -136,7 +139,10 @@ export function* compileFileUnit(
     });
     // Each condition's worst case under the request limits (CEL_COST): it depends on this file alone.
     checkDocumentCosts(doc, vars.env, vars.checked, limits, issues);
+    const usage = doc.limits ? compileLimits(doc, policy, vars, limits, issues) : undefined;
+    if (usage) expressions += usage.expressions;
     documents.push({
+      ...(usage ? { limits: usage.limits } : {}),
       id: doc.id,
       file: file.path,
       resource: doc.resource,

@@ -1,3 +1,4 @@
+import { createUsage, type UsageRuntime } from '../usage/runtime.js';
 import type { VerdictConfig } from '../config/schema.js';
 import { authorizationService } from '../grpc/authorization-service.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
@@ -98,6 +99,8 @@ export class VerdictServer {
   private fleet: FleetReporter | undefined;
   port = 0;
   httpPort = 0;
+  /** Counters of the policy's rate limits and quotas, and their state file. */
+  readonly usage: UsageRuntime;
 
   constructor(private readonly options: VerdictServerOptions) {
     const { config, logger } = options;
@@ -119,7 +122,8 @@ export class VerdictServer {
         },
       },
     });
-    this.decisions = new DecisionService(this.store, this.sink, config.limits, options.observability?.hooks);
+    this.usage = createUsage(config, logger);
+    this.decisions = new DecisionService(this.store, this.sink, config.limits, options.observability?.hooks, this.usage.counters);
     try {
       this.edge = new Edge(config, logger, this.decisions, options.observability?.tokens);
     } catch (err) {
@@ -149,7 +153,19 @@ export class VerdictServer {
       transport: config.transport,
       onLimit: rateLimitedLimitLog((fields, msg) => logger.warn(fields, msg)),
     });
-    options.observability?.attachServer({ policies: this.store, publisher: options.sink, serving: () => this.host.serving, ownsPolicies: !options.managedPolicies });
+    const usage = this.usage;
+    options.observability?.attachServer({
+      policies: this.store,
+      publisher: options.sink,
+      serving: () => this.host.serving,
+      ownsPolicies: !options.managedPolicies,
+      usage: {
+        keys: () => usage.counters.size,
+        evictions: () => ({ lru: usage.counters.evictions, idle: usage.counters.idleEvictions }),
+        clusterFallback: () => usage.cluster.inFallback,
+        clusterSyncFailures: () => usage.cluster.failures,
+      },
+    });
   }
 
   private guard(implementation: Record<string, unknown>): Record<string, unknown> {
@@ -180,6 +196,7 @@ export class VerdictServer {
         throw new Error(`cannot start: ${first.result.message}`);
       }
     }
+    await this.usage.start(this.store.current()?.set.usage);
     await this.sink.start?.();
     if (this.options.sink?.subscribeHealth && this.options.sink.trailHealth) {
       this.options.sink.subscribeHealth((h) => this.onTrailHealth(h));
@@ -187,6 +204,8 @@ export class VerdictServer {
     }
     // A bundle label is always watched: reload.watch is about the directory's file events.
     if ((config.reload.watch || config.policySource.url !== '') && !this.options.managedPolicies) this.store.watch();
+    // Stopped while starting (a worker's SIGTERM): binding now would fail with a grpc-js error.
+    if (this.stopRequested) throw new Error('cannot start: stopped while starting');
     this.port = await this.host.bind(config.listen, this.edge?.credentials);
     const httpListen = await this.startHttp();
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
@@ -208,7 +227,8 @@ export class VerdictServer {
       logger,
       tokens: this.edge?.tokens,
       certificates: this.edge?.certificates,
-      loaded: () => this.store.current() !== undefined,
+      // /healthz and /readyz answer as the gRPC health's own status: with events.healthRequiresTrail, unhealthy trail = 503.
+      loaded: () => this.store.current() !== undefined && (!config.events.healthRequiresTrail || this.trailHealthy),
     });
     this.httpPort = await this.http.start();
     return `${config.http.listen.slice(0, config.http.listen.lastIndexOf(':'))}:${this.httpPort}`;
@@ -284,6 +304,7 @@ export class VerdictServer {
       this.store.close();
       const [grpc, http] = await Promise.all([this.host.shutdown(config.shutdown.graceMs), this.http?.stop(config.shutdown.graceMs)]);
       const how = grpc === 'forced' || http === 'forced' ? 'forced' : 'graceful';
+      await this.usage.stop();
       await this.sink.close();
       this.edge?.close();
       await this.options.observability?.close();

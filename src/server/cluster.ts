@@ -222,7 +222,9 @@ export async function runClusterWorker(
   }
   let started = false;
   return new Promise<number>((resolve) => {
+    let stopRequested = false;
     const stop = (reason: string) => {
+      stopRequested = true;
       const leave = (code: number) => {
         // The IPC channel would keep this process alive after the server stopped.
         if (process.connected) process.disconnect();
@@ -240,7 +242,8 @@ export async function runClusterWorker(
       if (msg.type === 'shutdown') {
         stop(msg.reason);
       } else if (msg.type === 'policy-load') {
-        if (started) return;
+        // A stop that came first wins: starting now would bind a port after the shutdown.
+        if (started || stopRequested) return;
         started = true;
         queue = queue.then(async () => {
           const first = await policies.load(msg);
@@ -255,9 +258,11 @@ export async function runClusterWorker(
             stop('start failed');
             return;
           }
+          if (stopRequested) return;
           server.start().then(
             (port) => send({ type: 'ready', port, httpPort: server.httpPort, revision: first.revision }),
-            (err: unknown) => void reportFailure(err).then(() => stop('start failed')),
+            // A start cut short by a stop is not a failure: the stop is already under way.
+            (err: unknown) => (stopRequested ? undefined : void reportFailure(err).then(() => stop('start failed'))),
           );
         });
       } else {

@@ -85,6 +85,7 @@ export class Edge {
         tokens: this.tokens,
         callerOf: this.callerOf,
         onUnexpectedError: (err, method) => logger.error({ err, method }, 'unexpected error while deciding'),
+        rateLimitHeadersOnAllow: config.usage.headersOnAllow,
       });
       this.services.push({
         name: EXT_AUTHZ_SERVICE,

@@ -5,6 +5,7 @@ import type { CheckRequest } from '../engine/request.js';
 import type { CallHooks, CallTrace, DecisionHooks, DecisionTracer, TraceParent } from './decision-hooks.js';
 import type { DecisionRecord, DecisionSink } from './decision-record.js';
 import { newDecisionId } from './ids.js';
+import { applyUsage, type UsageCounters } from './usage.js';
 import type { LivePolicy } from './live-policy.js';
 
 export interface CheckOptions {
@@ -48,6 +49,8 @@ export class DecisionService implements CallHooks {
     private readonly sink: DecisionSink,
     private readonly costs: Pick<CostLimits, 'maxDecisionCost' | 'maxBatchCost'> = DEFAULT_COST_LIMITS,
     private readonly hooks: DecisionHooks = {},
+    /** Usage counters (src/usage); without them a request a limit applies to is denied (LIMIT_ERROR). */
+    private readonly counters?: UsageCounters,
   ) {
     this.timed = hooks.observer !== undefined || hooks.tracer !== undefined;
     this.tracer = hooks.tracer;
@@ -90,13 +93,16 @@ export class DecisionService implements CallHooks {
       const byBatch = left < maxDecisionCost;
       // performance.now() is a double: no BigInt allocation per decision, sub-microsecond resolution.
       const start = performance.now();
-      const { decision, cost } = decideMetered(live.set, request, {
+      const metered = decideMetered(live.set, request, {
         now,
         explain: options.explain,
         costLimit: byBatch ? left : maxDecisionCost,
         costSetting: byBatch ? 'limits.maxBatchCost' : 'limits.maxDecisionCost',
       });
-      left -= cost;
+      left -= metered.cost;
+      // Limits apply to what the rules allow, item by item in order (a batch consumes in order).
+      const usage = live.set.usage;
+      const decision = usage === undefined || metered.decision.effect !== 'ALLOW' ? metered.decision : applyUsage(metered.decision, usage, request, now, this.counters, Math.max(0, Math.min(left, maxDecisionCost)));
       const evaluationNs = Math.round((performance.now() - start) * 1e6);
       records.push({ decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs, traceId });
       if (stopAfter?.(decision)) break;

@@ -7,6 +7,8 @@ import type { Decision } from '../engine/decision.js';
 import type { CompiledPolicySet } from '../engine/model.js';
 import type { CheckRequest } from '../engine/request.js';
 import { listFiles, isTestSuiteFile } from '../policy/source.js';
+import { InstanceCounters } from '../usage/instance-counters.js';
+import { decideWithUsage, parseSteps, runSteps, type PolicyTestStep } from './sequence.js';
 
 export interface PolicyTestCase {
   readonly suite: string;
@@ -20,6 +22,8 @@ export interface PolicyTestCase {
   readonly rule: string | undefined;
   /** Expected reason code (e.g. NO_POLICY); undefined = not checked. */
   readonly reason: string | undefined;
+  /** A sequence of requests at given times (sequence.ts); `expect`, `rule` and `reason` are then per step. */
+  readonly steps?: readonly PolicyTestStep[];
 }
 
 export interface PolicyTestResult {
@@ -36,7 +40,7 @@ export interface SuiteError {
   readonly message: string;
 }
 
-const CASE_FIELDS = new Set(['name', 'request', 'expect', 'rule', 'reason', 'description']);
+const CASE_FIELDS = new Set(['name', 'request', 'expect', 'rule', 'reason', 'description', 'steps']);
 
 /** Parses one `*_test.yaml` suite; suite errors are returned, not thrown, so all are reported. */
 export function parseSuite(file: string, text: string): { tests: PolicyTestCase[]; errors: SuiteError[] } {
@@ -63,6 +67,14 @@ export function parseSuite(file: string, text: string): { tests: PolicyTestCase[
     const name = typeof raw.name === 'string' ? raw.name : `tests[${i}]`;
     const fail = (message: string) => errors.push({ file, line, message: `test "${name}": ${message}` });
     for (const key of Object.keys(raw)) if (!CASE_FIELDS.has(key)) fail(`unknown field "${key}"`);
+    if (raw.steps !== undefined) {
+      if (raw.expect !== undefined || raw.rule !== undefined || raw.reason !== undefined) return fail('with steps, expect, rule and reason belong to each step');
+      const { now: _now, ...base } = (raw.request ?? {}) as Record<string, unknown>;
+      const steps = parseSteps(raw.steps, base);
+      if (typeof steps === 'string') return fail(steps);
+      tests.push({ suite: suiteName, file, line, name, request: steps[0]!.request, now: steps[0]!.at, expect: steps[0]!.expect, rule: undefined, reason: undefined, steps });
+      return;
+    }
     if (raw.expect !== 'allow' && raw.expect !== 'deny') return fail('expect must be "allow" or "deny"');
     if (raw.rule !== undefined && raw.rule !== null && typeof raw.rule !== 'string') return fail('rule must be a string');
     const requestRaw = raw.request as Record<string, unknown> | undefined;
@@ -111,7 +123,12 @@ export async function loadSuites(dir: string): Promise<{ tests: PolicyTestCase[]
 
 /** Runs one case; `defaultNow` is the time of the run, used when the case gives none. */
 export function runTest(set: CompiledPolicySet, test: PolicyTestCase, defaultNow: Date): PolicyTestResult {
-  const decision = decide(set, test.request, { now: test.now ?? defaultNow, explain: true });
+  if (test.steps) {
+    const r = runSteps(set, test.steps);
+    return { test, passed: r.failure === '', decision: r.decision, failure: r.failure };
+  }
+  // Limits apply as when serving, against counters of this test alone.
+  const decision = set.usage ? decideWithUsage(set, test.request, test.now ?? defaultNow, new InstanceCounters()) : decide(set, test.request, { now: test.now ?? defaultNow, explain: true });
   const problems: string[] = [];
   const got = decision.effect === 'ALLOW' ? 'allow' : 'deny';
   if (got !== test.expect) problems.push(`expected ${test.expect}, got ${got} (${decision.reason})`);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { canonicalJson } from '../../src/events/canonical.js';
 import { HashChain } from '../../src/events/chain.js';
 import { packEvent, unpackEvents, type PackedEvents } from '../../src/events/event-handoff.js';
 import { AttributeSelector, buildUnchainedEvent } from '../../src/events/event.js';
@@ -21,6 +22,18 @@ describe('events: hand-off to the publisher thread', () => {
       { ...base, decision: { ...base.decision, effect: 'DENY', reason: 'RULE_ERROR', errors: [{ policy: 'd.yaml', rule: 'r1', message: 'no such key: owner' }] } },
       { ...base, requestId: '', evaluationNs: 0 },
       { ...base, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' },
+      {
+        ...base,
+        decision: {
+          ...base.decision,
+          effect: 'DENY',
+          reason: 'RATE_LIMITED',
+          usage: [
+            { name: 'export-rate', policy: 'r.yaml', kind: 'rate', mode: 'enforce', scope: 'instance', outcome: 'over', limit: 5, remaining: 0, retryAfterMs: 1200, resetMs: 5000, windowMs: 5000 },
+            { name: 'export-month', policy: 'r.yaml', kind: 'quota', mode: 'shadow', scope: 'cluster', outcome: 'ok', limit: 500, remaining: 12, retryAfterMs: 0, resetMs: 9, windowMs: 9 },
+          ],
+        },
+      },
     ];
   }
 
@@ -38,7 +51,10 @@ describe('events: hand-off to the publisher thread', () => {
         const expected = buildUnchainedEvent(r, 'inst-1', selector);
         expect(unpacked[i]!.body).to.deep.equal(expected);
         expect(unpacked[i]!.wait).to.equal(i % 2 === 0 ? undefined : 100 + i);
-        expect(handed.append(unpacked[i]!.body).payload).to.equal(direct.append(expected).payload);
+        const payload = handed.append(unpacked[i]!.body).payload;
+        expect(payload).to.equal(direct.append(expected).payload);
+        // The hand-written canonical form is RFC 8785's (sorted keys), limits included.
+        expect(canonicalJson(JSON.parse(payload))).to.equal(payload);
       });
     });
   }

@@ -5,15 +5,18 @@ import { fileURLToPath } from 'node:url';
 import { connect, credsAuthenticator, nkeys, type ConnectionOptions, type NatsConnection, type StreamConfig } from 'nats';
 import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../../src/config/load.js';
 import { EVENT_SCHEMA } from '../../src/events/event.js';
+import { headKey } from '../../src/events/checkpoint.js';
 import { desiredStream } from '../../src/events/stream.js';
+import { startKeeper } from '../audit/support.js';
 import { makeCa, makeLeaf } from '../gateway/helpers/pki.js';
 import {
-  check, randomToken, Resources, runVerdict, startVerdict, uniqueNames, waitFor, writePolicies,
+  check, randomToken, readTrail, Resources, runVerdict, startVerdict, uniqueNames, waitFor, writePolicies,
   type CheckResponse, type ServerProc,
 } from '../support/events-harness.js';
 import { ConfiguredNats } from './nats-servers.js';
 
 const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/nats/nats-server.conf');
+const DOCS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/events.md');
 const STREAM_EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/nats/verdict-stream.json');
 const encode = (s: string) => new TextEncoder().encode(s);
 
@@ -184,6 +187,54 @@ describe('events: NATS credentials, TLS and the permissions of docs/events.md (r
     // The operator can (a positive control: the refusals above are the permissions, nothing else).
     const ojsm = await op.jetstreamManager();
     await ojsm.streams.update(s, { ...(await ojsm.streams.info(s)).config, description: 'checked by the operator' });
+  });
+
+  it('the example\'s roles hold end to end: Verdict records its heads (KV) and revision text (Object Store) with only its grants; `audit consume` runs as the read-only keeper user', async () => {
+    // docs/events.md shows this very configuration (less its comments): every line of it is in the example.
+    const docs = readFileSync(DOCS, 'utf8');
+    const section = docs.slice(docs.indexOf('### NATS permissions and credentials'));
+    const block = section.slice(section.indexOf('```\n') + 4, section.indexOf('\n```', section.indexOf('```\n') + 4));
+    const exampleLines = new Set(readFileSync(EXAMPLE, 'utf8').split('\n').map((l) => l.trimEnd()));
+    expect(block).to.include('accounts {');
+    for (const line of block.split('\n')) expect(exampleLines.has(line.trimEnd()), `docs line not in the example: ${line}`).to.equal(true);
+    const d = await startDeployment(res);
+    const op = await createStreamAsOperator(res, d);
+    // The operator creates the two buckets too: Verdict may not create streams.
+    const ojs = op.jetstream();
+    await ojs.views.kv('VERDICT_HEADS', { history: 64 });
+    await ojs.views.os('VERDICT_POLICIES', { storage: 'file' as never });
+    const instance = `vt-${randomToken(3)}`;
+    const server = await startVerdict(res, {
+      policies: writePolicies(res.tmpDir('policies')), natsUrl: d.nats.url, ...d.names, spoolDir: res.tmpDir('spool'), instanceId: instance,
+      configYaml: `events:\n  checkpointIntervalMs: 20\n  headsIntervalMs: 1000\n  natsUser: verdict\n  natsPasswordFile: ${secretFile(d, 'verdict.password', d.passwords.verdict)}\n  manageStream: false\n`,
+    });
+    const made = await decide(server, 5);
+    const kv = await ojs.views.kv('VERDICT_HEADS', { bindOnly: true });
+    await waitFor('Verdict\'s head in the KV bucket', async () => (await kv.get(headKey(instance)))?.operation === 'PUT', 10_000, 100);
+    await waitFor('the revision\'s text in the Object Store', async () => (await (await ojs.views.os('VERDICT_POLICIES')).list()).length === 1, 10_000, 100);
+    expect(server.log(/chain head not recorded|policy revision text not stored/), server.tail(20)).to.equal(undefined);
+
+    // The keeper, with the keeper user's credentials (flags shared with nothing but the events settings' checks).
+    const out = res.tmpDir('trail');
+    const keeperArgs = ['--nats', d.nats.url, '--stream', d.names.stream, '--out', out, '--durable', 'keeper'];
+    const keeper = await startKeeper(res, [...keeperArgs, '--nats-user', 'keeper', '--nats-password-file', secretFile(d, 'keeper.password', d.passwords.keeper)]);
+    await waitFor('every decision in the keeper\'s trail', () => {
+      const ids = new Set(readTrail(out).map((l) => l.data?.id));
+      return made.every((r) => ids.has(r.decisionId));
+    }, 15_000, 100);
+    expect(await keeper.stop('SIGTERM'), keeper.tail(20)).to.equal(0);
+    expect(keeper.stdout + keeper.stderr, 'the password is never logged').to.not.include(d.passwords.keeper);
+    // Its user cannot publish a forged decision, nor change the stream.
+    const asKeeper = await as(res, d.nats.url, { user: 'keeper', pass: d.passwords.keeper });
+    await expectRefused(() => asKeeper.jetstream().publish(`${d.names.prefix}.payroll.allow`, encode('mallory ALLOWED'), { timeout: 2000 }), /Permissions Violation for Publish/);
+    // Without credentials the keeper is refused by the server: it connects with what it is given.
+    const anonymous = await startKeeper(res, ['--nats', d.nats.url, '--stream', d.names.stream, '--out', res.tmpDir('trail2'), '--durable', 'keeper2', '--connect-timeout', '1'], false);
+    expect(await anonymous.exit).to.equal(1);
+    expect(anonymous.stderr, anonymous.stderr).to.match(/Authorization Violation|AUTHORIZATION_VIOLATION/i);
+    // A broken credential file is a usage error naming the flag.
+    const broken = await startKeeper(res, [...keeperArgs, '--nats-user', 'keeper', '--nats-password-file', path.join(d.dir, 'missing')], false);
+    expect(await broken.exit).to.equal(2);
+    expect(broken.stderr).to.match(/--nats-password-file: cannot read .*missing \(ENOENT\)/);
   });
 
   it('Verdict connects with an nkey seed file', async () => {

@@ -23,8 +23,8 @@ describe('events: a dead publisher thread is started again from the spool (real 
   afterEach(() => res.cleanup());
   after(() => res.cleanup());
 
-  async function serve(names: { stream: string; prefix: string }, spoolDir: string, configYaml: string, required = false): Promise<ServerProc> {
-    process.env.VERDICT_FAULT_INJECTION = 'publisher-thread';
+  async function serve(names: { stream: string; prefix: string }, spoolDir: string, configYaml: string, required = false, fault = 'publisher-thread'): Promise<ServerProc> {
+    process.env.VERDICT_FAULT_INJECTION = fault;
     try {
       return await startVerdict(res, { policies: writePolicies(res.tmpDir('policies')), natsUrl: NATS_URL, ...names, spoolDir, instanceId: `vt-${randomToken(3)}`, configYaml, required });
     } finally {
@@ -147,5 +147,26 @@ describe('events: a dead publisher thread is started again from the spool (real 
     expect(after).to.include({ allowed: true, reason: 'RULE_ALLOW' });
     const nc = await res.nats(NATS_URL);
     await waitFor('the allowed decision in the stream', async () => (await readStream(nc, names.stream)).some((m) => m.data.id === after.decisionId), 10_000, 100);
+  });
+
+  it('required mode: a check waiting on a thread that dies after taking its group is denied at once, not left hanging; counters still answer', async () => {
+    const names = uniqueNames();
+    res.stream(NATS_URL, names.stream);
+    const server = await serve(names, res.tmpDir('spool'), 'events:\n  checkpointIntervalMs: 20\n', true, 'publisher-thread-after-take');
+    await server.waitForLog(/^NATS available/);
+    const client = res.client(server.address);
+    expect(await ask(client, 0, 'before')).to.include({ allowed: true, reason: 'RULE_ALLOW' });
+    server.child.kill('SIGUSR2'); // the thread dies right after taking the next group, before answering it
+    await sleep(300);
+    const started = Date.now();
+    // Before: the answer died with the thread and this call waited until its deadline (5 s).
+    const orphan = await ask(client, 1, 'orphan');
+    expect(orphan).to.include({ allowed: false, reason: 'AUDIT_UNAVAILABLE' });
+    expect(Date.now() - started, 'answered, not left to its deadline').to.be.below(4000);
+    await server.waitForLog(/^decision publisher thread died/);
+    const status = await trailStatus(client);
+    expect(status.counters?.threadRestarts).to.be.oneOf(['0', '1']);
+    await server.waitForLog('decision publisher thread running again', 15_000);
+    await waitFor('allowed again', async () => (await ask(client, 2, 'after')).allowed === true, 10_000, 100);
   });
 });

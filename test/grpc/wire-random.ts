@@ -5,7 +5,7 @@
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { loadProtoDefinition } from '../../src/grpc/proto.js';
 import { attributesToStruct } from '../../src/grpc/struct.js';
-import type { ProtoCheckResponse, ProtoEffect, ProtoRuleOutcome, ProtoRuleTrace } from '../../src/grpc/translate.js';
+import type { ProtoCheckResponse, ProtoEffect, ProtoLimitState, ProtoRuleOutcome, ProtoRuleTrace } from '../../src/grpc/translate.js';
 import { prng } from '../../bench/generate/large-policy-set.js';
 export { prng };
 
@@ -161,6 +161,13 @@ function trace(r: Random): ProtoRuleTrace {
   };
 }
 
+const UINT32S = [0, 1, 127, 128, 16_383, 16_384, 2_097_152, 268_435_456, 2_678_400_000, 4_294_967_295];
+
+function limitState(r: Random): ProtoLimitState {
+  const u = () => (r.chance(0.5) ? r.pick(UINT32S) : r.int(1_000_000));
+  return { name: r.string(), policy: r.string(), kind: r.pick(['rate', 'quota']), mode: r.pick(['enforce', 'shadow']), scope: r.pick(['instance', 'cluster']), outcome: r.pick(['ok', 'over', 'error']), limit: u(), remaining: u(), retryAfterMs: u(), resetMs: u(), windowMs: u() };
+}
+
 /** What toCheckResponse builds, with random content (explanation and errors sometimes). */
 export function randomCheckResponse(r: Random): ProtoCheckResponse {
   const response: ProtoCheckResponse = {
@@ -174,6 +181,7 @@ export function randomCheckResponse(r: Random): ProtoCheckResponse {
   };
   if (r.chance(0.4)) response.explanation = Array.from({ length: r.int(5) }, () => trace(r));
   if (r.chance(0.3)) response.errors = Array.from({ length: 1 + r.int(3) }, () => ({ policy: r.string(), rule: r.string(), message: r.string() }));
+  if (r.chance(0.3)) response.limits = Array.from({ length: 1 + r.int(3) }, () => limitState(r));
   return response;
 }
 

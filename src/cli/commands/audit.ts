@@ -12,6 +12,7 @@ import { createLogger } from '../../server/logger.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, UsageError, type CommandSpec, type FlagSpec, type ParsedArgs } from '../spec.js';
 import { REVISIONS_BUCKET_FLAG, REVISIONS_FLAG, VerifyRevisions } from './audit-evidence.js';
+import { NATS_AUTH_FLAGS, natsAuthFromArgs } from './nats-flags.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -33,6 +34,7 @@ export const auditConsumeCommand: CommandSpec = {
     { name: 'out', type: 'string', value: 'DIR', description: 'write rotating JSONL files in DIR (created if missing)' },
     { name: 'stdout', type: 'boolean', description: 'write trail lines to standard output instead' },
     { name: 'nats', type: 'string', value: 'URL', description: 'NATS server', defaultNote: `VERDICT_NATS_URL, else ${DEFAULT_CONFIG.events.natsUrl}` },
+    ...NATS_AUTH_FLAGS,
     { name: 'stream', type: 'string', value: 'NAME', description: 'JetStream stream of the decisions', defaultNote: `VERDICT_EVENTS_STREAM, else ${DEFAULT_CONFIG.events.stream}` },
     { name: 'durable', type: 'string', value: 'NAME', description: 'durable consumer name; a durable keeps its filter', default: 'verdict-audit' },
     { name: 'filter', type: 'string', value: 'SUBJECT', description: 'keep only this NATS subject filter, e.g. verdict.decisions.report.*', defaultNote: 'everything' },
@@ -80,6 +82,7 @@ export const auditConsumeCommand: CommandSpec = {
       command: 'verdict audit consume --out /var/lib/verdict-audit --keys /etc/verdict/keyring.yaml --receipts /var/lib/verdict-receipts/receipts.json',
     },
     { what: 'print the denials; a second keeper needs its own durable name', command: 'verdict audit consume --stdout --only-denials --durable verdict-denials' },
+    { what: 'as the read-only keeper user of examples/nats/nats-server.conf, over TLS', command: 'verdict audit consume --out /var/lib/verdict-audit --nats tls://nats:4222 --nats-user keeper --nats-password-file /etc/verdict-audit/nats.password --nats-ca-file /etc/verdict-audit/nats-ca.pem' },
   ],
   exitCodes: [
     { code: EXIT.OK, meaning: 'stopped cleanly, no problem found in the trail' },
@@ -224,6 +227,7 @@ async function consume(args: ParsedArgs, io: CliOutput): Promise<number> {
   const filter = args.flag('only-denials') ? `${prefix}.*.deny` : args.string('filter');
   const outDir = args.string('out');
   const keyring = keyringFlag(args);
+  const natsAuth = natsAuthFromArgs(args);
   let signingKey: SigningKey | undefined;
   const keyFile = args.string('signing-key');
   if (keyFile) {
@@ -238,6 +242,7 @@ async function consume(args: ParsedArgs, io: CliOutput): Promise<number> {
   const consumer = new AuditConsumer(
     {
       natsUrl: args.string('nats') ?? process.env.VERDICT_NATS_URL ?? DEFAULT_CONFIG.events.natsUrl,
+      natsAuth,
       stream: args.string('stream') ?? process.env.VERDICT_EVENTS_STREAM ?? DEFAULT_CONFIG.events.stream,
       durable: args.string('durable')!,
       filter,

@@ -34,6 +34,13 @@ function reportFailure(io: CliOutput, r: PolicyTestResult): void {
   const traces = r.decision.explanation ?? [];
   if (traces.length === 0) io.out('      (none: no policy governs this resource type)');
   for (const t of traces) io.out(formatTrace(t));
+  if (r.decision.usage) {
+    io.out('    limits:');
+    for (const u of r.decision.usage) {
+      const retry = u.outcome === 'over' ? `, retry after ${Math.ceil(u.retryAfterMs / 1000)}s` : '';
+      io.out(`      ${u.outcome.padEnd(5)} ${u.mode.padEnd(7)} ${u.name} [${u.policy}]: ${u.remaining} of ${u.limit} left${retry}${u.message ? `: ${u.message}` : ''}`);
+    }
+  }
 }
 
 async function runTests(args: ParsedArgs, io: CliOutput): Promise<number> {

@@ -10,7 +10,7 @@
  * the second writes into one Buffer.allocUnsafe of the exact size, taking lengths from the queue
  * in the same order.
  */
-import type { ProtoCheckBatchResponse, ProtoCheckResponse, ProtoEffect, ProtoEvaluationError, ProtoRuleOutcome, ProtoRuleTrace } from '../translate.js';
+import type { ProtoCheckBatchResponse, ProtoCheckResponse, ProtoEffect, ProtoEvaluationError, ProtoLimitState, ProtoRuleOutcome, ProtoRuleTrace } from '../translate.js';
 
 const EFFECTS: Record<ProtoEffect, number> = { EFFECT_UNSPECIFIED: 0, EFFECT_ALLOW: 1, EFFECT_DENY: 2 };
 const OUTCOMES: Record<ProtoRuleOutcome, number> = {
@@ -32,6 +32,14 @@ const RESPONSE_REVISION = 0x32;
 const RESPONSE_DECISION_ID = 0x3a;
 const RESPONSE_EXPLANATION = 0x42;
 const RESPONSE_ERRORS = 0x4a;
+const RESPONSE_LIMITS = 0x52;
+// LimitState: strings 1-6, uint32 7-11.
+const LIMIT_STRING_TAGS = [0x0a, 0x12, 0x1a, 0x22, 0x2a, 0x32] as const;
+const LIMIT_LIMIT = 0x38;
+const LIMIT_REMAINING = 0x40;
+const LIMIT_RETRY_AFTER = 0x48;
+const LIMIT_RESET = 0x50;
+const LIMIT_WINDOW = 0x58;
 const TRACE_POLICY = 0x0a;
 const TRACE_RULE = 0x12;
 const TRACE_EFFECT = 0x1a;
@@ -154,6 +162,33 @@ function writeError(e: ProtoEvaluationError, w: Writer): void {
   w.string(ERROR_MESSAGE, e.message);
 }
 
+function limitSize(l: ProtoLimitState, s: Sizer): number {
+  return (
+    s.string(l.name) + s.string(l.policy) + s.string(l.kind) + s.string(l.mode) + s.string(l.scope) + s.string(l.outcome) +
+    5 + varintSize(l.limit) + varintSize(l.remaining) + varintSize(l.retryAfterMs) + varintSize(l.resetMs) + varintSize(l.windowMs)
+  );
+}
+
+function writeLimit(l: ProtoLimitState, w: Writer): void {
+  const t = LIMIT_STRING_TAGS;
+  w.string(t[0], l.name);
+  w.string(t[1], l.policy);
+  w.string(t[2], l.kind);
+  w.string(t[3], l.mode);
+  w.string(t[4], l.scope);
+  w.string(t[5], l.outcome);
+  w.byte(LIMIT_LIMIT);
+  w.varint(l.limit);
+  w.byte(LIMIT_REMAINING);
+  w.varint(l.remaining);
+  w.byte(LIMIT_RETRY_AFTER);
+  w.varint(l.retryAfterMs);
+  w.byte(LIMIT_RESET);
+  w.varint(l.resetMs);
+  w.byte(LIMIT_WINDOW);
+  w.varint(l.windowMs);
+}
+
 function responseSize(r: ProtoCheckResponse, s: Sizer): number {
   let size = 0;
   if (r.decision != null) size += 2;
@@ -171,6 +206,13 @@ function responseSize(r: ProtoCheckResponse, s: Sizer): number {
     for (let i = 0; i < errors.length; i++) {
       const slot = s.open();
       size += s.close(slot, errorSize(errors[i]!, s));
+    }
+  }
+  const limits = r.limits;
+  if (limits != null) {
+    for (let i = 0; i < limits.length; i++) {
+      const slot = s.open();
+      size += s.close(slot, limitSize(limits[i]!, s));
     }
   }
   return size;
@@ -202,6 +244,13 @@ function writeResponse(r: ProtoCheckResponse, w: Writer): void {
     for (let i = 0; i < errors.length; i++) {
       w.message(RESPONSE_ERRORS);
       writeError(errors[i]!, w);
+    }
+  }
+  const limits = r.limits;
+  if (limits != null) {
+    for (let i = 0; i < limits.length; i++) {
+      w.message(RESPONSE_LIMITS);
+      writeLimit(limits[i]!, w);
     }
   }
 }
