@@ -2,7 +2,7 @@ import type { CompiledPolicySet } from '../engine/model.js';
 import type { PolicyFile, PolicyFileChange } from '../service/policy-source.js';
 import { assemble, EMPTY_STATE, policySetOf, type SetState, type TypeListMemo } from './assemble.js';
 import type { PolicyIssue } from './issues.js';
-import { indexInPathOrder, pathOrderKey, patchRevisionChunks, revisionChunks, revisionOfChunks } from './revision.js';
+import { comparePolicyPaths, indexInPathOrder, pathOrderKey, patchRevisionChunks, revisionChunks, revisionOfChunks } from './revision.js';
 import { LayeredMap } from './layered-map.js';
 import { runInSlices, runToEnd, type Work } from './slices.js';
 import type { CostEstimateLimits } from './cost.js';
@@ -39,13 +39,15 @@ interface CompilerState {
   readonly typeList: TypeListMemo;
   /** Paths whose unit has issues of its own. */
   readonly unitsWithIssues: ReadonlySet<string>;
+  /** Paths whose unit declares usage limits (so a change need not walk every document for them). */
+  readonly unitsWithLimits: ReadonlySet<string>;
   /** Expressions compiled for the units of the set. */
   readonly expressions: number;
   /** Paths whose unit is new, changed or gone against the base this state was compiled from. */
   readonly touched: ReadonlySet<string>;
 }
 
-const INITIAL: CompilerState = { set: EMPTY_STATE, digests: LayeredMap.of(), orderedPaths: [], revisionChunks: [], typeList: {}, unitsWithIssues: new Set(), expressions: 0, touched: new Set() };
+const INITIAL: CompilerState = { set: EMPTY_STATE, digests: LayeredMap.of(), orderedPaths: [], revisionChunks: [], typeList: {}, unitsWithIssues: new Set(), unitsWithLimits: new Set(), expressions: 0, touched: new Set() };
 /** Units kept besides the live ones (a rejected change, files deleted and restored), most recent last. */
 const SPARE_UNITS = 64;
 
@@ -131,11 +133,13 @@ export class PolicyCompiler {
     let digests = base.digests;
     let units = base.set.units;
     let unitsWithIssues = base.unitsWithIssues;
+    let unitsWithLimits = base.unitsWithLimits;
     let expressions = base.expressions;
     if (fresh.length > 0 || removed.length > 0) {
       const d = base.digests.edit();
       const u = base.set.units.edit();
       const withIssues = new Set(base.unitsWithIssues);
+      const withLimits = new Set(base.unitsWithLimits);
       for (const file of fresh) {
         yield;
         d.set(file.path, file.sha256);
@@ -147,6 +151,8 @@ export class PolicyCompiler {
         u.set(file.path, unit);
         if (unit.issues.length > 0) withIssues.add(file.path);
         else withIssues.delete(file.path);
+        if (unit.documents.some((d) => d.limits)) withLimits.add(file.path);
+        else withLimits.delete(file.path);
       }
       for (const { path } of removed) {
         d.delete(path);
@@ -154,10 +160,12 @@ export class PolicyCompiler {
         expressions -= u.get(path)?.expressions ?? 0;
         u.delete(path);
         withIssues.delete(path);
+        withLimits.delete(path);
       }
       digests = d.done();
       units = u.done();
       unitsWithIssues = withIssues;
+      unitsWithLimits = withLimits;
     }
     yield;
     const orderedPaths = added.length === 0 && removed.length === 0 ? base.orderedPaths : reorder(base.orderedPaths, added, removed);
@@ -185,7 +193,9 @@ export class PolicyCompiler {
     const issues: PolicyIssue[] = [];
     for (const path of unitsWithIssues) issues.push(...units.get(path)!.issues);
     issues.push(...built.issues);
-    let usage = usageOfSet(units, orderedPaths);
+    // Only files that declare limits can contribute any (usageOfSet of the others gives nothing).
+    const limitPaths = unitsWithLimits.size === 0 ? [] : orderedPaths.length <= 8 * unitsWithLimits.size ? orderedPaths : [...unitsWithLimits].sort(comparePolicyPaths);
+    let usage = usageOfSet(units, limitPaths);
     if (usage.issues.length > 0) {
       // Duplicate limit names across files: read fast-read files again for their positions.
       const precise = units.edit();
@@ -199,7 +209,7 @@ export class PolicyCompiler {
       if (again) {
         units = precise.done();
         built = { ...built, state: { ...built.state, units } };
-        usage = usageOfSet(units, orderedPaths);
+        usage = usageOfSet(units, limitPaths);
       }
     }
     issues.push(...usage.issues);
@@ -213,7 +223,7 @@ export class PolicyCompiler {
     const revision = revisionOfChunks(chunks);
     yield;
     const typeList = built.typesChanged ? {} : base.typeList;
-    const state: CompilerState = { set: built.state, digests, orderedPaths, revisionChunks: chunks, typeList, unitsWithIssues, expressions, touched };
+    const state: CompilerState = { set: built.state, digests, orderedPaths, revisionChunks: chunks, typeList, unitsWithIssues, unitsWithLimits, expressions, touched };
     const set = issues.length === 0 ? usage.attach(policySetOf(built.state, revision, orderedPaths, typeList)) : undefined;
     return { revision, issues, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
   }
