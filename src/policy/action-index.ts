@@ -46,17 +46,30 @@ export function buildResourceTypeIndex(ordered: readonly CompiledRule[], hasOwnP
     if (glob) globRules.push(r);
   }
   for (const action of exact.keys()) exact.set(action, candidatesFor(ordered, action));
-  const memo = new Map<string, CandidateRules>();
-  return {
-    hasOwnPolicy,
-    allRules: ordered,
-    candidates(action: string): CandidateRules {
-      const hit = exact.get(action) ?? memo.get(action);
-      if (hit) return hit;
-      if (globRules.length === 0) return EMPTY;
-      const computed = candidatesFor(globRules, action);
-      if (memo.size < MAX_MEMO) memo.set(action, computed);
-      return computed;
-    },
-  };
+  return new ActionIndex(hasOwnPolicy, ordered, exact, globRules);
+}
+
+/**
+ * One class for every type's index (not a closure per type): the code a check runs is then shared
+ * and warmed by every type's checks, instead of each of thousands of types running its own cold copy.
+ */
+class ActionIndex implements ResourceTypeIndex {
+  private memo: Map<string, CandidateRules> | undefined;
+
+  constructor(
+    readonly hasOwnPolicy: boolean,
+    readonly allRules: readonly CompiledRule[],
+    private readonly exact: ReadonlyMap<string, CandidateRules>,
+    private readonly globRules: readonly CompiledRule[],
+  ) {}
+
+  candidates(action: string): CandidateRules {
+    const hit = this.exact.get(action) ?? this.memo?.get(action);
+    if (hit) return hit;
+    if (this.globRules.length === 0) return EMPTY;
+    const computed = candidatesFor(this.globRules, action);
+    const memo = (this.memo ??= new Map());
+    if (memo.size < MAX_MEMO) memo.set(action, computed);
+    return computed;
+  }
 }

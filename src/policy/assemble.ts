@@ -1,6 +1,7 @@
 import type { CompiledDerivedRole, CompiledPolicySet, CompiledRule, PolicySetSummary, ResourceTypeIndex } from '../engine/model.js';
 import { buildResourceTypeIndex } from './action-index.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
+import { LayeredMap } from './layered-map.js';
 import type { Work } from './slices.js';
 import type { FileUnit, UnitDocument } from './unit.js';
 
@@ -28,14 +29,18 @@ export interface TypeBuild {
  * every type), and never recompiles an unchanged file.
  */
 export interface SetState {
-  readonly units: ReadonlyMap<string, FileUnit>;
+  readonly units: LayeredMap<string, FileUnit>;
   /** Files per resource type (including "*"), each list in path order. */
-  readonly filesByType: ReadonlyMap<string, readonly string[]>;
+  readonly filesByType: LayeredMap<string, readonly string[]>;
   /** One build per resource type, and one for "*". */
-  readonly builds: ReadonlyMap<string, TypeBuild>;
+  readonly builds: LayeredMap<string, TypeBuild>;
+  /** Types whose build has issues (kept so that a change does not look at every type). */
+  readonly typesWithIssues: ReadonlySet<string>;
+  /** Rules of every build ("*" included), kept up to date per change. */
+  readonly ruleCount: number;
 }
 
-export const EMPTY_STATE: SetState = { units: new Map(), filesByType: new Map(), builds: new Map() };
+export const EMPTY_STATE: SetState = { units: LayeredMap.of(), filesByType: LayeredMap.of(), builds: LayeredMap.of(), typesWithIssues: new Set(), ruleCount: 0 };
 
 /**
  * Rules of a large set repeat the same role and action lists (a template per type): each distinct
@@ -130,7 +135,7 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
 
 export interface AssembleInput {
   readonly previous: SetState;
-  readonly units: ReadonlyMap<string, FileUnit>;
+  readonly units: LayeredMap<string, FileUnit>;
   /** Paths whose unit is new, changed or gone since `previous`. */
   readonly touched: ReadonlySet<string>;
 }
@@ -139,34 +144,51 @@ export interface AssembleInput {
 export function* assemble(input: AssembleInput): Work<{ state: SetState; issues: PolicyIssue[]; typesChanged: boolean }> {
   const { previous, units, touched } = input;
   const affected = new Set<string>();
-  const filesByType = new Map(previous.filesByType);
+  const byType = previous.filesByType.edit();
   for (const path of touched) {
     const before = previous.units.get(path);
     const after = units.get(path);
     for (const type of before?.resources ?? []) {
       affected.add(type);
-      const list = filesByType.get(type)!.filter((p) => p !== path);
-      if (list.length > 0) filesByType.set(type, list);
-      else filesByType.delete(type);
+      const list = byType.get(type)!.filter((p) => p !== path);
+      if (list.length > 0) byType.set(type, list);
+      else byType.delete(type);
     }
     for (const type of after?.resources ?? []) {
       affected.add(type);
-      filesByType.set(type, [...(filesByType.get(type) ?? []).filter((p) => p !== path), path]);
+      byType.set(type, [...(byType.get(type) ?? []).filter((p) => p !== path), path]);
     }
   }
   for (const type of affected) {
-    const list = filesByType.get(type);
-    if (list) filesByType.set(type, [...list].sort(byPathOrder));
+    const list = byType.get(type);
+    if (list) byType.set(type, [...list].sort(byPathOrder));
   }
+  const filesByType = byType.done();
   yield;
-  const builds = new Map(previous.builds);
+  const builds = previous.builds.edit();
+  let ruleCount = previous.ruleCount;
+  let typesWithIssues = previous.typesWithIssues;
+  const put = (type: string, build: TypeBuild | undefined): void => {
+    const before = builds.get(type);
+    ruleCount += (build?.rules.length ?? 0) - (before?.rules.length ?? 0);
+    if (build) builds.set(type, build);
+    else builds.delete(type);
+    const had = typesWithIssues.has(type);
+    const has = build !== undefined && build.issues.length > 0;
+    if (had !== has) {
+      const next = new Set(typesWithIssues);
+      if (has) next.add(type);
+      else next.delete(type);
+      typesWithIssues = next;
+    }
+  };
   let typesChanged = false;
   yield;
   const rebuildAll = affected.has(WILDCARD_RESOURCE) || !builds.has(WILDCARD_RESOURCE);
   let wildcard = builds.get(WILDCARD_RESOURCE);
   if (rebuildAll) {
     wildcard = buildType(WILDCARD_RESOURCE, documentsOf(WILDCARD_RESOURCE, filesByType.get(WILDCARD_RESOURCE) ?? [], units), undefined);
-    builds.set(WILDCARD_RESOURCE, wildcard);
+    put(WILDCARD_RESOURCE, wildcard);
   }
   const types = rebuildAll ? new Set([...filesByType.keys(), ...affected]) : affected;
   for (const type of types) {
@@ -174,13 +196,12 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
     yield;
     const files = filesByType.get(type);
     if (!files !== !previous.builds.has(type)) typesChanged = true;
-    if (files) builds.set(type, buildType(type, documentsOf(type, files, units), wildcard));
-    else builds.delete(type);
+    put(type, files ? buildType(type, documentsOf(type, files, units), wildcard) : undefined);
   }
   yield;
   const issues: PolicyIssue[] = [];
-  for (const b of builds.values()) if (b.issues.length > 0) issues.push(...b.issues);
-  return { state: { units, filesByType, builds }, issues, typesChanged };
+  for (const type of typesWithIssues) issues.push(...builds.get(type)!.issues);
+  return { state: { units, filesByType, builds: builds.done(), typesWithIssues, ruleCount }, issues, typesChanged };
 }
 
 function byPathOrder(a: string, b: string): number {
@@ -189,22 +210,43 @@ function byPathOrder(a: string, b: string): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
-/** The engine's view of a state that has no issues. */
-export function policySetOf(state: SetState, revision: string, orderedPaths: readonly string[], resourceTypes?: readonly string[]): CompiledPolicySet {
-  const indexes = new Map<string, ResourceTypeIndex>();
-  let ruleCount = 0;
-  for (const [type, build] of state.builds) {
-    ruleCount += build.rules.length;
-    if (type !== WILDCARD_RESOURCE) indexes.set(type, build.index);
-  }
-  const fallback = state.builds.get(WILDCARD_RESOURCE)!.index;
-  const policies: PolicySetSummary[] = [];
-  for (const path of orderedPaths) for (const d of state.units.get(path)!.documents) policies.push(d.summary);
+/** The sorted type names of a set, computed when first asked and shared while no type comes or goes. */
+export interface TypeListMemo {
+  value?: readonly string[];
+}
+
+/**
+ * The engine's view of a state that has no issues. Nothing here walks the whole set: a check looks
+ * its type up in the builds, and the lists only GetPolicySet and logs need (the documents, the type
+ * names) are made when first asked for.
+ */
+export function policySetOf(
+  state: SetState,
+  revision: string,
+  orderedPaths: readonly string[],
+  typeList: TypeListMemo = {},
+  // Set-wide parts, given here rather than spread onto the result afterwards: a spread would run the lazy getters below.
+  extras: Pick<CompiledPolicySet, 'usage' | 'declarations'> = {},
+): CompiledPolicySet {
+  const builds = state.builds;
+  const fallback = builds.get(WILDCARD_RESOURCE)!.index;
+  let policies: PolicySetSummary[] | undefined;
   return {
     revision,
-    policies,
-    resourceTypes: resourceTypes ?? [...indexes.keys()].sort(),
-    ruleCount,
-    indexFor: (type) => indexes.get(type) ?? fallback,
+    ...(extras.usage ? { usage: extras.usage } : {}),
+    ...(extras.declarations ? { declarations: extras.declarations } : {}),
+    get policies(): readonly PolicySetSummary[] {
+      if (!policies) {
+        policies = [];
+        for (const path of orderedPaths) for (const d of state.units.get(path)!.documents) policies.push(d.summary);
+      }
+      return policies;
+    },
+    get resourceTypes(): readonly string[] {
+      return (typeList.value ??= [...builds.keys()].filter((t) => t !== WILDCARD_RESOURCE).sort());
+    },
+    ruleCount: state.ruleCount,
+    // The "*" build's own index is the fallback, so a request for type "*" gets it either way.
+    indexFor: (type) => builds.get(type)?.index ?? fallback,
   };
 }

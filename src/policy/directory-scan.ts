@@ -132,7 +132,9 @@ interface CachedFile {
 
 /** Reads the files of scans, reusing the text and hash of files whose stamp did not change. */
 export class FileContentCache {
+  /** The files of the last read, by path relative to its root (a ConfigMap version switch changes the root). */
   private entries = new Map<string, CachedFile>();
+  private root: string | undefined;
 
   /** Reads every file of `scan`; throws PolicyLoadError when one cannot be read. */
   async read(scan: DirectoryScan, sync = false): Promise<PolicyFile[]> {
@@ -141,8 +143,9 @@ export class FileContentCache {
     const startNs = BigInt(Date.now()) * 1_000_000n;
     const problems: { path: string; err: unknown }[] = [];
     const toRead: string[] = [];
+    const entries = scan.root === this.root ? this.entries : new Map<string, CachedFile>();
     for (const [rel, stamp] of scan.files) {
-      const hit = this.entries.get(`${scan.root}\0${rel}`);
+      const hit = entries.get(rel);
       if (hit && hit.trusted && stamp && sameStamp(hit.stamp, stamp)) next.set(rel, hit);
       else toRead.push(rel);
     }
@@ -168,7 +171,8 @@ export class FileContentCache {
       throw new PolicyLoadError(problems.map(({ path: p, err }) => ({ file: p, line: 1, column: 1, code: 'FILE_UNREADABLE', message: `cannot read: ${(err as Error).message}` })));
     }
     for (const rel of scan.files.keys()) out.push(next.get(rel)!.file);
-    this.entries = new Map([...next].map(([rel, e]) => [`${scan.root}\0${rel}`, e]));
+    this.entries = next;
+    this.root = scan.root;
     return out;
   }
 }

@@ -33,6 +33,70 @@ export function policyRevision(files: readonly { readonly path: string; readonly
 /** policyRevision of files already in path order (comparePolicyPaths). */
 export function revisionOfOrdered(files: Iterable<{ readonly path: string; readonly sha256: string }>): string {
   const hash = createHash('sha256');
-  for (const f of files) hash.update(f.path).update('\0').update(f.sha256).update('\n');
+  // The same bytes as one update per field, handed over in chunks (one native call per field made
+  // hashing a 10,000-file set cost more than compiling the file that changed).
+  let chunk = '';
+  for (const f of files) {
+    chunk += `${f.path}\0${f.sha256}\n`;
+    if (chunk.length >= 65536) {
+      hash.update(chunk);
+      chunk = '';
+    }
+  }
+  hash.update(chunk);
   return `sha256:${hash.digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * The input of revisionOfOrdered kept in chunks of consecutive paths, so that after a change only the
+ * chunks of the changed paths are written again; hashing them is then one pass over ~130 bytes a file
+ * in a few dozen native calls (about 1.5 ms at 10,000 files). The revision stays a plain SHA-256 over
+ * every path in order (bundles and the evidence store compute the same).
+ */
+const CHUNK_PATHS = 128;
+
+export function revisionChunks(orderedPaths: readonly string[], digests: ReadonlyMap<string, string>): string[] {
+  const chunks: string[] = [];
+  for (let start = 0; start < orderedPaths.length; start += CHUNK_PATHS) chunks.push(chunkOf(orderedPaths, digests, start));
+  return chunks;
+}
+
+/** `chunks` (of the same ordered paths) with the chunks of `changed` paths written again. */
+export function patchRevisionChunks(chunks: readonly string[], orderedPaths: readonly string[], digests: ReadonlyMap<string, string>, changed: Iterable<string>): string[] {
+  const out = chunks.slice();
+  const done = new Set<number>();
+  for (const path of changed) {
+    const at = indexInPathOrder(orderedPaths, path);
+    if (orderedPaths[at] !== path) continue;
+    const chunk = Math.floor(at / CHUNK_PATHS);
+    if (done.has(chunk)) continue;
+    done.add(chunk);
+    out[chunk] = chunkOf(orderedPaths, digests, chunk * CHUNK_PATHS);
+  }
+  return out;
+}
+
+export function revisionOfChunks(chunks: readonly string[]): string {
+  const hash = createHash('sha256');
+  for (const c of chunks) hash.update(c);
+  return `sha256:${hash.digest('hex').slice(0, 16)}`;
+}
+
+function chunkOf(orderedPaths: readonly string[], digests: ReadonlyMap<string, string>, start: number): string {
+  let chunk = '';
+  const end = Math.min(orderedPaths.length, start + CHUNK_PATHS);
+  for (let i = start; i < end; i++) chunk += `${orderedPaths[i]!}\0${digests.get(orderedPaths[i]!)!}\n`;
+  return chunk;
+}
+
+/** The first index of `sorted` (in path order) whose path does not sort before `path`. */
+export function indexInPathOrder(sorted: readonly string[], path: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (comparePolicyPaths(sorted[mid]!, path) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

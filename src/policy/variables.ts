@@ -65,10 +65,25 @@ function makeVariablesClass(names: Iterable<string>): VariablesClass {
 export interface VariablesEnvCache {
   readonly envs: Map<string, { env: Environment; ctor: VariablesClass }>;
   readonly classes: Map<string, VariablesClass>;
+  /**
+   * Factories by variable names and compiled programs: policies whose variables are the same (a
+   * template repeated on many types) share one factory and one programs map, so checks over many
+   * types touch one of each rather than one per policy.
+   */
+  readonly factories: Map<string, VariablesFactory>;
 }
 
 export function newVariablesEnvCache(): VariablesEnvCache {
-  return { envs: new Map(), classes: new Map() };
+  return { envs: new Map(), classes: new Map(), factories: new Map() };
+}
+
+const programIds = new WeakMap<CelProgram, number>();
+let nextProgramId = 1;
+
+function programId(p: CelProgram): number {
+  let id = programIds.get(p);
+  if (id === undefined) programIds.set(p, (id = nextProgramId++));
+  return id;
 }
 
 let typeCounter = 0;
@@ -78,6 +93,27 @@ let typeCounter = 0;
  * (so `variables.typo` fails at load and conditions type-check against each variable's type).
  * Undefined references and cycles are reported; variables are type-checked in dependency order.
  */
+/**
+ * The variables an expression reads, by environment and text: a set repeats its variables on many
+ * types, and parsing each again only to find its references cost a tenth of a large set's load.
+ * Only expressions that parse are kept (a broken one reports its own position). Bounded.
+ */
+const refsByText = new WeakMap<Environment, Map<string, ReturnType<typeof referencedVariables>>>();
+const MAX_REFS = 4096;
+
+function variableRefs(base: Environment, def: VariableDefinition, issues: PolicyIssue[]): ReturnType<typeof referencedVariables> | undefined {
+  let byText = refsByText.get(base);
+  const hit = byText?.get(def.expression.text);
+  if (hit) return hit;
+  const parsed = parseExpression(base, def.expression, `variables.${def.name}`, issues);
+  if (!parsed) return undefined;
+  const refs = referencedVariables(parsed.ast);
+  if (!byText) refsByText.set(base, (byText = new Map()));
+  if (byText.size >= MAX_REFS) byText.clear();
+  byText.set(def.expression.text, refs);
+  return refs;
+}
+
 export function compileVariables(
   base: Environment,
   definitions: readonly VariableDefinition[],
@@ -90,12 +126,11 @@ export function compileVariables(
   const deps = new Map<string, string[]>();
   let ok = true;
   for (const def of definitions) {
-    const parsed = parseExpression(base, def.expression, `variables.${def.name}`, issues);
-    if (!parsed) {
+    const refs = variableRefs(base, def, issues);
+    if (!refs) {
       ok = false;
       continue;
     }
-    const refs = referencedVariables(parsed.ast);
     for (const ref of refs) {
       if (!byName.has(ref.name)) {
         issues.push({ ...def.expression.positionAt(ref.start), code: 'UNDEFINED_VARIABLE', message: `variables.${def.name}: variable "${ref.name}" is not defined in this policy` });
@@ -157,7 +192,11 @@ export function compileVariables(
   // A variable's program may have been checked in an intermediate environment; at run time it
   // reads `variables` from an instance of the final type's class, which is what cel-js checks.
   const Ctor = typed.ctor;
-  return { env: typed.env, factory: { create: (activation) => new Ctor(activation, programs) }, ok: true, checked: checkedByName };
+  let factoryKey = `${namesKey}#`;
+  for (const [name, program] of programs) factoryKey += `${name}=${programId(program)},`;
+  let factory = cache.factories.get(factoryKey);
+  if (!factory) cache.factories.set(factoryKey, (factory = { create: (activation) => new Ctor(activation, programs) }));
+  return { env: typed.env, factory, ok: true, checked: checkedByName };
 }
 
 export interface CompiledVariables {

@@ -1,5 +1,5 @@
 import type { LivePolicy, LivePolicySet, PolicyLoadFailure } from '../service/live-policy.js';
-import type { PolicyChange, PolicyChangeHooks, PolicySnapshot, PolicySource, PolicyTrigger } from '../service/policy-source.js';
+import type { PolicyChange, PolicyChangeHooks, PolicyFileDigest, PolicySnapshot, PolicySource, PolicyTrigger } from '../service/policy-source.js';
 import { DirectorySource } from '../policy/directory-source.js';
 import { PolicyCompiler, PolicyLoadError, type CompiledCandidate, type CompileOptions } from '../policy/index.js';
 
@@ -170,7 +170,7 @@ export class PolicyStore implements LivePolicy {
       this.compiler.commit(candidate);
       if (change.result.status === 'applied') {
         this.options.hooks?.atSwap?.(change);
-        this.live = { set: candidate.set!, loadedAt: loadedAt ?? new Date(), files: [...candidate.state.digests].map(([path, sha256]) => ({ path, sha256 })) };
+        this.live = liveSet(candidate, loadedAt ?? new Date());
       }
     }
     return this.finish(change);
@@ -224,4 +224,17 @@ export class PolicyStore implements LivePolicy {
     this.closed = true;
     this.source?.close();
   }
+}
+
+/** The live set; its file list (in path order) is made when first asked for, so a change does not walk every file. */
+function liveSet(candidate: CompiledCandidate, loadedAt: Date): LivePolicySet {
+  const { digests, orderedPaths } = candidate.state;
+  let files: PolicyFileDigest[] | undefined;
+  return {
+    set: candidate.set!,
+    loadedAt,
+    get files(): readonly PolicyFileDigest[] {
+      return (files ??= orderedPaths.map((path) => ({ path, sha256: digests.get(path)! })));
+    },
+  };
 }

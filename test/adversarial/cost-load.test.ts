@@ -94,6 +94,22 @@ describe('adversarial: worst-case cost at load (CEL_COST)', () => {
     expect(costIssue(realistic, { ...DEFAULT_REQUEST_LIMITS, maxConditionCost: 100_000 }).message).to.include('limit of 100,000');
   });
 
+  it('a condition repeated on many types is judged under each set of limits, and each file over the limit is named', () => {
+    // The compiler remembers documents found within the limits (by their shared expressions): that must
+    // neither hide a document over a stricter limit nor leave a repeated offender unreported.
+    const when = 'resource.attributes.viewers.exists(v, v in subject.attributes.groups)';
+    const typed = (i: number) => file(`t${i}.yaml`, rule(when).replace('resource: doc', `resource: doc${i}`));
+    const files = [typed(1), typed(2), typed(3)];
+    const loose = { ...DEFAULT_REQUEST_LIMITS, maxConditionCost: 1e12 };
+    expect(issuesOf(files, loose)).to.deep.equal([]);
+    expect(issuesOf(files, loose)).to.deep.equal([]);
+    const strict = { ...DEFAULT_REQUEST_LIMITS, maxConditionCost: 100_000 };
+    for (let round = 0; round < 2; round++) {
+      const issues = issuesOf(files, strict);
+      expect(issues.map((i) => `${i.file}:${i.code}`)).to.deep.equal(['t1.yaml:CEL_COST', 't2.yaml:CEL_COST', 't3.yaml:CEL_COST']);
+    }
+  });
+
   it('prices regular expressions and time zones by what they cost, and names the part', () => {
     const tz = costIssue([file('a.yaml', rule('resource.attributes.list.exists(x, now.getHours("Europe/Berlin") == 9)'))]);
     expect(tz.message).to.include('runs its step up to 1,000 times');

@@ -30,6 +30,9 @@ const VARIANTS: readonly string[] = [
   `${head('doc')}rules:\n  - name: bad\n    actions: [read]\n    efect: allow\n`,
   `${head('doc')}rules:\n  - name: a\n    actions: [read]\n    effect: allow\n---\n${head('folder')}rules:\n  - name: a\n    actions: [edit]\n    effect: deny\n    roles: [owner]\n`,
   `${head('folder')}derivedRoles:\n  - name: owner\n    when: "true"\nrules:\n  - name: edit\n    actions: [edit]\n    effect: allow\n    roles: [owner]\n`,
+  // Usage limits: names are unique across the set, so the same variant in two files is a duplicate.
+  `${head('doc')}rules:\n  - name: read\n    actions: [read]\n    effect: allow\nlimits:\n  - name: reads\n    actions: [read]\n    key: subject.id\n    rate: 10/1m\n`,
+  `${head('folder')}rules:\n  - name: edit\n    actions: [edit]\n    effect: allow\nlimits:\n  - name: edits\n    actions: [edit]\n    key: subject.id\n    quota: {count: 5, period: day}\n`,
 ];
 
 type Op =
@@ -75,6 +78,7 @@ function same(incremental: PolicyCompiler, files: ReadonlyMap<string, string>): 
     expect(inc.set.policies).to.deep.equal(full.set.policies);
     expect(inc.set.resourceTypes).to.deep.equal(full.set.resourceTypes);
     expect(inc.set.ruleCount).to.equal(full.set.ruleCount);
+    expect(inc.set.usage?.limits.map((l) => l.name)).to.deep.equal(full.set.usage?.limits.map((l) => l.name));
     for (const request of REQUESTS) {
       expect(decide(inc.set, request, { now: NOW, explain: true }), JSON.stringify(request)).to.deep.equal(decide(full.set, request, { now: NOW, explain: true }));
     }
