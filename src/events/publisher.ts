@@ -1,6 +1,6 @@
 import type { EventsConfig } from '../config/schema.js';
 import type { DecisionRecord } from '../service/decision-record.js';
-import type { ClosableSink } from '../server/app.js';
+import type { ClosableSink, PublisherStats, TrailHealth } from '../service/decision-trail.js';
 import type { Logger } from '../server/logger.js';
 import { buildCheckpoint, checkpointAcknowledged } from './checkpoint.js';
 import { AttributeSelector, buildUnchainedEvent, type UnchainedEvent } from './event.js';
@@ -9,14 +9,14 @@ import { FlushScheduler, OneShotTimer } from './flush-scheduler.js';
 import { NatsLink } from './nats-link.js';
 import { publishEntry } from './publish-entry.js';
 import type { HandoffLoss, Pending } from './publisher-types.js';
-import { emptyStats, type PublisherStats, type TrailHealth } from './publisher-stats.js';
+import { emptyStats } from './publisher-stats.js';
 import type { PolicyRecordBody } from '../evidence/policy-record.js';
 import { checkpointSubject } from './subjects.js';
 import { startHousekeeping } from './spool-housekeeping.js';
 import { SpoolLosses } from './spool-losses.js';
 import { comparePositions, DecisionLog, type WalEntry, type WalPosition } from './wal.js';
 
-export type { PublisherStats } from './publisher-stats.js';
+export type { PublisherStats } from '../service/decision-trail.js';
 export type { HandoffLoss } from './publisher-types.js';
 
 const SEGMENT_BYTES = 64 * 1024 * 1024;
