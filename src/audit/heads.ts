@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { connect } from 'nats';
+import { connect, type ConnectionOptions } from 'nats';
+import { natsServers } from '../events/nats-options.js';
 import type { HeadClaim } from './verify-files.js';
 
 /**
@@ -20,8 +21,9 @@ function claimOf(value: unknown, source: string): HeadClaim | undefined {
   return undefined;
 }
 
-export async function readKvHeads(natsUrl: string, bucket: string, timeoutMs = 5000): Promise<HeadClaim[]> {
-  const nc = await connect({ servers: natsUrl, timeout: timeoutMs, maxReconnectAttempts: 0, name: 'verdict audit verify' });
+/** The latest head of every key of the KV bucket; `auth`: credentials and TLS (the --nats-* flags). */
+export async function readKvHeads(natsUrl: string, bucket: string, timeoutMs = 5000, auth: Partial<ConnectionOptions> = {}): Promise<HeadClaim[]> {
+  const nc = await connect({ servers: natsServers(natsUrl), ...auth, timeout: timeoutMs, maxReconnectAttempts: 0, name: 'verdict audit verify' });
   try {
     const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true, timeout: timeoutMs });
     const keys: string[] = [];
@@ -61,3 +63,4 @@ export function readHeadsFile(file: string): HeadClaim[] {
   });
   return claims;
 }
+

@@ -26,6 +26,11 @@ export function redactUrl(url: string): string {
   return url.replace(/\/\/[^/@,]*@/g, '//[redacted]@');
 }
 
+/** A failed connect, for messages: the URL without credentials and NATS's reason (`Authorization Violation` when the server refused the user). */
+export function natsConnectFailure(natsUrl: string, err: unknown): string {
+  return `cannot connect to ${redactUrl(natsUrl)}: ${(err as Error).message}`;
+}
+
 function readSecret(file: string, setting: string): string {
   let text: string;
   try {

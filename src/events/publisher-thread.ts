@@ -7,7 +7,7 @@ import type { EventsConfig, LogLevel } from '../config/schema.js';
 import { createLogger } from '../server/logger.js';
 import { unpackEvents, type PackedEvents } from './event-handoff.js';
 import { DecisionPublisher, type HandoffLoss } from './publisher.js';
-import type { PublisherStats, TrailHealth } from './publisher-stats.js';
+import type { PublisherStats, TrailHealth } from '../service/decision-trail.js';
 import type { PolicyRecordBody } from '../evidence/policy-record.js';
 
 export interface PublisherThreadData {

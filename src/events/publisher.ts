@@ -1,35 +1,23 @@
-import { headers } from 'nats';
 import type { EventsConfig } from '../config/schema.js';
 import type { DecisionRecord } from '../service/decision-record.js';
-import type { ClosableSink } from '../server/app.js';
+import type { ClosableSink, PublisherStats, TrailHealth } from '../service/decision-trail.js';
 import type { Logger } from '../server/logger.js';
 import { buildCheckpoint, checkpointAcknowledged } from './checkpoint.js';
 import { AttributeSelector, buildUnchainedEvent, type UnchainedEvent } from './event.js';
 import { EventBuilder, isChainRecord } from './event-builder.js';
+import { FlushScheduler, OneShotTimer } from './flush-scheduler.js';
 import { NatsLink } from './nats-link.js';
-import { emptyStats, type PublisherStats, type TrailHealth } from './publisher-stats.js';
+import { publishEntry } from './publish-entry.js';
+import type { HandoffLoss, Pending } from './publisher-types.js';
+import { emptyStats } from './publisher-stats.js';
 import type { PolicyRecordBody } from '../evidence/policy-record.js';
-import { HEADER_ALLOWANCE } from './stream.js';
 import { checkpointSubject } from './subjects.js';
+import { startHousekeeping } from './spool-housekeeping.js';
 import { SpoolLosses } from './spool-losses.js';
 import { comparePositions, DecisionLog, type WalEntry, type WalPosition } from './wal.js';
 
-export type { PublisherStats } from './publisher-stats.js';
-
-interface Pending {
-  readonly entry: WalEntry;
-  /** A decision (counted as lost if the spool refuses it), not a chained record. */
-  readonly decision: boolean;
-  readonly waiter?: (durable: boolean) => void;
-}
-
-/** Decisions the serving thread could not hand over (bound reached, thread down): explained in the chain. */
-export interface HandoffLoss {
-  readonly count: number;
-  readonly from: string;
-  readonly to: string;
-  readonly reason: string;
-}
+export type { PublisherStats } from '../service/decision-trail.js';
+export type { HandoffLoss } from './publisher-types.js';
 
 const SEGMENT_BYTES = 64 * 1024 * 1024;
 const REPLAY_BATCH = 1024;
@@ -74,13 +62,10 @@ export class DecisionPublisher implements ClosableSink {
   private sinceCheckpoint = 0;
   /** Sending waits for a checkpoint: the count bound is reached, or the next record starts another chain. */
   private holding = false;
-  private checkpointTimer: NodeJS.Timeout | undefined;
-  private tickScheduled = false;
-  private immediateScheduled = false;
-  private tickTimer: NodeJS.Timeout | undefined;
-  private persistTimer: NodeJS.Timeout | undefined;
-  private statsTimer: NodeJS.Timeout | undefined;
-  private spoolRetryTimer: NodeJS.Timeout | undefined;
+  private readonly checkpointTimer = new OneShotTimer();
+  private readonly flush: FlushScheduler;
+  private stopHousekeeping: (() => void) | undefined;
+  private readonly spoolRetryTimer = new OneShotTimer(true);
   readonly stats: PublisherStats = emptyStats();
   private readonly losses: SpoolLosses;
 
@@ -97,6 +82,7 @@ export class DecisionPublisher implements ClosableSink {
     this.log = new DecisionLog(config.spoolDir, SEGMENT_BYTES, config.spoolMaxBytes);
     this.checkpointSubject = checkpointSubject(config.subjectPrefix, config.instanceId);
     this.sendCursor = { segment: 1, offset: 0 };
+    this.flush = new FlushScheduler(config.flushIntervalMs, () => this.tick());
     this.link = new NatsLink(config, logger, {
       ready: (how) => this.onReady(how),
       down: (reason, wasUp) => {
@@ -123,16 +109,7 @@ export class DecisionPublisher implements ClosableSink {
     this.replaying = true;
     const backlog = this.log.pendingBytes();
     if (backlog > 0) this.logger.warn({ bytes: backlog, spool: this.config.spoolDir }, 'decision spool holds unconfirmed events from a previous run; they will be replayed');
-    this.persistTimer = setInterval(() => {
-      try {
-        this.log.persistCommit();
-      } catch (err) {
-        this.logger.error({ err: (err as Error).message }, 'cannot save the spool position; a restart will replay more (JetStream drops the duplicates)');
-      }
-    }, 1000);
-    this.persistTimer.unref();
-    this.statsTimer = setInterval(() => this.logStats(), 60_000);
-    this.statsTimer.unref();
+    this.stopHousekeeping = startHousekeeping(this.log, this.logger, () => this.logStats());
     this.link.start();
     if (this.pending.length > 0) this.scheduleTick(true);
   }
@@ -200,12 +177,7 @@ export class DecisionPublisher implements ClosableSink {
       this.pending.push({ entry: this.builder.lost({ count: dropped.count, reason: dropped.reason, stage: 'handoff', from: dropped.from, to: dropped.to }), decision: false });
     }
     for (const item of items) this.enqueue(item.body, item.waiter, false);
-    if (this.tickTimer) {
-      clearTimeout(this.tickTimer);
-      this.tickTimer = undefined;
-      this.tickScheduled = false;
-    }
-    this.tick();
+    this.flush.now();
   }
 
   /**
@@ -233,34 +205,9 @@ export class DecisionPublisher implements ClosableSink {
     if (schedule) this.scheduleTick(waiter !== undefined);
   }
 
-  /**
-   * Events are grouped: one spool write and one socket write per flush interval, not per event
-   * (a syscall per event would cost more than the decision). A caller waiting for durability
-   * (required mode) or a replay in progress flushes on the next turn of the event loop instead.
-   */
+  /** Runs the loop on the next flush (see FlushScheduler); `urgent`: on the next turn of the event loop. */
   private scheduleTick(urgent = false): void {
-    if (this.tickScheduled && !urgent) return;
-    if (this.tickTimer) {
-      clearTimeout(this.tickTimer);
-      this.tickTimer = undefined;
-    }
-    if (urgent || this.config.flushIntervalMs === 0) {
-      if (this.immediateScheduled) return;
-      this.tickScheduled = true;
-      this.immediateScheduled = true;
-      setImmediate(() => {
-        this.immediateScheduled = false;
-        this.tickScheduled = false;
-        this.tick();
-      });
-      return;
-    }
-    this.tickScheduled = true;
-    this.tickTimer = setTimeout(() => {
-      this.tickTimer = undefined;
-      this.tickScheduled = false;
-      this.tick();
-    }, this.config.flushIntervalMs);
+    this.flush.schedule(urgent);
   }
 
   /** One turn: spool what was recorded (group commit), send what can be sent, arm a checkpoint. */
@@ -357,30 +304,15 @@ export class DecisionPublisher implements ClosableSink {
     if (!wasFailing) this.onHealth();
     for (const p of batch) p.waiter?.(false);
     // Retried with the next decision, or in a second if none comes; never in a loop.
-    if (!this.spoolRetryTimer && !this.closing) {
-      this.spoolRetryTimer = setTimeout(() => {
-        this.spoolRetryTimer = undefined;
-        if (this.pending.length > 0 && !this.closing) this.tick();
-      }, 1000);
-      this.spoolRetryTimer.unref();
-    }
+    if (!this.closing) this.spoolRetryTimer.arm(1000, () => {
+      if (this.pending.length > 0 && !this.closing) this.tick();
+    });
   }
 
   private send(entry: WalEntry, bytes: Uint8Array, subject: string): void {
-    // NATS refuses a message larger than the server's max_payload (the client throws) or, silently
-    // for a core publish, the stream's max_msg_size: check first, and record the refusal.
-    const limit = this.builder.messageLimit;
-    if (limit !== undefined && bytes.length + entry.msgId.length + 32 > limit + HEADER_ALLOWANCE) {
-      this.refuse(entry, bytes.length, `message of ${bytes.length} bytes is larger than NATS accepts (${limit + HEADER_ALLOWANCE} bytes: the server's max_payload or the stream's max_msg_size)`);
-      return;
-    }
-    const h = headers();
-    h.set('Nats-Msg-Id', entry.msgId);
-    try {
-      this.link.nc!.publish(subject, bytes, { headers: h });
-    } catch (err) {
-      // Only a message NATS can never take throws here: retrying would stall the stream forever.
-      this.refuse(entry, bytes.length, `${(err as { code?: string }).code ?? 'ERROR'}: ${(err as Error).message}`);
+    const refusal = publishEntry(this.link.nc!, entry, bytes, subject, this.builder.messageLimit);
+    if (refusal !== undefined) {
+      this.refuse(entry, bytes.length, refusal);
       return;
     }
     // A checkpoint names the last entry sent: never one NATS refused.
@@ -402,16 +334,11 @@ export class DecisionPublisher implements ClosableSink {
     if (comparePositions(this.sendCursor, this.log.committedPosition()) <= 0) return;
     if (this.holding && !this.closing) {
       // Sending waits for this checkpoint: now, not after the interval.
-      if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-      this.checkpointTimer = undefined;
+      this.checkpointTimer.clear();
       void this.checkpoint(false);
       return;
     }
-    if (this.checkpointTimer) return;
-    this.checkpointTimer = setTimeout(() => {
-      this.checkpointTimer = undefined;
-      void this.checkpoint(false);
-    }, this.config.checkpointIntervalMs);
+    this.checkpointTimer.arm(this.config.checkpointIntervalMs, () => void this.checkpoint(false));
   }
 
   /** Publishes a checkpoint and awaits its ack; the ack confirms everything sent before it. */
@@ -469,21 +396,19 @@ export class DecisionPublisher implements ClosableSink {
     const deadline = Date.now() + timeoutMs;
     if (this.pending.length > 0) this.writePending();
     this.closing = true;
-    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-    this.checkpointTimer = undefined;
+    this.checkpointTimer.clear();
     while (this.up && Date.now() < deadline) {
       this.tick();
-      if (this.checkpointTimer) {
-        clearTimeout(this.checkpointTimer);
-        this.checkpointTimer = undefined;
-      }
+      this.checkpointTimer.clear();
       while (this.checkpointInFlight && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       const done = !this.replaying && comparePositions(this.sendCursor, this.log.end()) >= 0;
       // "final" closes this process's chain; never an earlier run's chain that is only being replayed.
       const ok = await this.checkpoint(done && this.lastSent?.chain === this.builder.chain.id);
       if (ok && done && comparePositions(this.log.committedPosition(), this.log.end()) >= 0) break;
     }
-    for (const t of [this.persistTimer, this.statsTimer, this.tickTimer, this.spoolRetryTimer]) if (t) clearInterval(t);
+    this.stopHousekeeping?.();
+    this.spoolRetryTimer.clear();
+    this.flush.close();
     this.logStats();
     this.log.close();
     this.logger.info({ events: this.snapshot() }, 'decision publisher closed');

@@ -1,6 +1,6 @@
 import type { Logger } from '../server/logger.js';
 import type { EventBuilder } from './event-builder.js';
-import type { PublisherStats } from './publisher-stats.js';
+import type { PublisherStats } from '../service/decision-trail.js';
 import { WalError, type WalEntry } from './wal.js';
 
 /**

@@ -1,11 +1,11 @@
 import { Worker } from 'node:worker_threads';
 import type { EventsConfig, LogLevel } from '../config/schema.js';
-import type { ClosableSink } from '../server/app.js';
+import type { ClosableSink, PublisherStats, TrailHealth } from '../service/decision-trail.js';
 import type { Logger } from '../server/logger.js';
 import type { DecisionRecord } from '../service/decision-record.js';
 import { AttributeSelector } from './event.js';
 import { packedId, packedWait, packEvent, SLOTS, type PackedEvents } from './event-handoff.js';
-import { emptyStats, type PublisherStats, type TrailHealth } from './publisher-stats.js';
+import { emptyStats } from './publisher-stats.js';
 import type { FromPublisherThread, PublisherThreadData, ToPublisherThread } from './publisher-thread.js';
 import type { HandoffLoss } from './publisher.js';
 import type { PolicyRecordBody } from '../evidence/policy-record.js';

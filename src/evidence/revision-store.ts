@@ -12,7 +12,7 @@ import path from 'node:path';
 import { connect, StorageType, type ConnectionOptions, type NatsConnection, type ObjectStore } from 'nats';
 import { BundleError, buildBundle, bundleFiles, DEFAULT_BUNDLE_LIMITS, parseBundle, REVISION_PATTERN, sha256OfBytes, type Bundle, type BundleLimits } from '../bundles/format.js';
 import type { PolicyFile } from '../service/policy-source.js';
-import { natsServers, redactUrl } from '../events/nats-options.js';
+import { natsConnectFailure, natsServers, redactUrl } from '../events/nats-options.js';
 import { revisionDigest } from './revision-digest.js';
 
 /** What a reader found for a revision. `altered`: an object is there but is not that revision's text. */
@@ -128,7 +128,9 @@ export class NatsRevisionStore implements RevisionReader {
     this.connecting ??= (async () => {
       const o = this.options;
       try {
-        this.nc ??= await connect({ servers: natsServers(o.url), ...(o.auth ?? {}), timeout: o.timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'verdict policy revisions' });
+        this.nc ??= await connect({ servers: natsServers(o.url), ...(o.auth ?? {}), timeout: o.timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'verdict policy revisions' }).catch((err: unknown) => {
+          throw new Error(natsConnectFailure(o.url, err));
+        });
         const jsm = await this.nc.jetstreamManager({ timeout: o.timeoutMs });
         const stream = objectStoreStream(o.bucket);
         const exists = await jsm.streams.info(stream).then(
@@ -228,8 +230,11 @@ export class DirectoryRevisionReader implements RevisionReader {
   async close(): Promise<void> {}
 }
 
-/** A reader for `--revisions SOURCE`: nats://, tls://, ws(s):// URLs read the bucket; anything else is a directory. */
-export function revisionReader(source: string, bucket: string, timeoutMs = 5000): RevisionReader {
-  if (/^(nats|tls|wss?):\/\//.test(source)) return new NatsRevisionStore({ url: source, bucket, timeoutMs, create: false });
+/**
+ * A reader for `--revisions SOURCE`: nats://, tls://, ws(s):// URLs read the bucket (with `auth`:
+ * credentials and TLS, the --nats-* flags); anything else is a directory.
+ */
+export function revisionReader(source: string, bucket: string, timeoutMs = 5000, auth: Partial<ConnectionOptions> = {}): RevisionReader {
+  if (/^(nats|tls|wss?):\/\//.test(source)) return new NatsRevisionStore({ url: source, bucket, auth, timeoutMs, create: false });
   return new DirectoryRevisionReader(source);
 }

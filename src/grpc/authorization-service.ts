@@ -7,7 +7,7 @@ import type { Caller, CheckRequest } from '../engine/request.js';
 import type { DecisionService } from '../service/decision-service.js';
 import { NotReadyError } from '../service/decision-service.js';
 import type { LivePolicy } from '../service/live-policy.js';
-import type { TrailStatusView } from '../server/app.js';
+import type { TrailStatusView } from '../service/decision-trail.js';
 import { rejectionOf } from './codec-guard.js';
 import { traceParentFromMetadata } from './trace-context.js';
 import {

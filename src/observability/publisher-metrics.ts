@@ -4,7 +4,7 @@
  * does not answer within the timeout makes `verdict_events_stats_up` 0 instead of stalling the scrape.
  */
 import type { Registry } from 'prom-client';
-import type { PublisherStats } from '../events/publisher-stats.js';
+import type { PublisherStats } from '../service/decision-trail.js';
 import { registerCollector, type MetricKind, type Sample } from './metric-table.js';
 
 /** The publisher: the threaded one answers `snapshot()`, the in-thread one keeps `stats`. */

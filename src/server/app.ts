@@ -10,8 +10,9 @@ import type { Observability } from '../observability/observability.js';
 import { formatIssue } from '../policy/index.js';
 import { NO_DECLARATIONS_WARNING } from '../policy/declared-check.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { trailProblems, type PublisherStats, type TrailHealth } from '../events/publisher-stats.js';
-import { DISCARDING_SINK, type DecisionSink } from '../service/decision-record.js';
+import { trailProblems } from '../events/publisher-stats.js';
+import { TRAIL_HEALTH_SERVICE, type ClosableSink, type TrailHealth, type TrailStatusView } from '../service/decision-trail.js';
+import { DISCARDING_SINK } from '../service/decision-record.js';
 import { DecisionService } from '../service/decision-service.js';
 import { withDecisionLogging } from './decision-log-sink.js';
 import { Edge } from './edge.js';
@@ -25,33 +26,6 @@ import type { PolicySource } from '../service/policy-source.js';
 
 /** Compile work during a reload runs in slices of about this many ms, between which checks are answered. */
 export const RELOAD_SLICE_MS = 5;
-
-/** A component with work to flush on shutdown (the decision publisher). */
-export interface ClosableSink extends DecisionSink {
-  start?(): Promise<void>;
-  close(): Promise<void>;
-  /** The decision trail's health (the NATS publisher): for health checks and GetPolicySet. */
-  trailHealth?(): TrailHealth;
-  subscribeHealth?(listener: (health: TrailHealth) => void): void;
-  snapshot?(): PublisherStats | Promise<PublisherStats>;
-}
-
-/** Health check name of the decision trail: NOT_SERVING while decisions are being lost or put at risk. */
-export const TRAIL_HEALTH_SERVICE = 'verdict.v1.DecisionTrail';
-
-/** GetPolicySet's `trail` (proto TrailStatus, camelCase as proto-loader takes it). */
-export interface TrailStatusView {
-  readonly enabled: boolean;
-  readonly healthy: boolean;
-  readonly problems: readonly string[];
-  readonly connected: boolean;
-  readonly publisherRunning: boolean;
-  readonly stream: string;
-  readonly streamDrift: readonly string[];
-  readonly lastStreamIncident?: { at: Date; problems: readonly string[]; repaired: boolean };
-  readonly spoolError: string;
-  readonly counters: Record<string, number>;
-}
 
 export interface VerdictServerOptions {
   readonly config: VerdictConfig;

@@ -1,5 +1,5 @@
 import type { DecisionRecord } from '../service/decision-record.js';
-import type { ClosableSink } from './app.js';
+import type { ClosableSink } from '../service/decision-trail.js';
 import type { Logger } from './logger.js';
 
 /**

@@ -11,6 +11,7 @@ import { describeOutcome, describeReasons, RevisionCache } from '../../evidence/
 import { replayTrail, type ReplayReport } from '../../evidence/replay-trail.js';
 import { diffRevisions } from '../../evidence/revision-diff.js';
 import { revisionReader, type RevisionReader } from '../../evidence/revision-store.js';
+import { NATS_AUTH_FLAGS, natsAuthFromArgs, withCredentialHint } from './nats-flags.js';
 import { PolicyHistory } from '../../evidence/trail-reader.js';
 import type { Classified } from '../../audit/records.js';
 import type { CliOutput } from '../output.js';
@@ -31,7 +32,7 @@ const JSON_FLAG: FlagSpec = { name: 'json', type: 'boolean', description: 'print
 
 function readerOf(args: ParsedArgs): RevisionReader {
   const source = args.string('revisions') ?? process.env.VERDICT_NATS_URL ?? DEFAULT_CONFIG.events.natsUrl;
-  return revisionReader(source, args.string('revisions-bucket')!);
+  return revisionReader(source, args.string('revisions-bucket')!, 5000, natsAuthFromArgs(args));
 }
 
 const time = (flag: string) => (v: string) => (/^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d))?$/.test(v) && !Number.isNaN(Date.parse(v)) ? undefined : `${flag} must be an RFC 3339 time (2026-12-07T10:00:00Z) or a date`);
@@ -48,7 +49,7 @@ export const auditExplainCommand: CommandSpec = {
       'against the revision and the full digest the chain recorded when it went live. A revision that\n' +
       'was deleted or altered is reported (exit 1). The decision is replayed against that text.',
   ],
-  flags: [{ ...REVISIONS_FLAG, defaultNote: DEFAULT_SOURCE }, REVISIONS_BUCKET_FLAG, JSON_FLAG],
+  flags: [{ ...REVISIONS_FLAG, defaultNote: DEFAULT_SOURCE }, REVISIONS_BUCKET_FLAG, ...NATS_AUTH_FLAGS, JSON_FLAG],
   examples: [
     { what: 'explain a decision kept by the audit consumer', command: 'verdict audit explain 01a2250a-630e-75e1-a1ed-d38a9f9a4239 /var/lib/verdict-audit/decisions-*.jsonl' },
     { what: 'offline, with revisions copied to a directory', command: 'verdict audit explain 01a2250a-630e-75e1-a1ed-d38a9f9a4239 --revisions ./revisions trail/*.jsonl' },
@@ -76,6 +77,7 @@ export const auditReplayCommand: CommandSpec = {
     { name: 'to', type: 'string', value: 'TIME', description: 'only decisions made before this RFC 3339 time', validate: time('--to') },
     { ...REVISIONS_FLAG, defaultNote: DEFAULT_SOURCE },
     REVISIONS_BUCKET_FLAG,
+    ...NATS_AUTH_FLAGS,
     { name: 'config', type: 'string', value: 'FILE', description: 'the servers\' configuration file: its limits (cost) are used for loading and deciding', defaultNote: 'the default limits' },
     JSON_FLAG,
   ],
@@ -98,7 +100,7 @@ export const auditDiffCommand: CommandSpec = {
     { name: 'REV_A', description: 'the earlier revision (sha256:<16 hex>)', required: true },
     { name: 'REV_B', description: 'the later revision', required: true },
   ],
-  flags: [{ ...REVISIONS_FLAG, defaultNote: DEFAULT_SOURCE }, REVISIONS_BUCKET_FLAG, JSON_FLAG],
+  flags: [{ ...REVISIONS_FLAG, defaultNote: DEFAULT_SOURCE }, REVISIONS_BUCKET_FLAG, ...NATS_AUTH_FLAGS, JSON_FLAG],
   examples: [{ what: 'what a policy change changed', command: 'verdict audit diff sha256:2a621c3a5002a1c6 sha256:bb7c7ef02af3b454' }],
   exitCodes: [
     { code: EXIT.OK, meaning: 'both revisions were read and verified; the difference is printed' },
@@ -196,7 +198,7 @@ async function explain(args: ParsedArgs, io: CliOutput): Promise<number> {
     } else io.out(explanationText(x, reader));
     return x.revision.status === 'ok' && found.hashOk && !x.liveMismatch ? EXIT.OK : EXIT.FAILURE;
   } catch (err) {
-    io.err(`verdict audit explain: ${(err as Error).message}`);
+    io.err(`verdict audit explain: ${withCredentialHint((err as Error).message)}`);
     return EXIT.FAILURE;
   } finally {
     await reader.close();
@@ -248,7 +250,7 @@ async function replay(args: ParsedArgs, io: CliOutput): Promise<number> {
     else for (const line of replayText(report)) io.out(line);
     return report.differentCount + report.unavailableCount + report.alteredRecords === 0 ? EXIT.OK : EXIT.FAILURE;
   } catch (err) {
-    io.err(`verdict audit replay: ${(err as Error).message}`);
+    io.err(`verdict audit replay: ${withCredentialHint((err as Error).message)}`);
     return EXIT.FAILURE;
   } finally {
     await reader.close();
@@ -281,7 +283,7 @@ async function diff(args: ParsedArgs, io: CliOutput): Promise<number> {
     for (const f of d.added) io.out(`--- /dev/null\n+++ b/${f.path}\n${f.text.trimEnd().split('\n').map((l) => `+${l}`).join('\n')}`);
     return EXIT.OK;
   } catch (err) {
-    io.err(`verdict audit diff: ${(err as Error).message}`);
+    io.err(`verdict audit diff: ${withCredentialHint((err as Error).message)}`);
     return EXIT.FAILURE;
   } finally {
     await reader.close();

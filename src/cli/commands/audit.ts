@@ -6,13 +6,14 @@ import { loadReceipts, type ReceiptsDoc } from '../../audit/receipts.js';
 import type { ChainSummary } from '../../audit/verifier.js';
 import { verifyFiles, type HeadClaim, type VerifyReport } from '../../audit/verify-files.js';
 import { DEFAULT_CONFIG } from '../../config/load.js';
+import { redactUrl } from '../../events/nats-options.js';
 import { Keyring } from '../../keys/keyring.js';
 import { loadSigningKey, type SigningKey } from '../../keys/signing-key.js';
 import { createLogger } from '../../server/logger.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, UsageError, type CommandSpec, type FlagSpec, type ParsedArgs } from '../spec.js';
 import { REVISIONS_BUCKET_FLAG, REVISIONS_FLAG, VerifyRevisions } from './audit-evidence.js';
-import { NATS_AUTH_FLAGS, natsAuthFromArgs } from './nats-flags.js';
+import { NATS_AUTH_FLAGS, natsAuthFromArgs, withCredentialHint } from './nats-flags.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -112,6 +113,7 @@ export const auditVerifyCommand: CommandSpec = {
     { name: 'allow-partial-start', type: 'boolean', description: 'chains may start after seq 1 (older files archived); each start is printed as a note' },
     { ...REVISIONS_FLAG, description: 'also check that the policy text of every revision the trail put live is still stored intact: nats://HOST:PORT or a directory' },
     REVISIONS_BUCKET_FLAG,
+    ...NATS_AUTH_FLAGS,
     { name: 'json', type: 'boolean', description: 'print the whole report as JSON on stdout' },
   ],
   examples: [
@@ -120,6 +122,7 @@ export const auditVerifyCommand: CommandSpec = {
       command: 'verdict audit verify --keys /etc/verdict/keyring.yaml --receipts /var/lib/verdict-receipts/receipts.json /var/lib/verdict-audit/decisions-*.jsonl',
     },
     { what: 'compare with the heads in NATS KV', command: 'verdict audit verify --keys keyring.yaml --heads nats://127.0.0.1:4222 decisions-*.jsonl' },
+    { what: 'heads and stored revisions as the read-only keeper user of examples/nats/nats-server.conf', command: 'verdict audit verify --heads nats://nats:4222 --revisions nats://nats:4222 --nats-user keeper --nats-password-file /etc/verdict-audit/nats.password decisions-*.jsonl' },
     { what: 'a denials-only trail, report as JSON', command: 'verdict audit verify --partial --json denials/*.jsonl' },
   ],
   exitCodes: [
@@ -170,6 +173,7 @@ export function describeChain(c: ChainSummary, report: VerifyReport, keyring: Ke
 
 async function verify(args: ParsedArgs, io: CliOutput): Promise<number> {
   const keyring = keyringFlag(args);
+  const auth = natsAuthFromArgs(args);
   let receipts: { file: string; doc: ReceiptsDoc } | undefined;
   const receiptsFile = args.string('receipts');
   if (receiptsFile) {
@@ -186,9 +190,9 @@ async function verify(args: ParsedArgs, io: CliOutput): Promise<number> {
   const headsSource = args.string('heads');
   if (headsSource) {
     try {
-      heads = /^(nats|tls|wss?):\/\//.test(headsSource) ? await readKvHeads(headsSource, args.string('heads-bucket')!) : readHeadsFile(headsSource);
+      heads = /^(nats|tls|wss?):\/\//.test(headsSource) ? await readKvHeads(headsSource, args.string('heads-bucket')!, 5000, auth) : readHeadsFile(headsSource);
     } catch (err) {
-      io.err(`verdict audit verify: cannot read chain heads from ${headsSource}: ${(err as Error).message}`);
+      io.err(`verdict audit verify: cannot read chain heads from ${redactUrl(headsSource)}: ${withCredentialHint((err as Error).message)}`);
       return EXIT.FAILURE;
     }
   }
@@ -200,7 +204,7 @@ async function verify(args: ParsedArgs, io: CliOutput): Promise<number> {
     report = await verifyFiles(args.positionals, { partial: args.flag('partial'), allowPartialStart: args.flag('allow-partial-start'), keyring, receipts, heads, stream, onChained: revisions?.onChained });
     revisionAudit = await revisions?.run();
   } catch (err) {
-    io.err(`verdict audit verify: ${(err as Error).message}`);
+    io.err(`verdict audit verify: ${withCredentialHint((err as Error).message)}`);
     return EXIT.FAILURE;
   }
   const failed = report.findingCount > 0 || (revisionAudit?.findings.length ?? 0) > 0;

@@ -1,6 +1,7 @@
 /**
  * NATS credential and TLS flags for the commands that connect to NATS outside `verdict serve`
- * (`verdict audit consume`). They map onto the same settings as the `events` section of
+ * (`verdict audit consume`, and `audit verify`, `explain`, `replay`, `diff` when they read the heads
+ * KV bucket or the revisions Object Store). They map onto the same settings as the `events` section of
  * `verdict serve` (events.natsUser, natsPasswordFile, …) and are checked by the same code
  * (events/nats-options.ts): each secret is read from a file, never from the command line, and
  * never printed; at most one kind of credential.
@@ -38,4 +39,11 @@ export function natsAuthFromArgs(args: ParsedArgs): Partial<ConnectionOptions> {
       .replace(/(?:events\.)?(nats[A-Z][A-Za-z]*)/g, (whole, setting: string) => (flagOf.has(setting as keyof NatsAuthSettings) ? `--${flagOf.get(setting as keyof NatsAuthSettings)!}` : whole));
     throw new UsageError(message);
   }
+}
+
+/** An error message of a command that read NATS, with what to do when the server refused the connection. */
+export function withCredentialHint(message: string): string {
+  return /authorization violation|authentication|permissions violation/i.test(message)
+    ? `${message} (give a user allowed to read it: --nats-user with --nats-password-file, --nats-token-file, --nats-nkey-seed-file or --nats-creds-file)`
+    : message;
 }
