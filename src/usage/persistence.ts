@@ -8,7 +8,13 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { LimitMeasure, UsageIndex } from '../engine/usage.js';
-import type { InstanceCounters, SavedCounter } from './instance-counters.js';
+import type { SavedCounter } from './instance-counters.js';
+
+/** What the file saves and restores: a process's counters (InstanceCounters), or the cluster primary's ledger (worker-sync.ts). */
+export interface UsageStateStore {
+  save(now: number, keep: (measure: LimitMeasure) => boolean): SavedCounter[];
+  restore(saved: readonly SavedCounter[], measureOf: (limit: string) => LimitMeasure | undefined, now: number): number;
+}
 
 const FORMAT = 'verdict.usage.v1';
 
@@ -33,7 +39,7 @@ export class UsageStateFile {
 
   constructor(
     private readonly file: string,
-    private readonly counters: InstanceCounters,
+    private readonly counters: UsageStateStore,
     private readonly log: UsageLog,
     private readonly clock: () => number = Date.now,
   ) {}
