@@ -105,4 +105,16 @@ describe('usage limits with scope: instance across the workers of serve --worker
     expect(after.counters.find((c) => c.key === 'tenant-b')).to.include({ b: 1 + CONNECTIONS });
     expect(after.counters.find((c) => c.key === 'tenant-a')!.b).to.equal(a.b);
   });
+
+  it('a worker killed and replaced takes the instance quota counters from the primary: still no more', async () => {
+    server = await start();
+    const first = await server.waitForLog((l) => l.msg === 'verdict serving' && l.worker === 0, 5_000);
+    process.kill(first.pid as number, 'SIGKILL');
+    await server.waitForLog((l) => l.msg === 'verdict serving' && l.worker === 0 && l.pid !== first.pid, 15_000);
+    const clients = separateClients(server.address, CONNECTIONS);
+    const answers = await Promise.all(clients.map((c) => call(c, 'tenant-a')));
+    const lines = await Promise.all(answers.map((r) => server.waitForLog((l) => l.msg === 'decision' && l.decisionId === r.decisionId, 5_000)));
+    expect(lines.some((l) => l.worker === 0 && l.pid !== first.pid), 'the replacement answered').to.equal(true);
+    for (const r of answers) expect(r).to.include({ allowed: false, reason: 'QUOTA_EXCEEDED' });
+  });
 });
