@@ -4,6 +4,8 @@
  * every usage.saveIntervalMs and at shutdown; read once at start, after the first policy set
  * loaded: a counter comes back only into a limit of the same name and measure whose period is
  * still running. Rates are not saved (a restart gives their keys a full burst, bounded by the burst).
+ * One file per instance: under `serve --workers N` the primary writes it from its ledger
+ * (worker-sync.ts), and the workers write none.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
