@@ -2,7 +2,7 @@
  * scope: instance under `verdict serve --workers 2`: the workers share the instance's counters
  * through the primary (src/usage/worker-sync.ts). Driven at twice a quota over separate gRPC
  * connections that reach both workers, the instance allows the limit within the documented bound
- * (docs/operations.md#workers), not 2×; the primary writes one state file with the instance's total,
+ * (docs/operations.md#workers-and-scope-instance; sync every 50 ms here), not 2×; the primary writes one state file with the instance's total,
  * and after a restart neither worker allows more.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -48,7 +48,7 @@ describe('usage limits with scope: instance across the workers of serve --worker
     await cleanupServerProcesses();
   });
 
-  const start = () => startServer({ policies: dir, workers: WORKERS, config: { logDecisions: true, usage: { stateDir, saveIntervalMs: 0 } } });
+  const start = () => startServer({ policies: dir, workers: WORKERS, config: { logDecisions: true, usage: { stateDir, saveIntervalMs: 0, cluster: { syncIntervalMs: 50 } } } });
 
   /** The worker that answered each decision, from its log line. */
   async function workersOf(ids: readonly string[]): Promise<number[]> {
