@@ -71,18 +71,18 @@ class NatsUsageLedger implements UsageLedger {
     return this.kv.kv;
   }
 
-  async merge(batch: readonly LedgerDelta[], now: number): Promise<readonly CounterState[]> {
+  async merge(batch: readonly LedgerDelta[], clock: () => number): Promise<readonly CounterState[]> {
     const nc = this.connection();
     if (!nc) throw new Error('NATS is not connected');
     const kv = await this.bucket(nc);
     const out: CounterState[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i += CONCURRENCY) {
-      await Promise.all(batch.slice(i, i + CONCURRENCY).map(async (d, j) => (out[i + j] = await this.mergeOne(kv, d, now))));
+      await Promise.all(batch.slice(i, i + CONCURRENCY).map(async (d, j) => (out[i + j] = await this.mergeOne(kv, d, clock))));
     }
     return out;
   }
 
-  private async mergeOne(kv: KV, p: LedgerDelta, now: number): Promise<CounterState> {
+  private async mergeOne(kv: KV, p: LedgerDelta, clock: () => number): Promise<CounterState> {
     const key = `u.${createHash('sha256').update(p.id).digest('hex').slice(0, 40)}`;
     for (let attempt = 0; ; attempt++) {
       const entry = await kv.get(key);
@@ -91,7 +91,7 @@ class NatsUsageLedger implements UsageLedger {
         const s = JSON.parse(new TextDecoder().decode(entry.value)) as SharedCounter;
         if (s.m === p.measure.text) global = { a: s.a, b: s.b, c: s.c };
       }
-      const merged = mergeDelta(p.measure, global, p.delta, now);
+      const merged = mergeDelta(p.measure, global, p.delta, clock());
       const value = new TextEncoder().encode(JSON.stringify({ m: p.measure.text, a: merged.a, b: merged.b, c: merged.c } satisfies SharedCounter));
       try {
         if (p.delta > 0 || !entry) {

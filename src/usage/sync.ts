@@ -34,8 +34,8 @@ export interface UsageLedger {
   open(): void;
   /** True when a sync can be attempted (a last sync at stop is skipped otherwise). */
   readonly connected: boolean;
-  /** Adds each delta to the shared state at `now`; returns the merged states, in order. Throws when unreachable. */
-  merge(batch: readonly LedgerDelta[], now: number): Promise<readonly CounterState[]>;
+  /** Adds each delta to the shared state at the time `clock` tells; returns the merged states, in order. Throws when unreachable. */
+  merge(batch: readonly LedgerDelta[], clock: () => number): Promise<readonly CounterState[]>;
 }
 
 export interface UsageSyncOptions {
@@ -119,7 +119,7 @@ export class UsageSync implements ClusterHooks {
     try {
       const deltas: LedgerDelta[] = [];
       for (const [id, p] of batch) deltas.push({ id, measure: p.measure, delta: p.delta });
-      const merged = await this.ledger.merge(deltas, this.clock());
+      const merged = await this.ledger.merge(deltas, this.clock);
       const now = this.clock();
       for (let i = 0; i < deltas.length; i++) {
         const { id, measure } = deltas[i]!;
