@@ -10,6 +10,8 @@ export interface UsageView {
   /** scope: cluster: 1 while the fallback applies; syncs that failed. */
   clusterFallback(): boolean;
   clusterSyncFailures(): number;
+  /** scope: instance in a worker of `serve --workers N`: 1 while the primary does not answer its syncs. */
+  instanceFallback(): boolean;
 }
 
 export function registerUsageMetrics(registry: Registry, view: UsageView): void {
@@ -22,5 +24,6 @@ export function registerUsageMetrics(registry: Registry, view: UsageView): void 
     ];
   });
   registerCollector(registry, 'verdict_usage_cluster_fallback', '1 while the shared counters of scope: cluster limits are unreachable and usage.cluster.fallback applies, else 0.', 'gauge', () => [{ value: view.clusterFallback() ? 1 : 0, labels: {} }]);
+  registerCollector(registry, 'verdict_usage_instance_fallback', 'serve --workers N: workers whose syncs of scope: instance counters with the primary stopped (each counts alone with 1/N of each limit).', 'gauge', () => [{ value: view.instanceFallback() ? 1 : 0, labels: {} }]);
   registerCollector(registry, 'verdict_usage_cluster_sync_failures_total', 'Syncs of scope: cluster counters with NATS KV that failed.', 'counter', () => [{ value: view.clusterSyncFailures(), labels: {} }]);
 }

@@ -139,6 +139,7 @@ export class VerdictServer {
         evictions: () => ({ lru: usage.counters.evictions, idle: usage.counters.idleEvictions }),
         clusterFallback: () => usage.cluster.inFallback,
         clusterSyncFailures: () => usage.cluster.failures,
+        instanceFallback: () => usage.instance?.inFallback ?? false,
       },
     });
   }

@@ -13,16 +13,20 @@ import type { Logger } from './logger.js';
 import { createPolicySource, policySourceName } from './policy-source.js';
 import { createFleetReporter } from '../bundles/replica-reporter.js';
 import type { FleetReporter } from '../bundles/fleet.js';
+import { PrimaryUsageLedger, type UsageMergeReply, type UsageMergeRequest } from '../usage/worker-sync.js';
+import { UsageStateFile } from '../usage/persistence.js';
+import { usageStateFileName } from '../usage/runtime.js';
 import { describeStartFailure, logStartFailure, policyFailure, type StartFailure } from './start-failure.js';
 
 /** Messages between the primary and its workers (IPC, structured clone). */
-type ToWorker = PolicyToWorker | { type: 'shutdown'; reason: string };
+type ToWorker = PolicyToWorker | { type: 'shutdown'; reason: string } | UsageMergeReply;
 type ToPrimary =
   | { type: 'listening' }
   | { type: 'ready'; port: number; httpPort: number; revision: string }
   /** `policyIssues`: the set did not load (every worker rejects the same set; the primary logs them once). */
   | { type: 'failed'; message: string; failure: StartFailure; policyIssues?: readonly PolicyIssueInfo[] }
-  | PolicyToPrimary;
+  | PolicyToPrimary
+  | UsageMergeRequest;
 
 const WORKER_INDEX = 'VERDICT_CLUSTER_WORKER_INDEX';
 const WORKER_INSTANCE = 'VERDICT_CLUSTER_INSTANCE_ID';
@@ -51,6 +55,11 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
   const restarts = new Map<number, number>();
   /** Why the start failed: the first worker's report, logged as the last line once all have left. */
   let startFailure: { failure: StartFailure; err: string; worker: number } | undefined;
+
+  // scope: instance counters shared by the workers (worker-sync.ts), saved in the instance's one state file.
+  const usage = new PrimaryUsageLedger(config.usage.maxKeys);
+  const usageFile = config.usage.stateDir === '' ? undefined : new UsageStateFile(usageStateFileName(config), usage, logger);
+  await usageFile?.load(undefined);
 
   const source = createPolicySource(config, logger);
   let fleet: FleetReporter | undefined;
@@ -82,6 +91,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     return 1;
   }
   let startFailureLogged = false;
+  usageFile?.start(config.usage.saveIntervalMs);
 
   function broadcast(message: ToWorker): void {
     for (const w of workers.values()) if (w.isConnected()) w.send(message);
@@ -97,6 +107,10 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     // A send to a worker that is leaving (a stop while it starts) fails with EPIPE: not fatal here.
     worker.on('error', (err: Error) => logger.debug({ worker: index, err: err.message }, 'message to a worker not delivered'));
     worker.on('message', (msg: ToPrimary) => {
+      if (msg.type === 'usage-merge') {
+        if (worker.isConnected()) worker.send(usage.handle(msg));
+        return;
+      }
       // The worker asks once its IPC listener is set up (a message sent on 'online' could be lost).
       // Once stopping, the shutdown broadcast may have been such a lost message: it is sent again
       // instead of policies to start with.
@@ -181,6 +195,8 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     policies.reload({ kind: 'sighup' });
   });
   const code = await done;
+  // After the workers' last syncs: the instance's quota counters as they stand.
+  await usageFile?.stop();
   await observability.close();
   if (startFailure) logStartFailure(logger, startFailure.failure, startFailure.err, { worker: startFailure.worker });
   else if (code === 0) logger.info({ shutdown: 'graceful' }, 'verdict stopped');
@@ -240,7 +256,9 @@ export async function runClusterWorker(
     // Policy messages are handled one at a time, in the order the primary sent them.
     let queue: Promise<void> = Promise.resolve();
     process.on('message', (msg: ToWorker) => {
-      if (msg.type === 'shutdown') {
+      if (msg.type === 'usage-merged') {
+        return; // the usage counters' (usage/runtime.ts)
+      } else if (msg.type === 'shutdown') {
         stop(msg.reason);
       } else if (msg.type === 'policy-load') {
         // A stop that came first wins: starting now would bind a port after the shutdown.

@@ -10,7 +10,7 @@
 import type { LimitState } from '../engine/decision.js';
 import type { LimitMeasure, UsageDemand } from '../engine/usage.js';
 import type { UsageCounters } from '../service/usage.js';
-import { idle, take, type CounterResult, type CounterState } from './arithmetic.js';
+import { idle, mergeDelta, take, type CounterResult, type CounterState } from './arithmetic.js';
 
 /** Default most (limit, key) counters kept by one process. */
 export const DEFAULT_MAX_USAGE_KEYS = 1_000_000;
@@ -23,6 +23,8 @@ export interface InstanceCountersOptions {
   readonly maxKeys?: number;
   /** scope: cluster (cluster-sync.ts): told of every cluster counter checked, and how to count while NATS is away. */
   readonly cluster?: ClusterHooks;
+  /** scope: instance under `serve --workers N` (worker-sync.ts): the same hooks, the primary as the shared ledger. */
+  readonly instance?: ClusterHooks;
 }
 
 /** What the cluster sync needs from the local counters, and tells them. */
@@ -51,10 +53,12 @@ export class InstanceCounters implements UsageCounters {
   idleEvictions = 0;
 
   private readonly cluster: ClusterHooks | undefined;
+  private readonly instance: ClusterHooks | undefined;
 
   constructor(options: InstanceCountersOptions = {}) {
     this.maxKeys = options.maxKeys ?? DEFAULT_MAX_USAGE_KEYS;
     this.cluster = options.cluster;
+    this.instance = options.instance;
   }
 
   /** The local state of a counter (cluster sync). */
@@ -73,6 +77,29 @@ export class InstanceCounters implements UsageCounters {
     } else if (this.entries.size < this.maxKeys) this.entries.set(id, { a: state.a, b: state.b, c: state.c, measure });
   }
 
+  /**
+   * Adds `delta` taken elsewhere to a counter and returns the result (the shared ledger of the
+   * cluster primary, worker-sync.ts). `base` is used when the counter is not held (a restored one).
+   * The counter becomes the most recently used; past maxKeys the least recently used is forgotten.
+   */
+  addShared(id: string, measure: LimitMeasure, delta: number, now: number, base?: CounterState): CounterState {
+    const e = this.entries.get(id);
+    const global = e ? (e.measure.text === measure.text ? e : undefined) : base;
+    const merged = mergeDelta(measure, global, delta, now);
+    if (e) this.entries.delete(id);
+    else if (this.entries.size >= this.maxKeys) {
+      this.entries.delete(this.entries.keys().next().value!);
+      this.evictions++;
+    }
+    this.entries.set(id, { a: merged.a, b: merged.b, c: merged.c, measure });
+    return merged;
+  }
+
+  /** True when the counter is held. */
+  has(id: string): boolean {
+    return this.entries.has(id);
+  }
+
   get size(): number {
     return this.entries.size;
   }
@@ -86,13 +113,16 @@ export class InstanceCounters implements UsageCounters {
     let blocked = false;
     let unavailable: number[] | undefined;
     const cluster = this.cluster;
-    const fallback = cluster?.fallback();
+    const instance = this.instance;
+    const clusterFallback = cluster?.fallback();
+    const instanceFallback = instance?.fallback();
     for (let i = 0; i < n; i++) {
       const d = demands[i]!;
       const id = `${d.limit.name}\u0000${d.key}`;
       ids[i] = id;
       let cost = d.cost;
-      if (fallback && d.limit.scope === 'cluster') {
+      const fallback = d.limit.scope === 'cluster' ? clusterFallback : instanceFallback;
+      if (fallback) {
         if (fallback.kind === 'deny') {
           (unavailable ??= []).push(i);
           if (d.limit.mode === 'enforce') blocked = true;
@@ -110,9 +140,11 @@ export class InstanceCounters implements UsageCounters {
       const passed = result.passed;
       const taken = passed && !blocked;
       this.commit(ids[i]!, d, taken ? next : undefined);
-      if (cluster && d.limit.scope === 'cluster') cluster.touched(ids[i]!, d.limit.measure, taken ? d.cost : 0);
+      const hooks = d.limit.scope === 'cluster' ? cluster : instance;
+      if (hooks) hooks.touched(ids[i]!, d.limit.measure, taken ? d.cost : 0);
       if (unavailable?.includes(i)) {
-        states[i] = { name: d.limit.name, policy: d.limit.policy.id, kind: d.limit.measure.kind, mode: d.limit.mode, scope: d.limit.scope, outcome: 'error', limit: result.limit, remaining: 0, retryAfterMs: 0, resetMs: 0, windowMs: result.windowMs, message: 'the cluster counters (NATS) are unreachable and usage.cluster.fallback is deny' };
+        const message = d.limit.scope === 'cluster' ? 'the cluster counters (NATS) are unreachable and usage.cluster.fallback is deny' : 'the instance counters (the cluster primary) are unreachable';
+        states[i] = { name: d.limit.name, policy: d.limit.policy.id, kind: d.limit.measure.kind, mode: d.limit.mode, scope: d.limit.scope, outcome: 'error', limit: result.limit, remaining: 0, retryAfterMs: 0, resetMs: 0, windowMs: result.windowMs, message };
         continue;
       }
       // A request stopped by another limit took nothing: this one's remaining is before its cost.

@@ -4,11 +4,19 @@
  * every usage.saveIntervalMs and at shutdown; read once at start, after the first policy set
  * loaded: a counter comes back only into a limit of the same name and measure whose period is
  * still running. Rates are not saved (a restart gives their keys a full burst, bounded by the burst).
+ * One file per instance: under `serve --workers N` the primary writes it from its ledger
+ * (worker-sync.ts), and the workers write none.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { LimitMeasure, UsageIndex } from '../engine/usage.js';
-import type { InstanceCounters, SavedCounter } from './instance-counters.js';
+import type { SavedCounter } from './instance-counters.js';
+
+/** What the file saves and restores: a process's counters (InstanceCounters), or the cluster primary's ledger (worker-sync.ts). */
+export interface UsageStateStore {
+  save(now: number, keep: (measure: LimitMeasure) => boolean): SavedCounter[];
+  restore(saved: readonly SavedCounter[], measureOf: (limit: string) => LimitMeasure | undefined, now: number): number;
+}
 
 const FORMAT = 'verdict.usage.v1';
 
@@ -33,7 +41,7 @@ export class UsageStateFile {
 
   constructor(
     private readonly file: string,
-    private readonly counters: InstanceCounters,
+    private readonly counters: UsageStateStore,
     private readonly log: UsageLog,
     private readonly clock: () => number = Date.now,
   ) {}

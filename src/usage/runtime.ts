@@ -8,20 +8,34 @@ import type { Logger } from '../server/logger.js';
 import { ClusterUsageSync } from './cluster-sync.js';
 import { InstanceCounters } from './instance-counters.js';
 import { UsageStateFile } from './persistence.js';
+import type { UsageSync } from './sync.js';
+import { WorkerUsageLedger, workerUsageSync, type UsageMergeReply } from './worker-sync.js';
 
 export interface UsageRuntime {
   readonly counters: InstanceCounters;
   /** scope: cluster; its NATS connection is made at the first check a cluster limit applies to. */
   readonly cluster: ClusterUsageSync;
+  /** In a cluster worker: scope: instance shared with the other workers through the primary. */
+  readonly instance: UsageSync | undefined;
   readonly stateFile: UsageStateFile | undefined;
   start(usage: UsageIndex | undefined): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** The state file of this process: one per cluster worker (each keeps its own counters). */
-export function usageStateFileName(config: VerdictConfig, env: NodeJS.ProcessEnv = process.env): string {
-  const worker = env.VERDICT_CLUSTER_WORKER_INDEX;
-  return path.join(config.usage.stateDir, worker !== undefined ? `usage-w${worker}.json` : 'usage.json');
+/** The state file of an instance: written by the single process, or by the primary of `serve --workers N` (its workers write none). */
+export function usageStateFileName(config: VerdictConfig): string {
+  return path.join(config.usage.stateDir, 'usage.json');
+}
+
+/** In a cluster worker: the instance counters shared through the primary (worker-sync.ts). */
+function workerInstanceSync(config: VerdictConfig, log: Logger): { sync: UsageSync; ledger: WorkerUsageLedger } | undefined {
+  if (process.env.VERDICT_CLUSTER_WORKER_INDEX === undefined || !process.send) return undefined;
+  const c = config.usage.cluster;
+  const ledger = new WorkerUsageLedger((m) => process.send?.(m) ?? false, () => process.connected, Math.max(500, c.staleAfterMs / 2));
+  process.on('message', (m: { type?: string }) => {
+    if (m?.type === 'usage-merged') ledger.onReply(m as UsageMergeReply);
+  });
+  return { ledger, sync: workerUsageSync(ledger, { workers: config.workers, syncIntervalMs: c.syncIntervalMs, staleAfterMs: c.staleAfterMs }, log) };
 }
 
 export function createUsage(config: VerdictConfig, log: Logger): UsageRuntime {
@@ -36,21 +50,37 @@ export function createUsage(config: VerdictConfig, log: Logger): UsageRuntime {
     { bucket: c.bucket, syncIntervalMs: c.syncIntervalMs, staleAfterMs: c.staleAfterMs, fallback: c.fallback, localShare: c.localShare, timeoutMs: Math.max(500, c.staleAfterMs / 2) },
     log,
   );
-  const counters = new InstanceCounters({ maxKeys: config.usage.maxKeys, cluster });
+  const worker = workerInstanceSync(config, log);
+  const instance = worker?.sync;
+  const counters = new InstanceCounters({ maxKeys: config.usage.maxKeys, cluster, instance });
   cluster.attach(counters);
-  const stateFile = config.usage.stateDir === '' ? undefined : new UsageStateFile(usageStateFileName(config), counters, log);
+  instance?.attach(counters);
+  // A cluster worker's instance counters are saved by the primary, from its ledger.
+  const stateFile = config.usage.stateDir === '' || instance ? undefined : new UsageStateFile(usageStateFileName(config), counters, log);
   let started = false;
   return {
     counters,
     cluster,
+    instance,
     stateFile,
     async start(usage) {
+      if (worker) {
+        // The instance's quota counters, as the primary holds them (restored from the state file, or used by the other workers).
+        const saved = await worker.ledger.snapshot().catch((err: unknown) => {
+          log.warn({ err: (err as Error).message }, 'usage: the instance quota counters could not be read from the cluster primary; this worker starts from zero until its first sync');
+          return [];
+        });
+        const measures = new Map(usage?.limits.filter((l) => l.scope === 'instance').map((l) => [l.name, l.measure]));
+        if (saved.length > 0) log.info({ restored: counters.restore(saved, (name) => measures.get(name), Date.now()), saved: saved.length }, 'usage quota counters taken from the cluster primary');
+        return;
+      }
       if (!stateFile) return;
       await stateFile.load(usage);
       stateFile.start(config.usage.saveIntervalMs);
       started = true;
     },
     async stop() {
+      await instance?.stop();
       await cluster.stop();
       await nats?.close();
       if (stateFile && started) await stateFile.stop();
