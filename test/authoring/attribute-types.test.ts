@@ -99,6 +99,30 @@ rules:
     ]);
   });
 
+  it('checks usage limits: when, key and cost read paths like conditions do', () => {
+    const issues = loadIssues(
+      DECLARATIONS,
+      file('l.yaml', `resource: invoice
+rules: []
+limits:
+  - name: l
+    actions: [read]
+    when: resource.attributes.amount > "5"
+    key: resource.attributes.submitter
+    rate: 10/1m
+  - name: m
+    actions: [read]
+    key: resource.attributes.submiter
+    quota: {count: 5, period: day}
+    cost: "int(resource.attributes.count)"
+`),
+    );
+    expect(issues.map((i) => `${i.line}:${i.column} ${i.code} ${i.message}`)).to.deep.equal([
+      '8:31 ATTRIBUTE_TYPE limit "l": when: resource.attributes.amount is declared as number in schemas.resources.invoice, but is compared (>) with a string',
+      '13:30 UNKNOWN_ATTRIBUTE limit "m": key: resource.attributes.submiter is not declared in schemas.resources.invoice (did you mean "submitter"?)',
+    ]);
+  });
+
   it('accepts typed uses: int and double literals on number and integer paths, strings, lists, bools, null', () => {
     const set = compilePolicySet([
       DECLARATIONS,
