@@ -195,6 +195,8 @@ function declaredTypes(schemas: readonly unknown[], path: readonly string[]): Re
   return all;
 }
 
+const typesCache = new WeakMap<object, Map<string, ReadonlySet<JsonType> | null>>();
+
 function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: PolicyIssue[], unschematized: Set<string>): void {
   const resourceSchemas: unknown[] = [];
   if (doc.resource === '*') {
@@ -208,7 +210,16 @@ function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: P
   const schemasOf = (read: AttributeRead) => (read.root === 'subject' ? (decl.document.subject ? [decl.document.subject.schema] : []) : resourceSchemas);
   const typesAt = (read: AttributeRead) => {
     const schemas = schemasOf(read);
-    return schemas.length === 0 ? undefined : declaredTypes(schemas, read.path);
+    if (schemas.length !== 1) return schemas.length === 0 ? undefined : declaredTypes(schemas, read.path);
+    // Sets read the same paths of one schema many times (every policy reads the subject's).
+    const schema = asObject(schemas[0]);
+    if (!schema) return undefined;
+    let byPath = typesCache.get(schema);
+    if (!byPath) typesCache.set(schema, (byPath = new Map()));
+    const key = read.path.join('\u0000');
+    let hit = byPath.get(key);
+    if (hit === undefined) byPath.set(key, (hit = declaredTypes(schemas, read.path) ?? null));
+    return hit ?? undefined;
   };
   const schemaName = (read: AttributeRead) => (read.root === 'subject' ? 'schemas.subject' : doc.resource === '*' ? 'schemas.resources' : `schemas.resources.${doc.resource}`);
   for (const { where, read } of doc.references.reads) {

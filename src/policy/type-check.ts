@@ -68,8 +68,12 @@ function computeTypes(s: Record<string, unknown>): Set<JsonType> | undefined {
   return undefined;
 }
 
-function families(types: ReadonlySet<JsonType>): Set<LiteralType> {
-  return new Set([...types].map((t) => FAMILY[t]));
+const familyCache = new WeakMap<ReadonlySet<JsonType>, ReadonlySet<LiteralType>>();
+
+function families(types: ReadonlySet<JsonType>): ReadonlySet<LiteralType> {
+  let hit = familyCache.get(types);
+  if (!hit) familyCache.set(types, (hit = new Set([...types].map((t) => FAMILY[t]))));
+  return hit;
 }
 
 function describe(types: ReadonlySet<JsonType>): string {
