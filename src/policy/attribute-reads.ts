@@ -76,12 +76,15 @@ function chainOf(node: ASTNode): { root: string; links: Link[] } | undefined {
 export function attributeReads(ast: ASTNode, source: SourceExpression): AttributeRead[] {
   let raw = rawReads.get(ast);
   if (!raw) rawReads.set(ast, (raw = readsOf(ast)));
-  const out = raw.map((r) => ({ root: r.root, path: r.links.map((l) => l.name), positions: r.links.map((l) => source.positionAt(l.offset)), uses: [] as AttributeUse[] }));
-  raw.forEach((r, i) => {
-    for (const u of r.uses) out[i]!.uses.push('other' in u ? { kind: 'compare', op: u.op, other: out[u.other]! } : u);
-  });
+  const out = raw.map((r) => ({ root: r.root, path: r.links.map((l) => l.name), positions: r.links.map((l) => source.positionAt(l.offset)), uses: NO_USES as AttributeUse[] }));
+  for (let i = 0; i < raw.length; i++) {
+    const uses = raw[i]!.uses;
+    if (uses.length > 0) out[i]!.uses = uses.map((u) => ('other' in u ? { kind: 'compare', op: u.op, other: out[u.other]! } : u));
+  }
   return out;
 }
+
+const NO_USES: readonly AttributeUse[] = [];
 
 /** Compiled expressions are shared by text (src/policy/expression.ts): so are their reads. */
 const rawReads = new WeakMap<ASTNode, RawRead[]>();
@@ -164,15 +167,23 @@ function readsOf(ast: ASTNode): RawRead[] {
   };
   const visit = (node: ASTNode): void => {
     if (node.op === '.' || node.op === '.?' || node.op === '[]' || node.op === '[?]') {
-      if (asRead(node) !== undefined) return;
-      if (chainOf(node)) return;
+      if (readAt.has(node)) return;
+      const chain = chainOf(node);
+      if (chain) {
+        if ((chain.root === 'subject' || chain.root === 'resource') && chain.links.length >= 2 && chain.links[0]!.name === 'attributes') {
+          found.push({ root: chain.root, links: chain.links.slice(1), uses: [] });
+          readAt.set(node, found.length - 1);
+        }
+        return;
+      }
     }
     constrain(node);
     const args: unknown = node.args;
-    const stack: unknown[] = Array.isArray(args) ? [...args] : [args];
+    // Children in text order (popped last-first), so reads are usually found already sorted.
+    const stack: unknown[] = Array.isArray(args) ? [...args].reverse() : [args];
     while (stack.length > 0) {
       const item = stack.pop();
-      if (Array.isArray(item)) stack.push(...item);
+      if (Array.isArray(item)) for (let i = item.length - 1; i >= 0; i--) stack.push(item[i]);
       else if (item !== null && typeof item === 'object' && 'op' in item && 'args' in item) visit(item as ASTNode);
     }
   };
@@ -180,6 +191,7 @@ function readsOf(ast: ASTNode): RawRead[] {
   // A chain nested in a longer one (a.b inside a.b.c) is visited only as the longer one; the same
   // path read twice is checked twice (both positions are reported if it is unknown). Reads are
   // listed in the order they appear in the text.
+  if (found.every((r, i) => i === 0 || found[i - 1]!.links[0]!.offset <= r.links[0]!.offset)) return found;
   const order = found.map((_, i) => i).sort((x, y) => found[x]!.links[0]!.offset - found[y]!.links[0]!.offset);
   const moved = new Map(order.map((from, to) => [from, to]));
   return order.map((i) => {

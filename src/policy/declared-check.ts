@@ -207,7 +207,8 @@ function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: P
     if (own) resourceSchemas.push(own.schema);
     else unschematized.add(doc.resource);
   }
-  const schemasOf = (read: AttributeRead) => (read.root === 'subject' ? (decl.document.subject ? [decl.document.subject.schema] : []) : resourceSchemas);
+  const subjectSchemas = decl.document.subject ? [decl.document.subject.schema] : [];
+  const schemasOf = (read: AttributeRead) => (read.root === 'subject' ? subjectSchemas : resourceSchemas);
   const typesAt = (read: AttributeRead) => {
     const schemas = schemasOf(read);
     if (schemas.length !== 1) return schemas.length === 0 ? undefined : declaredTypes(schemas, read.path);
