@@ -3,6 +3,7 @@ import type { CheckRequest } from '../engine/request.js';
 import type { AttributeRead } from './attribute-reads.js';
 import type { CompiledDeclarationsUnit, CompiledSchema } from './declarations.js';
 import type { PolicyIssue } from './issues.js';
+import { checkReadTypes, typesOf, type JsonType } from './type-check.js';
 import { didYouMean } from '../engine/suggest.js';
 import type { FileUnit, UnitDocument } from './unit.js';
 
@@ -164,6 +165,38 @@ function unknownAt(schemas: readonly unknown[], path: readonly string[]): { inde
   return undefined;
 }
 
+/** The schemas a path ends at (those that declare it), or undefined when it passes an open level. */
+function leafSchemas(schemas: readonly unknown[], path: readonly string[]): unknown[] | undefined {
+  let current = [...schemas];
+  for (const name of path) {
+    const next: unknown[] = [];
+    for (const s of current) {
+      const l = lookup(s, name);
+      if (l.kind === 'open') return undefined;
+      if (l.kind === 'schema') next.push(...l.schemas);
+    }
+    if (next.length === 0) return undefined;
+    current = next;
+  }
+  return current;
+}
+
+/** The JSON types declared for a path, or undefined when any schema it ends at does not say. */
+function declaredTypes(schemas: readonly unknown[], path: readonly string[]): ReadonlySet<JsonType> | undefined {
+  const leaves = leafSchemas(schemas, path);
+  if (!leaves) return undefined;
+  if (leaves.length === 1) return typesOf(leaves[0]);
+  const all = new Set<JsonType>();
+  for (const leaf of leaves) {
+    const t = typesOf(leaf);
+    if (!t) return undefined;
+    for (const x of t) all.add(x);
+  }
+  return all;
+}
+
+const typesCache = new WeakMap<object, Map<string, ReadonlySet<JsonType> | null>>();
+
 function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: PolicyIssue[], unschematized: Set<string>): void {
   const resourceSchemas: unknown[] = [];
   if (doc.resource === '*') {
@@ -174,12 +207,28 @@ function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: P
     if (own) resourceSchemas.push(own.schema);
     else unschematized.add(doc.resource);
   }
+  const subjectSchemas = decl.document.subject ? [decl.document.subject.schema] : [];
+  const schemasOf = (read: AttributeRead) => (read.root === 'subject' ? subjectSchemas : resourceSchemas);
+  const typesAt = (read: AttributeRead) => {
+    const schemas = schemasOf(read);
+    if (schemas.length !== 1) return schemas.length === 0 ? undefined : declaredTypes(schemas, read.path);
+    // Sets read the same paths of one schema many times (every policy reads the subject's).
+    const schema = asObject(schemas[0]);
+    if (!schema) return undefined;
+    let byPath = typesCache.get(schema);
+    if (!byPath) typesCache.set(schema, (byPath = new Map()));
+    const key = read.path.join('\u0000');
+    let hit = byPath.get(key);
+    if (hit === undefined) byPath.set(key, (hit = declaredTypes(schemas, read.path) ?? null));
+    return hit ?? undefined;
+  };
+  const schemaName = (read: AttributeRead) => (read.root === 'subject' ? 'schemas.subject' : doc.resource === '*' ? 'schemas.resources' : `schemas.resources.${doc.resource}`);
   for (const { where, read } of doc.references.reads) {
-    const schemas = read.root === 'subject' ? (decl.document.subject ? [decl.document.subject.schema] : []) : resourceSchemas;
+    const schemas = schemasOf(read);
     if (schemas.length === 0) continue;
     const bad = unknownAt(schemas, read.path);
-    if (!bad) continue;
-    report(doc, where, read, bad, issues);
+    if (bad) report(doc, where, read, bad, issues);
+    else checkReadTypes(where, read, typesAt, schemaName, issues);
   }
 }
 

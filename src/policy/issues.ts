@@ -25,6 +25,7 @@ export type PolicyIssueCode =
   // Declarations (kind: Declarations, src/policy/declarations.ts)
   | 'UNDECLARED_ROLE' // a rule's roles or a derived role's parentRoles names a role neither declared nor derived
   | 'UNKNOWN_ATTRIBUTE' // a condition reads an attribute path the schema does not declare
+  | 'ATTRIBUTE_TYPE' // a condition uses an attribute in a way its declared type cannot support (type-check.ts)
   | 'INVALID_SCHEMA' // a schema does not compile (ajv, strict mode)
   | 'DUPLICATE_DECLARATIONS'; // more than one kind: Declarations document in the set
 

@@ -195,7 +195,10 @@ export function* compileFileUnit(
     // Each condition's worst case under the request limits (CEL_COST): it depends on this file alone.
     checkDocumentCosts(doc, vars.env, vars.checked, limits, issues);
     const usage = doc.limits ? compileLimits(doc, policy, vars, limits, issues) : undefined;
-    if (usage) expressions += usage.expressions;
+    if (usage) {
+      expressions += usage.expressions;
+      for (const c of usage.checked) readsOf(c.checked.ast, c.source, c.where);
+    }
     documents.push({
       ...(usage ? { limits: usage.limits } : {}),
       id: doc.id,

@@ -30,7 +30,7 @@ export function compileLimits(
   vars: CompiledVariables,
   costLimits: CostEstimateLimits,
   issues: PolicyIssue[],
-): { limits: UnitLimit[]; expressions: number } {
+): { limits: UnitLimit[]; expressions: number; checked: readonly CostedExpression[] } {
   const out: UnitLimit[] = [];
   let expressions = 0;
   const costed: CostedExpression[] = [];
@@ -102,7 +102,8 @@ export function compileLimits(
       for (const i of scratch) if (i.message.startsWith('limit "')) issues.push(i);
     }
   }
-  return { limits: out, expressions };
+  // Every expression that compiled (when, key parts, cost): the declarations check reads their attribute paths.
+  return { limits: out, expressions, checked: costed };
 }
 
 /** Every limit of the set, in document order: the index, or the duplicate names. */

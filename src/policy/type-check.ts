@@ -1,0 +1,140 @@
+import type { AttributeRead, AttributeUse, LiteralType } from './attribute-reads.js';
+import type { PolicyIssue } from './issues.js';
+
+/**
+ * The type half of the declarations check (issue 13): a condition that uses an attribute in a way
+ * its declared JSON Schema type cannot support is a load error (ATTRIBUTE_TYPE), e.g.
+ * `resource.attributes.amount > "100"` where the schema says `amount: {type: number}`.
+ *
+ * This is a walk over the uses collected with each read (attribute-reads.ts), not CEL's type
+ * checker: attributes stay `dyn` to cel-js. Only decidable cases are reported: the path's declared
+ * type is known (a `type`, `const` or `enum` at the leaf, or anyOf/oneOf of those) and the use
+ * needs a type family the declaration does not include. JSON `number` and `integer` are both CEL's
+ * number family (int, uint and double compare across in CEL), so `amount > 100` is fine for a
+ * `number`. A path through an open level (no properties, additionalProperties: true, $ref) has no
+ * known type and is never reported.
+ */
+
+/** JSON Schema type names, as declared. */
+export type JsonType = 'string' | 'number' | 'integer' | 'boolean' | 'array' | 'object' | 'null';
+const JSON_TYPES = new Set<string>(['string', 'number', 'integer', 'boolean', 'array', 'object', 'null']);
+
+const FAMILY: Record<JsonType, LiteralType> = { string: 'string', number: 'number', integer: 'number', boolean: 'bool', array: 'list', object: 'map', null: 'null' };
+
+function asObject(s: unknown): Record<string, unknown> | undefined {
+  return s !== null && typeof s === 'object' && !Array.isArray(s) ? (s as Record<string, unknown>) : undefined;
+}
+
+function jsonTypeOfValue(v: unknown): JsonType {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'number') return 'number';
+  if (typeof v === 'boolean') return 'boolean';
+  if (typeof v === 'string') return 'string';
+  return 'object';
+}
+
+const typeCache = new WeakMap<object, ReadonlySet<JsonType> | null>();
+
+/** The JSON types a schema allows, or undefined when it does not say (then nothing is checked). */
+export function typesOf(schema: unknown): ReadonlySet<JsonType> | undefined {
+  const s = asObject(schema);
+  if (!s) return undefined;
+  const hit = typeCache.get(s);
+  if (hit !== undefined) return hit ?? undefined;
+  const out = computeTypes(s);
+  typeCache.set(s, out ?? null);
+  return out;
+}
+
+function computeTypes(s: Record<string, unknown>): Set<JsonType> | undefined {
+  if ('$ref' in s || '$dynamicRef' in s) return undefined;
+  const t = s.type;
+  if (typeof t === 'string') return JSON_TYPES.has(t) ? new Set([t as JsonType]) : undefined;
+  if (Array.isArray(t)) return t.every((x) => typeof x === 'string' && JSON_TYPES.has(x)) ? new Set(t as JsonType[]) : undefined;
+  if ('const' in s) return new Set([jsonTypeOfValue(s.const)]);
+  if (Array.isArray(s.enum) && s.enum.length > 0) return new Set(s.enum.map(jsonTypeOfValue));
+  for (const k of ['anyOf', 'oneOf'] as const) {
+    const parts = s[k];
+    if (!Array.isArray(parts) || parts.length === 0) continue;
+    const all = new Set<JsonType>();
+    for (const p of parts) {
+      const pt = typesOf(p);
+      if (!pt) return undefined;
+      for (const x of pt) all.add(x);
+    }
+    return all;
+  }
+  return undefined;
+}
+
+const familyCache = new WeakMap<ReadonlySet<JsonType>, ReadonlySet<LiteralType>>();
+
+function families(types: ReadonlySet<JsonType>): ReadonlySet<LiteralType> {
+  let hit = familyCache.get(types);
+  if (!hit) familyCache.set(types, (hit = new Set([...types].map((t) => FAMILY[t]))));
+  return hit;
+}
+
+function describe(types: ReadonlySet<JsonType>): string {
+  const list = [...types];
+  return list.length === 1 ? list[0]! : list.slice(0, -1).join(', ') + ' or ' + list[list.length - 1]!;
+}
+
+const ARTICLE: Record<LiteralType, string> = { string: 'a string', number: 'a number', bool: 'a bool', bytes: 'bytes', list: 'a list', map: 'a map', null: 'null' };
+
+/** What a use needs, as families any one of which will do, and how to say it. */
+function needs(use: AttributeUse): { any: LiteralType[]; says: string } | undefined {
+  switch (use.kind) {
+    case 'compare':
+      return 'literal' in use ? { any: [use.literal], says: `is ${use.op === '+' ? 'added (+) to' : `compared (${use.op}) with`} ${ARTICLE[use.literal]}` } : undefined;
+    case 'number':
+      return { any: ['number'], says: `is used in arithmetic (${use.op}), which needs a number` };
+    case 'bool':
+      return { any: ['bool'], says: `is used as a condition (${use.op}), which needs a bool` };
+    case 'string':
+      return { any: ['string'], says: `is used with ${use.op}(), which needs a string` };
+    case 'collection':
+      return { any: ['list', 'map'], says: use.op === 'in' ? 'is the right side of `in`, which needs a list or map' : `is used with ${use.op}(), which needs a list or map` };
+    case 'sized':
+      return { any: ['string', 'bytes', 'list', 'map'], says: 'is used with size(), which needs a string, list or map' };
+  }
+}
+
+/**
+ * Appends an ATTRIBUTE_TYPE issue for each use of `read` its declared type cannot support.
+ * `typesAt` answers the declared JSON types of a read (undefined: unknown, not checked); `schema`
+ * names where `read` is declared, for the message.
+ */
+export function checkReadTypes(
+  where: string,
+  read: AttributeRead,
+  typesAt: (read: AttributeRead) => ReadonlySet<JsonType> | undefined,
+  schema: (read: AttributeRead) => string,
+  issues: PolicyIssue[],
+): void {
+  if (read.uses.length === 0) return;
+  const types = typesAt(read);
+  if (!types) return;
+  const fam = families(types);
+  const path = (r: AttributeRead) => `${r.root}.attributes.${r.path.join('.')}`;
+  for (const use of read.uses) {
+    let says: string | undefined;
+    if (use.kind === 'compare' && 'other' in use) {
+      const otherTypes = typesAt(use.other);
+      if (!otherTypes) continue;
+      const of = families(otherTypes);
+      if ([...fam].some((f) => of.has(f))) continue;
+      says = `is ${use.op === '+' ? 'added (+) to' : `compared (${use.op}) with`} ${path(use.other)}, declared as ${describe(otherTypes)}`;
+    } else {
+      const need = needs(use);
+      if (!need || need.any.some((f) => fam.has(f))) continue;
+      says = need.says;
+    }
+    issues.push({
+      ...read.positions[read.positions.length - 1]!,
+      code: 'ATTRIBUTE_TYPE',
+      message: `${where}: ${path(read)} is declared as ${describe(types)} in ${schema(read)}, but ${says}`,
+    });
+  }
+}
