@@ -29,13 +29,28 @@ const KEY = /^([A-Za-z_][A-Za-z0-9_.-]*):(?: +|$)/;
 /** Characters that start something other than a plain scalar (or start one only in some contexts). */
 const NOT_PLAIN_START = /^[-?:,[\]{}#&*!|>'"%@`\s]/;
 const FLOW_PLAIN = /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/;
+/**
+ * Characters the libraries treat specially or refuse: every control but the line feed (tabs and
+ * carriage returns included: the libraries differ on them), a byte-order mark, non-characters, lone surrogates, and
+ * Unicode line and paragraph separators; and white space other than the space (YAML's white space
+ * is space and tab only, JavaScript's trim() takes more).
+ */
+const SPECIAL = /[\x00-\x09\x0B-\x1F\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/;
+
+/** `text` without its leading spaces (spaces only: YAML's indentation). */
+function skipSpaces(text: string): string {
+  let i = 0;
+  while (text.charCodeAt(i) === 32) i++;
+  return i === 0 ? text : text.slice(i);
+}
 
 /** The value of `text` when it is in the subset above; undefined otherwise. */
 export function subsetYamlValue(text: string): unknown {
+  if (SPECIAL.test(text)) return undefined;
   const lines: Line[] = [];
   let afterComment = false;
   for (const raw of text.split('\n')) {
-    const body = raw.trimStart();
+    const body = skipSpaces(raw);
     if (body === '' || body.startsWith('#')) {
       if (body === '' && raw !== '') return undefined; // a line of spaces: leave it to the libraries
       if (body !== '') afterComment = true;
@@ -126,8 +141,8 @@ class Reader {
       if (!line || line.indent < indent) return out;
       if (line.indent > indent || !line.text.startsWith('- ')) throw new Decline();
       const rest = line.text.slice(2);
-      const spaces = rest.length - rest.trimStart().length;
-      const item = rest.trimStart();
+      const item = skipSpaces(rest);
+      const spaces = rest.length - item.length;
       const column = indent + 2 + spaces;
       if (item === '' || item.startsWith('- ') || item === '-') throw new Decline();
       if (KEY.test(item)) {
@@ -194,11 +209,11 @@ function quotedScalar(text: string): string | undefined {
 /** `[a, "b", 'c']` on one line: plain words or quoted scalars without commas or brackets. */
 function flowSequence(text: string): unknown[] {
   if (!text.endsWith(']')) throw new Decline();
-  const inner = text.slice(1, -1).trim();
+  const inner = text.slice(1, -1).replace(/^ +| +$/g, '');
   if (inner === '') return [];
   if (/[[\]{}#]/.test(inner)) throw new Decline();
   return inner.split(',').map((raw) => {
-    const item = raw.trim();
+    const item = raw.replace(/^ +| +$/g, '');
     if (item === '') throw new Decline();
     const quoted = quotedScalar(item);
     if (quoted !== undefined) return quoted;

@@ -193,6 +193,11 @@ describe('fuzz: the fast YAML read agrees with the precise one', function () {
     expect(parsePolicyFile({ path: 'p.yaml', text: plain }, false).precise).to.equal(false);
     // That shape is read by the plain-subset reader, without js-yaml.
     expect(subsetYamlValue(plain)).to.deep.equal({ apiVersion: 'verdict/v1', kind: 'ResourcePolicy', resource: 'doc', rules: [{ name: 'r', actions: ['read', 'x:*'], effect: 'allow', when: 'has(resource.attributes.a) && !resource.attributes.b' }] });
+    // White space YAML does not count as such (a no-break space), a control character, a comment
+    // line inside folded text, a second document: the subset reader leaves those to the libraries.
+    for (const text of [plain.replace('  - name: r', '\u00a0 - name: r'), plain.replace('resource: doc', 'resource: d\u0007oc'), plain.replace('      !resource', '      # x\n      !resource'), `${plain}---\n${plain}`]) {
+      expect(subsetYamlValue(text), text).to.equal(undefined);
+    }
     for (const text of [
       plain.replace('resource: doc', 'resource: &d doc'),
       plain.replace('effect: allow', 'effect: !!str allow').replace('rules:', 'x: &a 1\nrules:'),
