@@ -1,4 +1,8 @@
-import { AckPolicy, connect, DeliverPolicy, type ConnectionOptions, type ConsumerInfo, type JetStreamManager, type JsMsg, type NatsConnection } from 'nats';
+import type * as Nats from 'nats';
+import type { ConnectionOptions, ConsumerInfo, JetStreamManager, JsMsg, NatsConnection } from 'nats';
+import { lazyModule } from '../files/lazy-module.js';
+
+const nats = lazyModule<typeof Nats>('nats');
 import type { Logger } from '../server/logger.js';
 import type { Keyring } from '../keys/keyring.js';
 import type { SigningKey } from '../keys/signing-key.js';
@@ -175,7 +179,7 @@ export class AuditConsumer {
     for (;;) {
       attempt++;
       try {
-        return await connect({
+        return await nats().connect({
           ...this.options.natsAuth,
           servers: this.options.natsUrl,
           name: `verdict audit ${this.options.durable}`,
@@ -210,8 +214,8 @@ export class AuditConsumer {
     if (!existing) {
       return jsm.consumers.add(o.stream, {
         durable_name: o.durable,
-        ack_policy: AckPolicy.All,
-        deliver_policy: DeliverPolicy.All,
+        ack_policy: nats().AckPolicy.All,
+        deliver_policy: nats().DeliverPolicy.All,
         max_ack_pending: 10_000,
         ack_wait: 30_000_000_000,
         ...(o.filter ? { filter_subject: o.filter } : {}),
@@ -223,7 +227,7 @@ export class AuditConsumer {
       throw new ConsumerStartError(`durable consumer "${o.durable}" exists with filter ${filter ?? '(none)'}, not ${o.filter ?? '(none)'}; use another --durable name for a different filter`);
     }
     if (c.deliver_subject) throw new ConsumerStartError(`durable consumer "${o.durable}" is a push consumer (deliver subject ${c.deliver_subject}); the keeper needs a pull consumer: use another --durable name`);
-    if (c.ack_policy === AckPolicy.None) throw new ConsumerStartError(`durable consumer "${o.durable}" does not use acknowledgements; use another --durable name`);
+    if (c.ack_policy === nats().AckPolicy.None) throw new ConsumerStartError(`durable consumer "${o.durable}" does not use acknowledgements; use another --durable name`);
     // A pull request waiting on the durable means another keeper is reading it (a dead one's request expires within a second).
     for (let i = 0; existing.num_waiting > 0 && i < 2; i++) {
       await sleep(1200);

@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { connect, type ConnectionOptions } from 'nats';
+import type * as Nats from 'nats';
+import type { ConnectionOptions } from 'nats';
+import { lazyModule } from '../files/lazy-module.js';
+
+const nats = lazyModule<typeof Nats>('nats');
 import { natsServers } from '../events/nats-options.js';
 import type { HeadClaim } from './verify-files.js';
 
@@ -23,7 +27,7 @@ function claimOf(value: unknown, source: string): HeadClaim | undefined {
 
 /** The latest head of every key of the KV bucket; `auth`: credentials and TLS (the --nats-* flags). */
 export async function readKvHeads(natsUrl: string, bucket: string, timeoutMs = 5000, auth: Partial<ConnectionOptions> = {}): Promise<HeadClaim[]> {
-  const nc = await connect({ servers: natsServers(natsUrl), ...auth, timeout: timeoutMs, maxReconnectAttempts: 0, name: 'verdict audit verify' });
+  const nc = await nats().connect({ servers: natsServers(natsUrl), ...auth, timeout: timeoutMs, maxReconnectAttempts: 0, name: 'verdict audit verify' });
   try {
     const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true, timeout: timeoutMs });
     const keys: string[] = [];

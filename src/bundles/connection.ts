@@ -1,4 +1,8 @@
-import { connect, Events, type ConnectionOptions, type NatsConnection } from 'nats';
+import type * as Nats from 'nats';
+import type { ConnectionOptions, NatsConnection } from 'nats';
+import { lazyModule } from '../files/lazy-module.js';
+
+const nats = lazyModule<typeof Nats>('nats');
 import type { VerdictConfig } from '../config/schema.js';
 import { natsAuthOptions } from '../events/nats-options.js';
 import type { Logger } from '../server/logger.js';
@@ -77,7 +81,7 @@ export class BackgroundNats {
     while (!this.closed) {
       let nc: NatsConnection;
       try {
-        nc = await connect({
+        nc = await nats().connect({
           ...this.options(),
           servers: [...this.servers],
           name: this.clientName,
@@ -122,10 +126,10 @@ export class BackgroundNats {
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (this.closed) return;
-      if (s.type === Events.Disconnect) {
+      if (s.type === nats().Events.Disconnect) {
         if (this.up) this.logger.warn({ servers: this.servers, purpose: this.purpose }, 'NATS disconnected; reconnecting');
         this.up = false;
-      } else if (s.type === Events.Reconnect) {
+      } else if (s.type === nats().Events.Reconnect) {
         this.logger.info({ servers: this.servers, purpose: this.purpose }, 'NATS reconnected');
         this.becomeUp(nc);
       }
@@ -153,7 +157,7 @@ export async function connectWithin(servers: readonly string[], name: string, op
   while (Date.now() < deadline) {
     attempts++;
     try {
-      return await connect({ ...options, servers: [...servers], name, timeout: Math.max(100, Math.min(2000, deadline - Date.now())), maxReconnectAttempts: 3, reconnectTimeWait: 250 });
+      return await nats().connect({ ...options, servers: [...servers], name, timeout: Math.max(100, Math.min(2000, deadline - Date.now())), maxReconnectAttempts: 3, reconnectTimeWait: 250 });
     } catch (err) {
       last = err as Error;
       // Refused credentials will not be accepted on retry: say so at once.

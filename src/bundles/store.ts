@@ -4,7 +4,11 @@
  * naming the current revision; the bucket's history is the label's history). Used by the
  * `verdict policies` commands (which create the buckets) and by replicas (which only read).
  */
-import { StorageType, type JetStreamClient, type KV, type KvEntry, type NatsConnection, type ObjectInfo, type ObjectStore } from 'nats';
+import type * as Nats from 'nats';
+import type { JetStreamClient, KV, KvEntry, NatsConnection, ObjectInfo, ObjectStore } from 'nats';
+import { lazyModule } from '../files/lazy-module.js';
+
+const nats = lazyModule<typeof Nats>('nats');
 import { BundleError, parseBundle, REVISION_PATTERN, type Bundle, type BundleLimits, type BundleTests, type BuiltBundle } from './format.js';
 import { labelProblem } from './source-url.js';
 
@@ -156,8 +160,8 @@ export class BundleStore {
     let os: ObjectStore;
     let kv: KV;
     if (options.create) {
-      os = await js.views.os(buckets.objects, { storage: StorageType.File, description: 'Verdict policy bundles, one object per revision' });
-      kv = await js.views.kv(buckets.labels, { history: LABEL_HISTORY, storage: StorageType.File, description: 'Verdict policy labels: the current bundle revision of each', timeout: options.timeoutMs });
+      os = await js.views.os(buckets.objects, { storage: nats().StorageType.File, description: 'Verdict policy bundles, one object per revision' });
+      kv = await js.views.kv(buckets.labels, { history: LABEL_HISTORY, storage: nats().StorageType.File, description: 'Verdict policy labels: the current bundle revision of each', timeout: options.timeoutMs });
     } else {
       const jsm = await nc.jetstreamManager({ timeout: options.timeoutMs });
       for (const [stream, what] of [[`OBJ_${buckets.objects}`, `object store ${buckets.objects}`], [`KV_${buckets.labels}`, `KV bucket ${buckets.labels}`]] as const) {

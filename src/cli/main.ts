@@ -5,10 +5,10 @@ import { closest, parseCommandArgs, wantsHelp } from './parse.js';
 import { COMMANDS, GROUPS } from './registry.js';
 import { EXIT, UsageError, type CommandSpec, type ExitCode } from './spec.js';
 import { packageVersion } from './version.js';
-import { DecisionPublisher } from '../events/publisher.js';
-import { ThreadedPublisher } from '../events/threaded-publisher.js';
 
+// Loaded only when events are on: the publisher pulls in nats (docs/performance.md, "Cold start").
 setSinkFactory(async (config, logger) => {
+  const [{ DecisionPublisher }, { ThreadedPublisher }] = await Promise.all([import('../events/publisher.js'), import('../events/threaded-publisher.js')]);
   if (!config.events.publisherThread) return new DecisionPublisher(config.events, logger);
   // The thread makes its own logger; carry over bindings such as the cluster worker index.
   const { service: _service, pid: _pid, ...bindings } = logger.bindings();

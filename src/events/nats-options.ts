@@ -1,6 +1,10 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { credsAuthenticator, nkeyAuthenticator, nkeys, type ConnectionOptions } from 'nats';
+import type * as Nats from 'nats';
+import type { ConnectionOptions } from 'nats';
+import { lazyModule } from '../files/lazy-module.js';
+
+const nats = lazyModule<typeof Nats>('nats');
 import type { EventsConfig } from '../config/schema.js';
 
 /** The NATS credential and TLS settings of the events section (all file paths; '' = unset). */
@@ -62,12 +66,12 @@ export function natsAuthOptions(s: NatsAuthSettings): Partial<ConnectionOptions>
     const seed = readSecret(s.natsNkeySeedFile, 'natsNkeySeedFile').trim();
     let kp: { getPublicKey(): string };
     try {
-      kp = (nkeys as { fromSeed(seed: Uint8Array): { getPublicKey(): string } }).fromSeed(new TextEncoder().encode(seed));
+      kp = (nats().nkeys as { fromSeed(seed: Uint8Array): { getPublicKey(): string } }).fromSeed(new TextEncoder().encode(seed));
     } catch {
       throw new NatsSettingsError(`events.natsNkeySeedFile: ${s.natsNkeySeedFile} does not hold an nkey seed (a line starting with "SU")`);
     }
     if (!kp.getPublicKey().startsWith('U')) throw new NatsSettingsError(`events.natsNkeySeedFile: ${s.natsNkeySeedFile} holds a seed, but not a user's (it must start with "SU")`);
-    options.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
+    options.authenticator = nats().nkeyAuthenticator(new TextEncoder().encode(seed));
   }
   if (s.natsCredsFile !== '') {
     // As written: the client's parser needs the newline after the last block.
@@ -75,7 +79,7 @@ export function natsAuthOptions(s: NatsAuthSettings): Partial<ConnectionOptions>
     if (!/-{3,}BEGIN NATS USER JWT-{3,}/.test(creds) || !/-{3,}BEGIN USER NKEY SEED-{3,}/.test(creds)) {
       throw new NatsSettingsError(`events.natsCredsFile: ${s.natsCredsFile} is not a NATS .creds file (it needs a user JWT and a user nkey seed block)`);
     }
-    options.authenticator = credsAuthenticator(new TextEncoder().encode(creds));
+    options.authenticator = nats().credsAuthenticator(new TextEncoder().encode(creds));
   }
   const tls = natsTlsOptions(s);
   if (tls) options.tls = tls;

@@ -9,7 +9,11 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { connect, StorageType, type ConnectionOptions, type NatsConnection, type ObjectStore } from 'nats';
+import type * as Nats from 'nats';
+import type { ConnectionOptions, NatsConnection, ObjectStore } from 'nats';
+import { lazyModule } from '../files/lazy-module.js';
+
+const nats = lazyModule<typeof Nats>('nats');
 import { BundleError, buildBundle, bundleFiles, DEFAULT_BUNDLE_LIMITS, parseBundle, REVISION_PATTERN, sha256OfBytes, type Bundle, type BundleLimits } from '../bundles/format.js';
 import type { PolicyFile } from '../service/policy-source.js';
 import { natsConnectFailure, natsServers, redactUrl } from '../events/nats-options.js';
@@ -128,7 +132,7 @@ export class NatsRevisionStore implements RevisionReader {
     this.connecting ??= (async () => {
       const o = this.options;
       try {
-        this.nc ??= await connect({ servers: natsServers(o.url), ...(o.auth ?? {}), timeout: o.timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'verdict policy revisions' }).catch((err: unknown) => {
+        this.nc ??= await nats().connect({ servers: natsServers(o.url), ...(o.auth ?? {}), timeout: o.timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'verdict policy revisions' }).catch((err: unknown) => {
           throw new Error(natsConnectFailure(o.url, err));
         });
         const jsm = await this.nc.jetstreamManager({ timeout: o.timeoutMs });
@@ -142,7 +146,7 @@ export class NatsRevisionStore implements RevisionReader {
         );
         if (!exists && !o.create) throw new MissingBucketError(`object store ${o.bucket} does not exist on ${redactUrl(o.url)}`);
         const js = this.nc.jetstream({ timeout: o.timeoutMs });
-        this.os = await js.views.os(o.bucket, exists ? {} : { storage: StorageType.File, replicas: o.replicas ?? 1, description: 'Verdict policy revisions (bundles): one object per revision, named by it' });
+        this.os = await js.views.os(o.bucket, exists ? {} : { storage: nats().StorageType.File, replicas: o.replicas ?? 1, description: 'Verdict policy revisions (bundles): one object per revision, named by it' });
         return this.os;
       } finally {
         this.connecting = undefined;

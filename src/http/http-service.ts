@@ -5,22 +5,11 @@ import type { Logger } from '../server/logger.js';
 import type { DecisionService } from '../service/decision-service.js';
 import { AuthzenApi } from './authzen-api.js';
 import { createRequestHandler } from './handler.js';
-import { PepAuthenticator, readSharedSecrets } from './pep-auth.js';
+import { PepAuthenticator } from './pep-auth.js';
 import { HttpHost, type HttpTls } from './server.js';
 import { TlsCallers } from './tls-callers.js';
 
-/** Checks the files the http section names (the bearer token file); returns every problem. */
-export function checkHttpFiles(config: VerdictConfig): string[] {
-  const file = config.http?.auth.bearerTokenFile;
-  if (!file) return [];
-  try {
-    readSharedSecrets(file);
-    return [];
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return [e.code ? `http.auth.bearerTokenFile: cannot read ${file} (${e.code})` : e.message];
-  }
-}
+export { checkHttpFiles } from './check-files.js';
 
 export interface HttpServiceDeps {
   readonly config: VerdictConfig & { readonly http: HttpConfig };

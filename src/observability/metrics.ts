@@ -4,7 +4,9 @@
  * metrics. A cluster worker labels all of its series `worker="<index>"`; the primary merges the
  * workers' series with its own into one scrape (cluster-metrics.ts).
  */
-import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
+import type * as PromClient from 'prom-client';
+import type { Registry } from 'prom-client';
+import { lazyModule } from '../files/lazy-module.js';
 import { DecisionMetrics } from './decision-metrics.js';
 import { PolicyMetrics, type PolicyView } from './policy-metrics.js';
 import { registerPublisherMetrics, type PublisherStatsSource } from './publisher-metrics.js';
@@ -13,11 +15,14 @@ import { TokenMetrics } from './token-metrics.js';
 /** How long a scrape waits for the publisher thread's counters. */
 export const PUBLISHER_STATS_TIMEOUT_MS = 1000;
 
+// Loaded with the first VerdictMetrics (--admin): prom-client also loads @opentelemetry/api.
+const prom = lazyModule<typeof PromClient>('prom-client');
+
 /** One metric family as prom-client's getMetricsAsJSON gives it (what workers send the primary). */
 export type MetricFamilyJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 
 export class VerdictMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry = new (prom().Registry)();
   readonly decisions = new DecisionMetrics();
   readonly policies = new PolicyMetrics();
   readonly tokens = new TokenMetrics();
@@ -25,7 +30,7 @@ export class VerdictMetrics {
   /** @param worker the cluster worker index; its series are labelled worker="<index>". */
   constructor(worker?: number) {
     if (worker !== undefined) this.registry.setDefaultLabels({ worker: String(worker) });
-    collectDefaultMetrics({ register: this.registry });
+    prom().collectDefaultMetrics({ register: this.registry });
   }
 
   /** A process that decides: decisions, tokens, the set it serves and its decision publisher. */
@@ -60,5 +65,5 @@ export class VerdictMetrics {
 export function mergeFamilies(parts: readonly MetricFamilyJson[][]): Promise<string> {
   // 'omit' (process_start_time_seconds) or 'first' (nodejs_version_info) would drop workers' series.
   const families = parts.map((p) => p.map((f) => ({ ...f, aggregator: 'sum' as const })));
-  return AggregatorRegistry.aggregate(families).metrics();
+  return prom().AggregatorRegistry.aggregate(families).metrics();
 }

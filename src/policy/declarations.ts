@@ -1,4 +1,5 @@
-import AjvModule, { type ErrorObject, type Options as AjvOptions, type ValidateFunction } from 'ajv';
+import type { ErrorObject, Options as AjvOptions, ValidateFunction } from 'ajv';
+import { lazyModule } from '../files/lazy-module.js';
 import { isMap, isScalar, isSeq, type Node } from 'yaml';
 import { compilePattern } from '../cel/regex.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
@@ -141,7 +142,9 @@ export interface CompiledDeclarationsUnit {
 
 // ajv ships CommonJS with a default export; under NodeNext the class is on `.default`.
 type AjvInstance = { compile(schema: object): ValidateFunction; validateSchema(schema: object): boolean | Promise<unknown>; errorsText(errors?: ErrorObject[] | null): string; errors?: ErrorObject[] | null };
-const Ajv = ((AjvModule as unknown as { default?: unknown }).default ?? AjvModule) as new (options: AjvOptions) => AjvInstance;
+// Loaded with the first declarations (a set without them never loads ajv; docs/performance.md, "Cold start").
+const ajvModule = lazyModule<{ default?: unknown }>('ajv');
+const ajvClass = (): new (options: AjvOptions) => AjvInstance => (ajvModule().default ?? ajvModule()) as new (options: AjvOptions) => AjvInstance;
 
 /**
  * One validator per declarations file. `pattern` keywords run on RE2 (linear time whatever the
@@ -150,6 +153,7 @@ const Ajv = ((AjvModule as unknown as { default?: unknown }).default ?? AjvModul
  */
 function newAjv(): AjvInstance {
   const regExp = (pattern: string) => compilePattern(pattern) as unknown as RegExp;
+  const Ajv = ajvClass();
   return new Ajv({ allErrors: true, strict: true, code: { regExp: regExp as unknown as NonNullable<AjvOptions['code']>['regExp'] } });
 }
 

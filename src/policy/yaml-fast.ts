@@ -1,5 +1,6 @@
 import jsyaml from 'js-yaml';
 import type { Node } from 'yaml';
+import { CORE_NON_STRING, subsetYamlValue } from './yaml-subset.js';
 
 /**
  * The fast path for reading policy YAML. The `yaml` library keeps every position for error messages
@@ -12,9 +13,6 @@ import type { Node } from 'yaml';
  * is read again with `yaml` for exact `file:line:column` errors.
  */
 
-// The YAML 1.2 core schema as `yaml` resolves plain scalars: a string that looks like one of these
-// would be a null, bool or number there, so it goes the precise way.
-const CORE_NON_STRING = /^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
 /** Positions in a fast read are unknown: nodes get an empty range at offset 0. */
 const NO_RANGE: [number, number, number] = [0, 0, 0];
@@ -61,7 +59,17 @@ function scalar(value: unknown): Node {
  * certain to match `yaml` (then the caller reads the text with `yaml`).
  */
 export function fastYamlDocuments(text: string): Node[] | undefined {
-  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text)) return undefined;
+  // `[a]#x`: js-yaml reads `#` right after a flow collection or quoted scalar as a comment, yaml as an error.
+  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text) || /[\]}"']#/.test(text)) return undefined;
+  // The plainest files first (yaml-subset.ts); then js-yaml.
+  const plain = subsetYamlValue(text);
+  if (plain !== undefined && plain !== null && typeof plain === 'object' && !Array.isArray(plain)) {
+    try {
+      return [toNode(plain)];
+    } catch (err) {
+      if (!(err instanceof NotSimple)) throw err;
+    }
+  }
   let declined = false;
   const opened: { line: number; position: number }[] = [];
   const values: unknown[] = [];

@@ -5,7 +5,7 @@ import { loadProtoDefinition } from '../grpc/proto.js';
 import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
 import { rateLimitedLimitLog } from '../grpc/transport-guard.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
-import { AuthzenHttpService } from '../http/http-service.js';
+import type { AuthzenHttpService } from '../http/http-service.js';
 import type { Observability } from '../observability/observability.js';
 import { formatIssue } from '../policy/index.js';
 import { NO_DECLARATIONS_WARNING } from '../policy/declared-check.js';
@@ -199,6 +199,8 @@ export class VerdictServer {
   private async startHttp(): Promise<string | undefined> {
     const { config, logger } = this.options;
     if (!config.http) return undefined;
+    // Loaded only with http.listen (docs/performance.md, "Cold start").
+    const { AuthzenHttpService } = await import('../http/http-service.js');
     this.http = new AuthzenHttpService({
       config: { ...config, http: config.http },
       decisions: this.decisions,

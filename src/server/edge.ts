@@ -8,7 +8,7 @@ import { EXT_AUTHZ_PROTO, EXT_AUTHZ_SERVICE, extAuthzService } from '../gateway/
 import { RoutesError } from '../gateway/route-table.js';
 import { loadGatewayRoutes } from '../gateway/routes-file.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
-import { checkHttpFiles } from '../http/http-service.js';
+import { checkHttpFiles } from '../http/check-files.js';
 import type { HostedService } from '../grpc/server.js';
 import type { TokenMetrics } from '../observability/token-metrics.js';
 import type { DecisionService } from '../service/decision-service.js';

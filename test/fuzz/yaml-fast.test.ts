@@ -6,7 +6,9 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { parseAllDocuments } from 'yaml';
 import { parsePolicyFile } from '../../src/policy/parse.js';
+import { subsetYamlValue } from '../../src/policy/yaml-subset.js';
 import type { ResourcePolicyDocument } from '../../src/policy/document.js';
 
 const RUNS = Number(process.env.VERDICT_FUZZ_RUNS ?? 400);
@@ -167,9 +169,35 @@ describe('fuzz: the fast YAML read agrees with the precise one', function () {
     fc.assert(fc.property(mutated, sameReading), { numRuns: RUNS });
   });
 
+  it('the plain-subset reader (tried first) reads exactly what `yaml` reads, with no error, whenever it reads a file', () => {
+    let taken = 0;
+    fc.assert(
+      fc.property(fc.oneof(policyText, validPolicyText, mutated), (text) => {
+        const value = subsetYamlValue(text);
+        if (value === undefined) return true;
+        taken++;
+        const docs = parseAllDocuments(text);
+        const list = Array.isArray(docs) ? docs : [docs];
+        expect(list.length, text).to.equal(1);
+        expect(list[0]!.errors, text).to.deep.equal([]);
+        expect(value, text).to.deep.equal(list[0]!.toJS());
+        return true;
+      }),
+      { numRuns: RUNS },
+    );
+    expect(taken).to.be.greaterThan(RUNS / 50);
+  });
+
   it('takes the fast read for the generated benchmark shape and declines anchors, tags, tabs and typed scalars', () => {
     const plain = 'apiVersion: verdict/v1\nkind: ResourcePolicy\nresource: doc\nrules:\n  - name: r\n    actions: [read, "x:*"]\n    effect: allow\n    when: >-\n      has(resource.attributes.a) &&\n      !resource.attributes.b\n';
     expect(parsePolicyFile({ path: 'p.yaml', text: plain }, false).precise).to.equal(false);
+    // That shape is read by the plain-subset reader, without js-yaml.
+    expect(subsetYamlValue(plain)).to.deep.equal({ apiVersion: 'verdict/v1', kind: 'ResourcePolicy', resource: 'doc', rules: [{ name: 'r', actions: ['read', 'x:*'], effect: 'allow', when: 'has(resource.attributes.a) && !resource.attributes.b' }] });
+    // White space YAML does not count as such (a no-break space), a control character, a comment
+    // line inside folded text, a second document: the subset reader leaves those to the libraries.
+    for (const text of [plain.replace('  - name: r', '\u00a0 - name: r'), plain.replace('resource: doc', 'resource: d\u0007oc'), plain.replace('      !resource', '      # x\n      !resource'), `${plain}---\n${plain}`]) {
+      expect(subsetYamlValue(text), text).to.equal(undefined);
+    }
     for (const text of [
       plain.replace('resource: doc', 'resource: &d doc'),
       plain.replace('effect: allow', 'effect: !!str allow').replace('rules:', 'x: &a 1\nrules:'),
@@ -179,6 +207,8 @@ describe('fuzz: the fast YAML read agrees with the precise one', function () {
       // A flow sequence continued on a less indented line: js-yaml accepts it, yaml does not.
       plain.replace('actions: [read, "x:*"]', 'actions: [read,\n, "x:*"]'),
       plain.replace('resource: doc', 'resource: "d\n  oc"'),
+      // js-yaml takes `#` right after a flow sequence as a comment; yaml reports an error.
+      plain.replace('actions: [read, "x:*"]', 'actions: [read, "x:*"]#'),
     ]) {
       expect(parsePolicyFile({ path: 'p.yaml', text }, false).precise, text).to.equal(true);
     }
