@@ -82,6 +82,9 @@ describe('adversarial: issue 11 done-when (real server, default limits, worst po
     const first = await check(attacker, ATTACK);
     expect([first.decision, first.reason]).to.deep.equal(['EFFECT_DENY', 'NO_MATCHING_RULE']);
     expect(first.errors?.[0]?.message).to.match(OVER_BUDGET);
+    // The first few attacks on a fresh process also pay V8's compilation of the code they run (a
+    // one-time cost, documented in performance.md); the per-decision bound is for the ones after.
+    for (let i = 0; i < 4; i++) await rawCheck(attacker, ATTACK_BYTES);
     const perDecision: number[] = [];
     for (let i = 0; i < 20; i++) {
       const cpu = processCpuMs(server.pid);
