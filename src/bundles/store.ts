@@ -107,8 +107,18 @@ export function parseLabelRecord(value: Uint8Array): LabelRecord {
   };
 }
 
+/** How a bounded object read names what it reads in its errors (a bundle, a stored revision). */
+export interface ObjectReadNames {
+  /** Prefix of the deadline error, before the object's name: "reading bundle" → "reading bundle sha256:… took longer …". */
+  readonly reading: string;
+  /** The size error: "the bundle is more than N bytes (policySource.maxBundleBytes)". */
+  readonly tooLarge: (maxBytes: number) => string;
+}
+
+const BUNDLE_READ: ObjectReadNames = { reading: 'reading bundle', tooLarge: (max) => `the bundle is more than ${max} bytes (policySource.maxBundleBytes)` };
+
 /** Bytes of an object, read with a size cap and a deadline (a hostile or stalled object ends the read). */
-async function readObject(os: ObjectStore, name: string, maxBytes: number, timeoutMs: number): Promise<Uint8Array | null> {
+export async function readObject(os: ObjectStore, name: string, maxBytes: number, timeoutMs: number, names: ObjectReadNames = BUNDLE_READ): Promise<Uint8Array | null> {
   const result = await os.get(name);
   if (!result) return null;
   const reader = result.data.getReader();
@@ -116,14 +126,14 @@ async function readObject(os: ObjectStore, name: string, maxBytes: number, timeo
   let size = 0;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`reading bundle ${name} took longer than ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => reject(new Error(`${names.reading} ${name} took longer than ${timeoutMs} ms`)), timeoutMs);
   });
   try {
     for (;;) {
       const { done, value } = await Promise.race([reader.read(), deadline]);
       if (done) break;
       size += value.length;
-      if (size > maxBytes) throw new BundleError('BUNDLE_TOO_LARGE', `the bundle is more than ${maxBytes} bytes (policySource.maxBundleBytes)`);
+      if (size > maxBytes) throw new BundleError('BUNDLE_TOO_LARGE', names.tooLarge(maxBytes));
       chunks.push(value);
     }
     const err = await Promise.race([result.error, deadline]);

@@ -18,6 +18,7 @@ import { BundleError, buildBundle, bundleFiles, DEFAULT_BUNDLE_LIMITS, parseBund
 import type { PolicyFile } from '../service/policy-source.js';
 import { natsConnectFailure, natsServers, redactUrl } from '../events/nats-options.js';
 import { revisionDigest } from './revision-digest.js';
+import { readObject, type ObjectReadNames } from '../bundles/store.js';
 
 /** What a reader found for a revision. `altered`: an object is there but is not that revision's text. */
 export type RevisionLookup =
@@ -71,35 +72,8 @@ export function verifyRevisionBytes(revision: string, bytes: Uint8Array, where: 
   return { status: 'found', revision, files: bundleFiles(bundle), bundle, digest: sha256OfBytes(bytes), where };
 }
 
-/** Reads an object whole, with a size cap and a deadline (a hostile or stalled object ends the read). */
-async function readObject(os: ObjectStore, name: string, maxBytes: number, timeoutMs: number): Promise<Uint8Array | null> {
-  const result = await os.get(name);
-  if (!result) return null;
-  const reader = result.data.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`reading ${name} took longer than ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    for (;;) {
-      const { done, value } = await Promise.race([reader.read(), deadline]);
-      if (done) break;
-      size += value.length;
-      if (size > maxBytes) throw new BundleError('BUNDLE_TOO_LARGE', `the object is more than ${maxBytes} bytes`);
-      chunks.push(value);
-    }
-    const err = await Promise.race([result.error, deadline]);
-    if (err) throw err;
-  } catch (err) {
-    await reader.cancel().catch(() => undefined);
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-  return Buffer.concat(chunks);
-}
+/** Stored revisions are read as bundles are, with their own wording in the errors. */
+const REVISION_READ: ObjectReadNames = { reading: 'reading', tooLarge: (max) => `the object is more than ${max} bytes` };
 
 export interface NatsRevisionOptions {
   readonly url: string;
@@ -185,7 +159,7 @@ export class NatsRevisionStore implements RevisionReader {
     if (info.options?.link) return { status: 'altered', detail: `revision ${revision} in ${where} is a link to another object; revisions are stored whole`, where };
     let bytes: Uint8Array | null;
     try {
-      bytes = await readObject(os, revision, DEFAULT_BUNDLE_LIMITS.maxBundleBytes, this.options.timeoutMs);
+      bytes = await readObject(os, revision, DEFAULT_BUNDLE_LIMITS.maxBundleBytes, this.options.timeoutMs, REVISION_READ);
     } catch (err) {
       // The object store checks its chunks against the digest it recorded at put: a changed chunk fails here.
       if (err instanceof BundleError || /digest|corrupt/i.test((err as Error).message)) return { status: 'altered', detail: `revision ${revision} in ${where} cannot be read intact: ${(err as Error).message}`, where };
