@@ -24,6 +24,11 @@ export const COST = {
   dynamic: 4,
   /** One list element visited by `in`. */
   element: 1,
+  /**
+   * One list element visited by `x in list` when x is a string: a strict-equality scan
+   * (Array.prototype.includes), about 4x faster than cel-js's per-element overload dispatch.
+   */
+  stringElement: 0.5,
   /** One nested list item or map entry visited by a deep `==` between lists or maps. */
   deepItem: 3,
   /** String characters compared (==, <, startsWith, `in` against strings of the same length). */
@@ -283,16 +288,17 @@ function countOf(v: unknown): number {
 }
 
 /**
- * Actual cost of `x in coll`, the same formula as inCostBound. Measuring nested operands is itself
- * work, so it stops as soon as the cost passes `cap` (what the decision has left): values that
- * share structure (a list of 1,000 references to one list of 1,000 lists, ...) can hold more
- * items than any budget.
+ * Actual cost of `x in coll`: the formula of inCostBound, except that a string `x` is looked up
+ * by a strict-equality scan (instrument.ts) at COST.stringElement per element, which the bound's
+ * COST.element covers. Measuring nested operands is itself work, so it stops as soon as the cost
+ * passes `cap` (what the decision has left): values that share structure (a list of 1,000
+ * references to one list of 1,000 lists, ...) can hold more items than any budget.
  */
 export function inCost(x: unknown, coll: unknown, cap = Infinity): number {
   if (!Array.isArray(coll)) return 0; // map membership: a key lookup
   const n = coll.length;
-  let cost = n * COST.element;
   if (typeof x === 'string') {
+    let cost = n * COST.stringElement;
     if (x.length >= COST.compareChars) {
       let chars = 0;
       for (let i = 0; i < n; i++) {
@@ -301,7 +307,10 @@ export function inCost(x: unknown, coll: unknown, cap = Infinity): number {
       }
       cost += chars / COST.compareChars;
     }
-  } else if (x !== null && typeof x === 'object') {
+    return cost;
+  }
+  let cost = n * COST.element;
+  if (x !== null && typeof x === 'object') {
     const own = itemsOf(x, cap / COST.deepItem);
     for (let i = 0; i < n && cost <= cap; i++) {
       const e = coll[i] as unknown;

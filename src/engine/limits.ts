@@ -42,6 +42,6 @@ export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
 
 export const DEFAULT_COST_LIMITS: CostLimits = {
   maxConditionCost: 10_000_000,
-  maxDecisionCost: 2_000_000,
-  maxBatchCost: 4_000_000,
+  maxDecisionCost: 1_000_000,
+  maxBatchCost: 2_000_000,
 };

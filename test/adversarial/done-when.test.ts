@@ -46,7 +46,7 @@ function rawCheck(client: AuthzClient, bytes: Buffer): Promise<Buffer> {
 
 const decoded = (bytes: Buffer) => CHECK.responseDeserialize(bytes) as CheckResponse;
 const CHEAP = cheapRequest() as unknown as JsonCheckRequest;
-const OVER_BUDGET = /^cost limit exceeded: evaluation stopped after 2000000 cost units \(limits\.maxDecisionCost\)/;
+const OVER_BUDGET = /^cost limit exceeded: evaluation stopped after 1000000 cost units \(limits\.maxDecisionCost\)/;
 
 async function timedCheck(client: AuthzClient, req: JsonCheckRequest): Promise<{ ms: number; res: CheckResponse }> {
   const start = performance.now();
@@ -76,7 +76,7 @@ describe('adversarial: issue 11 done-when (real server, default limits, worst po
     expect((await getPolicySet(bystander)).ruleCount).to.equal(211);
   });
 
-  it('an attack decision is a DENY that says the budget stopped it, costs at most 100 ms of CPU (50 ms on a normal day), and the process grows at most 50 MB', async () => {
+  it('an attack decision is a DENY that says the budget stopped it, costs at most 50 ms of CPU, and the process grows at most 50 MB', async () => {
     const rssBefore = processRssMb(server.pid);
     resetPeakRss(server.pid);
     const first = await check(attacker, ATTACK);
@@ -96,10 +96,9 @@ describe('adversarial: issue 11 done-when (real server, default limits, worst po
     const grown = Math.max(peakRssBytes(server.pid) / 2 ** 20, processRssMb(server.pid)) - rssBefore;
     const mean = perDecision.reduce((a, b) => a + b, 0) / perDecision.length;
     console.log(`      server CPU per attack decision: mean ${mean.toFixed(1)} ms, median ${percentile(perDecision, 50)} ms, max ${Math.max(...perDecision)} ms (10 ms ticks); peak RSS +${grown.toFixed(1)} MB`);
-    // Issue 11 asks for at most 50 ms on this machine; the VM's speed swings about 2x from hour to hour
-    // (the cost model's shapes measured 7.9 and 16.7 ns per unit on different days), so the suite
-    // allows twice that and performance.md reports the measured figure. Unbounded, it was seconds.
-    expect(mean, 'mean server CPU per decision, ms').to.be.at.most(100);
+    // Issue 11: at most 50 ms. The default budget (1,000,000 units) is sized so that the costliest
+    // shape per unit stays near 25 ms on a slow hour of this VM, whose speed swings about 2x.
+    expect(mean, 'mean server CPU per decision, ms').to.be.at.most(50);
     expect(grown, 'RSS growth, MB').to.be.at.most(50);
   });
 

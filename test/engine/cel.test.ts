@@ -1,3 +1,4 @@
+import * as celReference from '@marcbachmann/cel-js';
 import { expect } from 'chai';
 import { both, check, expectDecision, file, load, onlyIssue } from './helpers.js';
 
@@ -308,6 +309,21 @@ rules:
       const d = both(set, { id: 'carol', action: 'share', resource: { editors: 5 } });
       expectDecision(d, 'DENY', 'NO_MATCHING_RULE');
       expect(d.errors.map((e) => e.rule)).to.deep.equal(['membership']);
+    });
+
+    it('a string in a list of mixed values answers as cel-js does (the metered scan is a strict-equality search)', () => {
+      const editors = [1, 2.5, true, null, ['carol'], { carol: 'carol' }, 'Carol', 'carol '];
+      const { evaluate } = celReference;
+      for (const [id, list] of [
+        ['carol', editors],
+        ['carol', [...editors, 'carol']],
+        ['', ['']],
+        ['1', editors],
+        ['true', editors],
+      ] as const) {
+        const expected = evaluate('id in editors', { id, editors: list }) as boolean;
+        expectDecision(both(set, { id, action: 'share', resource: { editors: list } }), expected ? 'ALLOW' : 'DENY', expected ? 'RULE_ALLOW' : 'NO_MATCHING_RULE', expected ? 'membership' : undefined);
+      }
     });
 
     it('macros over lists', () => {
