@@ -36,7 +36,7 @@ validate: build
 	./bin/verdict.js validate $(POLICIES)
 
 policy-test: build
-	./bin/verdict.js test $(POLICIES) --min-coverage 100 --coverage-dir coverage --min-coverage 100 --coverage-dir coverage
+	./bin/verdict.js test $(POLICIES) --min-coverage 100 --coverage-dir coverage
 
 # BENCH_ARGS are passed to bench/engine/run.ts too, e.g. make bench-engine BENCH_ARGS="--runs 9 --write-docs".
 bench-engine: build
