@@ -132,6 +132,9 @@ describe('gRPC with --workers 2 (a Node cluster of real processes)', function ()
   // unhandled EPIPE, answering a worker that had already left) nor leave it waiting. The window is
   // narrow, so the stop is tried at the first log line of any worker, several times.
   it('SIGTERM while the workers start stops cleanly: exit 0, nothing on stderr, no hang (repeated)', async function () {
+    // Five starts of three processes each: on a loaded 2-CPU machine (load 11) they took over 30 s
+    // together. "No hang" is each attempt's own bound (exit within 10 s), not the test's.
+    this.timeout(120_000);
     for (let attempt = 0; attempt < 5; attempt++) {
       const proc = spawnVerdict(['serve', '--policies', policyDir(), '--listen', '127.0.0.1:0', '--no-events', '--workers', String(WORKERS)], { name: `verdict serve (cluster, attempt ${attempt})` });
       await proc.waitForLog((l) => l.worker !== undefined);
