@@ -1,19 +1,11 @@
-import { setSinkFactory } from './commands/serve.js';
-import { commandHelp, groupHelp, overview, shortUsage, type CommandGroupView } from './help.js';
+import './sink-factory.js';
+import { commandHelp, groupHelp, overview, type CommandGroupView } from './help.js';
 import { processOutput, type CliOutput } from './output.js';
-import { closest, parseCommandArgs, wantsHelp } from './parse.js';
+import { closest, wantsHelp } from './parse.js';
 import { COMMANDS, GROUPS } from './registry.js';
+import { runCommand } from './run-command.js';
 import { EXIT, UsageError, type CommandSpec, type ExitCode } from './spec.js';
 import { packageVersion } from './version.js';
-
-// Loaded only when events are on: the publisher pulls in nats (docs/performance.md, "Cold start").
-setSinkFactory(async (config, logger) => {
-  const [{ DecisionPublisher }, { ThreadedPublisher }] = await Promise.all([import('../events/publisher.js'), import('../events/threaded-publisher.js')]);
-  if (!config.events.publisherThread) return new DecisionPublisher(config.events, logger);
-  // The thread makes its own logger; carry over bindings such as the cluster worker index.
-  const { service: _service, pid: _pid, ...bindings } = logger.bindings();
-  return new ThreadedPublisher(config.events, logger, config.logLevel, bindings);
-});
 
 /** What every command's exit code means, for `verdict help` and the README. */
 export const EXIT_CODES: readonly ExitCode[] = [
@@ -99,16 +91,5 @@ export async function main(argv: readonly string[], io: CliOutput = processOutpu
     io.err(`verdict ${found.group.name}: needs a command: ${names.join(' or ')}\n\n${groupHelp(found.group)}`);
     return EXIT.USAGE;
   }
-  const { spec, rest } = found;
-  if (wantsHelp(rest)) {
-    io.out(commandHelp(spec));
-    return EXIT.OK;
-  }
-  try {
-    return await spec.run(parseCommandArgs(spec, rest), io);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.err(`verdict ${spec.name}: ${err.message}\n${shortUsage(spec)}`);
-    return EXIT.USAGE;
-  }
+  return runCommand(found.spec, found.rest, io);
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import { yamlLibrary } from '../files/yaml-lazy.js';
 import { DEFAULT_COST_LIMITS, DEFAULT_REQUEST_LIMITS } from '../engine/limits.js';
 import { USAGE_DEFAULTS, validateUsage } from './usage.js';
 import { MIN_EVENT_BYTES } from '../events/budget.js';
@@ -194,7 +194,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       throw new ConfigError([`config file ${configFile}: cannot read it (${(err as Error).message}); check the path given to --config or VERDICT_CONFIG`]);
     }
     try {
-      const parsed: unknown = parseYaml(text);
+      const parsed: unknown = yamlLibrary().parse(text);
       if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) {
         throw new Error('the file must hold a YAML mapping of settings');
       }

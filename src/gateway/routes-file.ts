@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
+import type { Node, Pair } from 'yaml';
+import { isMap, isScalar, yamlLibrary } from '../files/yaml-lazy.js';
 import { formatIssue } from '../policy/issues.js';
 import { YamlReader } from '../policy/yaml-reader.js';
 import { RouteTable, RoutesError, type RouteDefinition } from './route-table.js';
@@ -49,6 +50,7 @@ export function loadGatewayRoutes(file: string): GatewaySettings {
 }
 
 export function parseGatewayRoutes(file: string, text: string): GatewaySettings {
+  const { LineCounter, parseDocument } = yamlLibrary();
   const lineCounter = new LineCounter();
   const r = new YamlReader(file, text, lineCounter);
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });

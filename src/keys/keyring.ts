@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { parse as parseYaml } from 'yaml';
+import { yamlLibrary } from '../files/yaml-lazy.js';
 import { KeyError, keyIdOf, parsePublicKey, verifyText } from './signing-key.js';
 
 /**
@@ -91,7 +91,7 @@ export class Keyring {
   static parse(text: string, file: string): Keyring {
     let doc: unknown;
     try {
-      doc = parseYaml(text, { maxAliasCount: 0 });
+      doc = yamlLibrary().parse(text, { maxAliasCount: 0 });
     } catch (err) {
       throw new KeyError(`keyring ${file}: not valid YAML or JSON (${(err as Error).message.split('\n')[0]})`);
     }

@@ -30,23 +30,14 @@ function candidatesFor(rules: readonly CompiledRule[], action: string): Candidat
 
 /**
  * Index of one resource type's rules by action. Every action named literally in a rule gets its
- * candidate list at load; other actions (matched only by globs) are computed once and memoised.
- * A check therefore costs one Map lookup however many types and rules the set holds. `ordered` is in
- * the order of the set's documents (file path order, then position in the file).
+ * candidate list, made with the type's first check (not at load: a first load of thousands of
+ * types would build tables most of which no check reads for a while, and none of it can fail, so
+ * nothing is validated later than before); other actions (matched only by globs) are computed once
+ * and memoised. A check therefore costs one Map lookup however many types and rules the set holds.
+ * `ordered` is in the order of the set's documents (file path order, then position in the file).
  */
 export function buildResourceTypeIndex(ordered: readonly CompiledRule[], hasOwnPolicy: boolean): ResourceTypeIndex {
-  const globRules: CompiledRule[] = [];
-  const exact = new Map<string, CandidateRules>();
-  for (const r of ordered) {
-    let glob = false;
-    for (const p of r.actions) {
-      if (p.charCodeAt(p.length - 1) === 42) glob = true;
-      else exact.set(p, EMPTY);
-    }
-    if (glob) globRules.push(r);
-  }
-  for (const action of exact.keys()) exact.set(action, candidatesFor(ordered, action));
-  return new ActionIndex(hasOwnPolicy, ordered, exact, globRules);
+  return new ActionIndex(hasOwnPolicy, ordered);
 }
 
 /**
@@ -55,21 +46,36 @@ export function buildResourceTypeIndex(ordered: readonly CompiledRule[], hasOwnP
  */
 class ActionIndex implements ResourceTypeIndex {
   private memo: Map<string, CandidateRules> | undefined;
+  private exact: Map<string, CandidateRules> | undefined;
+  private globRules: CompiledRule[] = [];
 
   constructor(
     readonly hasOwnPolicy: boolean,
     readonly allRules: readonly CompiledRule[],
-    private readonly exact: ReadonlyMap<string, CandidateRules>,
-    private readonly globRules: readonly CompiledRule[],
   ) {}
 
   candidates(action: string): CandidateRules {
-    const hit = this.exact.get(action) ?? this.memo?.get(action);
+    const exact = this.exact ?? this.build();
+    const hit = exact.get(action) ?? this.memo?.get(action);
     if (hit) return hit;
     if (this.globRules.length === 0) return EMPTY;
     const computed = candidatesFor(this.globRules, action);
     const memo = (this.memo ??= new Map());
     if (memo.size < MAX_MEMO) memo.set(action, computed);
     return computed;
+  }
+
+  private build(): Map<string, CandidateRules> {
+    const exact = new Map<string, CandidateRules>();
+    for (const r of this.allRules) {
+      let glob = false;
+      for (const p of r.actions) {
+        if (p.charCodeAt(p.length - 1) === 42) glob = true;
+        else exact.set(p, EMPTY);
+      }
+      if (glob) this.globRules.push(r);
+    }
+    for (const action of exact.keys()) exact.set(action, candidatesFor(this.allRules, action));
+    return (this.exact = exact);
   }
 }

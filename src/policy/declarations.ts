@@ -1,6 +1,7 @@
 import type { ErrorObject, Options as AjvOptions, ValidateFunction } from 'ajv';
 import { lazyModule } from '../files/lazy-module.js';
-import { isMap, isScalar, isSeq, type Node } from 'yaml';
+import type { Node } from 'yaml';
+import { isMap, isScalar, isSeq } from '../files/yaml-lazy.js';
 import { compilePattern } from '../cel/regex.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import type { YamlReader } from './yaml-reader.js';

@@ -3,7 +3,8 @@
  * in the style of rules. Structure, rates and periods are checked here; the CEL (`when`, `key`,
  * `cost`) is type-checked by the unit compiler (usage-compile.ts).
  */
-import { isMap, isScalar, isSeq, type Node } from 'yaml';
+import type { Node } from 'yaml';
+import { isMap, isScalar, isSeq } from '../files/yaml-lazy.js';
 import type { LimitDefinition, LimitMeasure, QuotaPeriod, SourceExpression } from './document.js';
 import type { SourcePosition } from './issues.js';
 import type { YamlReader } from './yaml-reader.js';

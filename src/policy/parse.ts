@@ -1,4 +1,5 @@
-import { isMap, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import type { Node } from 'yaml';
+import { isMap, yamlLibrary } from '../files/yaml-lazy.js';
 import type {
   DerivedRoleDefinition,
   Effect,
@@ -53,6 +54,7 @@ export function parsePolicyFile(source: PolicySourceFile, precise = true): Parse
       if (reader.issues.length === 0) return { documents, declarations, issues: [], precise: false };
     }
   }
+  const { LineCounter, parseAllDocuments } = yamlLibrary();
   const lineCounter = new LineCounter();
   const reader = new YamlReader(source.path, source.text, lineCounter);
   const documents: ResourcePolicyDocument[] = [];

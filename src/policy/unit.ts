@@ -112,6 +112,34 @@ export class EnvironmentPool {
   }
 }
 
+interface ReadSite {
+  readonly ast: Parameters<typeof attributeReads>[0];
+  readonly source: Parameters<typeof attributeReads>[1];
+  readonly where: string;
+}
+
+/**
+ * The attribute paths are listed when first asked for: only the declarations check reads them, and
+ * a set without declarations never does (a first load of 1,000 types then skips ~10,000 lists of
+ * paths and positions). The check itself runs at load as before, on the same lists. A precise read
+ * lists them at once: its positions hold the file's lines, which are not kept after the compile.
+ */
+function referencesOf(roles: readonly RoleReference[], sites: readonly ReadSite[], eager: boolean): DocumentReferences {
+  let reads: { where: string; read: AttributeRead }[] | undefined;
+  const references: DocumentReferences = {
+    roles,
+    get reads() {
+      if (!reads) {
+        reads = [];
+        for (const { ast, source, where } of sites) for (const read of attributeReads(ast, source)) reads.push({ where, read });
+      }
+      return reads;
+    },
+  };
+  if (eager) void references.reads;
+  return references;
+}
+
 /** Parses and compiles one file; never throws (every problem is an issue of the unit). */
 export function* compileFileUnit(
   file: { readonly path: string; readonly text: string; readonly sha256: string },
@@ -146,9 +174,9 @@ export function* compileFileUnit(
     finalEnv = () => vars.env;
     expressions += doc.variables.length;
     const roleRefs: RoleReference[] = [];
-    const reads: { where: string; read: AttributeRead }[] = [];
+    const readSites: ReadSite[] = [];
     const readsOf = (ast: Parameters<typeof attributeReads>[0] | undefined, source: Parameters<typeof attributeReads>[1], where: string) => {
-      if (ast) for (const read of attributeReads(ast, source)) reads.push({ where, read });
+      if (ast) readSites.push({ ast, source, where });
     };
     for (const def of doc.variables) readsOf(vars.checked.get(def.name)?.ast, def.expression, `variables.${def.name}`);
     const policy: CompiledPolicy = { id: doc.id, resource: doc.resource, createVariables: vars.factory.create, hasVariables: doc.variables.length > 0 };
@@ -209,7 +237,7 @@ export function* compileFileUnit(
       summary: { id: doc.id, resource: doc.resource, rules: doc.rules.length, derivedRoles: doc.derivedRoles.length, variables: doc.variables.length },
       derivedRoles,
       rules,
-      references: { roles: roleRefs, reads },
+      references: referencesOf(roleRefs, readSites, parsed.precise),
     });
   }
   const declarations = parsed.declarations.map((d) => compileDeclarations(d, issues));

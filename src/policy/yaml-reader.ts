@@ -1,4 +1,5 @@
-import { isMap, isScalar, isSeq, LineCounter, Scalar, type Node, type YAMLMap, type Pair } from 'yaml';
+import type { LineCounter, Node, YAMLMap, Pair } from 'yaml';
+import { isMap, isScalar, isSeq } from '../files/yaml-lazy.js';
 import type { SourceExpression } from './document.js';
 import type { PolicyIssue, PolicyIssueCode, SourcePosition } from './issues.js';
 
@@ -107,7 +108,7 @@ export class YamlReader {
     const type = node.type;
     const position = this.positionOfOffset(start);
     const positionAt = (offset: number): SourcePosition => {
-      if (type === Scalar.BLOCK_LITERAL || type === Scalar.BLOCK_FOLDED) {
+      if (type === 'BLOCK_LITERAL' || type === 'BLOCK_FOLDED') {
         // Walk the block's source lines: each value character maps to one source character, and a
         // line break (literal) or the space that folding put in its place (folded) ends a line.
         const indent = (this.sourceLines[position.line] ?? '').match(/^ */)![0].length;
@@ -121,7 +122,7 @@ export class YamlReader {
         }
         return position;
       }
-      const quoted = type === Scalar.QUOTE_DOUBLE || type === Scalar.QUOTE_SINGLE ? 1 : 0;
+      const quoted = type === 'QUOTE_DOUBLE' || type === 'QUOTE_SINGLE' ? 1 : 0;
       return this.positionOfOffset(start + quoted + offset);
     };
     return { text, position, positionAt };

@@ -3,6 +3,7 @@ import type { VerdictConfig } from '../config/schema.js';
 import { authorizationService } from '../grpc/authorization-service.js';
 import { loadProtoDefinition } from '../grpc/proto.js';
 import { AUTHORIZATION_SERVICE, GrpcHost, type HostedService } from '../grpc/server.js';
+import { saveCodeCache } from '../files/code-cache.js';
 import { rateLimitedLimitLog } from '../grpc/transport-guard.js';
 import { withWireCodec } from '../grpc/wire/authorization-codec.js';
 import type { AuthzenHttpService } from '../http/http-service.js';
@@ -192,6 +193,8 @@ export class VerdictServer {
       this.fleet?.start();
     }
     logger.info({ listen: `${host}:${this.port}`, ...(httpListen ? { http: httpListen } : {}), policies: this.store.sourceName, revision: this.store.current()?.set.revision, events: config.events.enabled }, 'verdict serving');
+    // Off the start path: the next start of this installation compiles its modules from this (bin/verdict.js).
+    setImmediate(saveCodeCache);
     return this.port;
   }
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
+import type { Node } from 'yaml';
+import { isMap, isSeq, yamlLibrary } from '../files/yaml-lazy.js';
 import { decide } from '../engine/evaluate.js';
 import { parseCheckRequest, InvalidRequestError } from '../engine/input.js';
 import type { Decision } from '../engine/decision.js';
@@ -44,6 +45,7 @@ const CASE_FIELDS = new Set(['name', 'request', 'expect', 'rule', 'reason', 'des
 
 /** Parses one `*_test.yaml` suite; suite errors are returned, not thrown, so all are reported. */
 export function parseSuite(file: string, text: string): { tests: PolicyTestCase[]; errors: SuiteError[] } {
+  const { LineCounter, parseDocument } = yamlLibrary();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   const errors: SuiteError[] = [];

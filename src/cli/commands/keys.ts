@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { isMap, isSeq, parseDocument, stringify } from 'yaml';
+import { isMap, isSeq, yamlLibrary } from '../../files/yaml-lazy.js';
 import { Keyring } from '../../keys/keyring.js';
 import { generateSigningKey, KeyError, keyIdOf, parsePrivateKey, parsePublicKey } from '../../keys/signing-key.js';
 import type { CliOutput } from '../output.js';
@@ -54,7 +54,7 @@ function keyringEntry(name: string | undefined, id: string, instances: string[],
 /** Adds an entry to a keyring file (created if missing), keeping its comments, and checks the result loads. */
 function addToKeyring(file: string, entry: Record<string, unknown>): void {
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Verdict keyring: the keys allowed to sign checkpoints (instances) and keeper receipts (keeper: true)\nkeys: []\n';
-  const doc = parseDocument(text);
+  const doc = yamlLibrary().parseDocument(text);
   if (doc.errors.length > 0) throw new KeyError(`keyring ${file}: not valid YAML (${doc.errors[0]!.message.split('\n')[0]})`);
   if (!isMap(doc.contents)) throw new KeyError(`keyring ${file}: must be a mapping with a "keys" list`);
   const keys = doc.get('keys');
@@ -101,7 +101,7 @@ async function generate(args: ParsedArgs, io: CliOutput): Promise<number> {
   if (publicOut) io.out(`public key written to ${publicOut}`);
   if (keyringFile) io.out(`added to keyring ${keyringFile}`);
   io.out(`\npublic key:\n${key.publicPem.trimEnd()}`);
-  io.out(`\nkeyring entry:\n${stringify({ keys: [entry] }, { blockQuote: 'literal' }).trimEnd()}`);
+  io.out(`\nkeyring entry:\n${yamlLibrary().stringify({ keys: [entry] }, { blockQuote: 'literal' }).trimEnd()}`);
   return EXIT.OK;
 }
 
