@@ -108,6 +108,14 @@ interface CaseResult {
    * 1,000 types), i.e. what the size of the set alone costs a check.
    */
   readonly nsPerDecisionSameTypes?: number;
+  /**
+   * 10,000-type case only: the larger set against the 1,000-type set loaded in the same process,
+   * the same requests timed in alternating blocks, median of the blocks' ratios. Both sets see the
+   * same machine noise and the same compiled code, so this is what the size of the set costs a
+   * check, without the noise of comparing two processes. `few`: requests over 10 types only, whose
+   * rules stay in the CPU caches whatever the set's size (any difference there is the code's).
+   */
+  readonly paired?: { readonly sameTypes: number; readonly fewTypes: number };
   readonly outcomes: string;
 }
 
@@ -131,6 +139,30 @@ function timeDecisions(c: Case, iterations: number): number {
   const ns = (used.user + used.system) * 1000;
   sink += allowed;
   return ns;
+}
+
+/**
+ * The requests as a server receives them: decoded from the wire, so every string is flat. (Built
+ * with template literals, they are rope strings, which V8 compares the slow way in every Map lookup
+ * of a type or action; no request off the wire is one.)
+ */
+function received(requests: readonly CheckRequest[]): CheckRequest[] {
+  return JSON.parse(JSON.stringify(requests)) as CheckRequest[];
+}
+
+/** Median of the ratios `a`/`b` over alternating blocks of about `seconds` / 10 each (see CaseResult.paired). */
+function pairedRatio(a: CompiledPolicySet, b: CompiledPolicySet, requests: readonly CheckRequest[], seconds: number): number {
+  const ca: Case = { set: a, requests };
+  const cb: Case = { set: b, requests };
+  const n = Math.max(1000, Math.round(calibrate(ca, seconds / 10) / 2 + calibrate(cb, seconds / 10) / 2));
+  const ratios: number[] = [];
+  for (let k = 0; k < 11; k++) {
+    // Alternate which set goes first, so a slowdown that lasts a block hurts both alike.
+    const first = k % 2 === 0 ? timeDecisions(ca, n) : timeDecisions(cb, n);
+    const second = k % 2 === 0 ? timeDecisions(cb, n) : timeDecisions(ca, n);
+    ratios.push(k % 2 === 0 ? first / second : second / first);
+  }
+  return median(ratios);
 }
 
 /** Iterations that take about `seconds`, from a short calibration (also the warm-up). */
@@ -184,15 +216,26 @@ async function child(name: CaseName, seconds: number, types: number, policiesDir
     }
     const coldLoadMs = msSince(t);
     const heapMB = (heapUsed() - heap0) / 2 ** 20;
-    const requests = name === 'example' ? exampleRequests() : largeRequests(4096, { types: typesOf(name, types) });
+    const requests = received(name === 'example' ? exampleRequests() : largeRequests(4096, { types: typesOf(name, types) }));
     const c: Case = { set, requests };
     const iterations = calibrate(c, seconds);
     const nsPerDecision = timeDecisions(c, iterations) / iterations;
     let nsPerDecisionSameTypes: number | undefined;
+    let paired: CaseResult['paired'];
     if (name === 'huge') {
-      const same: Case = { set, requests: largeRequests(4096, { types }) };
+      const same: Case = { set, requests: received(largeRequests(4096, { types })) };
       const n = calibrate(same, seconds);
       nsPerDecisionSameTypes = timeDecisions(same, n) / n;
+      const smallDir = await mkdtemp(path.join(os.tmpdir(), 'verdict-bench-engine-'));
+      try {
+        const small = await loadPolicyDirectory(await writePolicyFiles(smallDir, generateLargePolicySet({ types }).files));
+        paired = {
+          sameTypes: pairedRatio(set, small, same.requests, seconds),
+          fewTypes: pairedRatio(set, small, received(largeRequests(4096, { types: 10 })), seconds),
+        };
+      } finally {
+        await rm(smallDir, { recursive: true, force: true });
+      }
     }
     t = process.hrtime.bigint();
     if (source === dir) await loadPolicyDirectory(dir);
@@ -209,6 +252,7 @@ async function child(name: CaseName, seconds: number, types: number, policiesDir
       heapUsedMB: heapUsed() / 2 ** 20,
       nsPerDecision,
       nsPerDecisionSameTypes,
+      paired,
       outcomes: outcomeMix(c),
     };
   } finally {
@@ -267,6 +311,7 @@ async function main(): Promise<void> {
       ...rs[0]!,
       nsPerDecision: m((r) => r.nsPerDecision),
       nsPerDecisionSameTypes: rs[0]!.nsPerDecisionSameTypes === undefined ? undefined : m((r) => r.nsPerDecisionSameTypes!),
+      paired: rs[0]!.paired === undefined ? undefined : { sameTypes: m((r) => r.paired!.sameTypes), fewTypes: m((r) => r.paired!.fewTypes) },
       minNs: Math.min(...rs.map((r) => r.nsPerDecision)),
       maxNs: Math.max(...rs.map((r) => r.nsPerDecision)),
       coldLoadMs: m((r) => r.coldLoadMs),
@@ -304,6 +349,7 @@ async function main(): Promise<void> {
     ...(huge
       ? [
           `- ${fmtInt(types * 10)} against ${fmtInt(types)} types: per check, the same requests (over the same ${fmtInt(types)} types) against the larger set **${fmtNum(huge.nsPerDecisionSameTypes! / big.nsPerDecision, 2)}×** (${fmtInt(huge.nsPerDecisionSameTypes!)} ns; target within 10%: what the size of the set costs a check); requests spread over all ${fmtInt(types * 10)} types ${fmtNum(huge.nsPerDecision / big.nsPerDecision, 2)}× (10× as many types' rules and indexes touched, which no longer stay in the CPU caches); cold load **${fmtNum(huge.coldLoadMs / big.coldLoadMs, 1)}×** (target ≤ 10×), heap held ${fmtNum(huge.heapMB / big.heapMB, 1)}×.`,
+          `- The same, both sets in one process, the same requests timed in alternating blocks (median of the blocks' ratios; both see the same machine noise and run the same compiled code): requests over the same ${fmtInt(types)} types **${fmtNum(huge.paired!.sameTypes, 2)}×**; requests over 10 types, whose rules stay in the CPU caches, **${fmtNum(huge.paired!.fewTypes, 2)}×** (what is left at ${fmtInt(types)} types is memory: the larger set's hash tables and objects, spread over a 10× larger heap, miss the CPU caches more often).`,
         ]
       : []),
     `- Load = read the directory, parse, type-check and compile every expression, index (\`loadPolicyDirectory\`): cold is the first load in a fresh process (server start), warm the second (a hot reload). Heap used by the whole ${fmtInt(types)}-type process after GC: ${fmtNum(big.heapUsedMB, 0)} MB.`,

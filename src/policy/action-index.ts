@@ -1,6 +1,8 @@
 import type { CandidateRules, CompiledRule, ResourceTypeIndex } from '../engine/model.js';
 
-const EMPTY: CandidateRules = { deny: [], allow: [] };
+/** Shared empty lists: a check then reads one hot object, not a cold one of each type's (a 10,000-type set holds thousands). */
+const NO_RULES: readonly CompiledRule[] = [];
+const EMPTY: CandidateRules = { deny: NO_RULES, allow: NO_RULES };
 /** Bound on memoised answers for actions no rule names exactly (so arbitrary input cannot grow memory). */
 const MAX_MEMO = 1024;
 
@@ -25,7 +27,7 @@ function candidatesFor(rules: readonly CompiledRule[], action: string): Candidat
       break;
     }
   }
-  return deny || allow ? { deny: deny ?? [], allow: allow ?? [] } : EMPTY;
+  return deny || allow ? { deny: deny ?? NO_RULES, allow: allow ?? NO_RULES } : EMPTY;
 }
 
 /**

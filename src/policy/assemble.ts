@@ -34,13 +34,15 @@ export interface SetState {
   readonly filesByType: LayeredMap<string, readonly string[]>;
   /** One build per resource type, and one for "*". */
   readonly builds: LayeredMap<string, TypeBuild>;
+  /** Each build's index, by type: what a check looks up, one object nearer than through its build. */
+  readonly indexes: LayeredMap<string, ResourceTypeIndex>;
   /** Types whose build has issues (kept so that a change does not look at every type). */
   readonly typesWithIssues: ReadonlySet<string>;
   /** Rules of every build ("*" included), kept up to date per change. */
   readonly ruleCount: number;
 }
 
-export const EMPTY_STATE: SetState = { units: LayeredMap.of(), filesByType: LayeredMap.of(), builds: LayeredMap.of(), typesWithIssues: new Set(), ruleCount: 0 };
+export const EMPTY_STATE: SetState = { units: LayeredMap.of(), filesByType: LayeredMap.of(), builds: LayeredMap.of(), indexes: LayeredMap.of(), typesWithIssues: new Set(), ruleCount: 0 };
 
 /**
  * Rules of a large set repeat the same role and action lists (a template per type): each distinct
@@ -59,6 +61,9 @@ function shared<T>(table: Map<string, T>, key: string, make: () => T): T {
   }
   return v;
 }
+
+/** Most rules have no derived role: they share this list rather than each holding an empty one. */
+const NO_DERIVED_ROLES: readonly CompiledDerivedRole[] = [];
 
 const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 const byOrderKey = (a: UnitDocument, b: UnitDocument) => (a.orderKey < b.orderKey ? -1 : a.orderKey > b.orderKey ? 1 : 0);
@@ -120,7 +125,7 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
           actions: shared(sharedActionLists, r.actions.join('\0'), () => r.actions),
           anyRole: roles.length === 0 || roles.includes('*'),
           staticRoles,
-          derivedRoles,
+          derivedRoles: derivedRoles.length > 0 ? derivedRoles : NO_DERIVED_ROLES,
           condition: r.condition,
           conditionSource: r.conditionSource,
         },
@@ -166,13 +171,19 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
   const filesByType = byType.done();
   yield;
   const builds = previous.builds.edit();
+  const indexes = previous.indexes.edit();
   let ruleCount = previous.ruleCount;
   let typesWithIssues = previous.typesWithIssues;
   const put = (type: string, build: TypeBuild | undefined): void => {
     const before = builds.get(type);
     ruleCount += (build?.rules.length ?? 0) - (before?.rules.length ?? 0);
-    if (build) builds.set(type, build);
-    else builds.delete(type);
+    if (build) {
+      builds.set(type, build);
+      indexes.set(type, build.index);
+    } else {
+      builds.delete(type);
+      indexes.delete(type);
+    }
     const had = typesWithIssues.has(type);
     const has = build !== undefined && build.issues.length > 0;
     if (had !== has) {
@@ -201,7 +212,7 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
   yield;
   const issues: PolicyIssue[] = [];
   for (const type of typesWithIssues) issues.push(...builds.get(type)!.issues);
-  return { state: { units, filesByType, builds: builds.done(), typesWithIssues, ruleCount }, issues, typesChanged };
+  return { state: { units, filesByType, builds: builds.done(), indexes: indexes.done(), typesWithIssues, ruleCount }, issues, typesChanged };
 }
 
 function byPathOrder(a: string, b: string): number {
@@ -229,7 +240,8 @@ export function policySetOf(
   extras: Pick<CompiledPolicySet, 'usage' | 'declarations'> = {},
 ): CompiledPolicySet {
   const builds = state.builds;
-  const fallback = builds.get(WILDCARD_RESOURCE)!.index;
+  const indexes = state.indexes;
+  const fallback = indexes.get(WILDCARD_RESOURCE)!;
   let policies: PolicySetSummary[] | undefined;
   return {
     revision,
@@ -247,6 +259,6 @@ export function policySetOf(
     },
     ruleCount: state.ruleCount,
     // The "*" build's own index is the fallback, so a request for type "*" gets it either way.
-    indexFor: (type) => builds.get(type)?.index ?? fallback,
+    indexFor: (type) => indexes.get(type) ?? fallback,
   };
 }

@@ -4,6 +4,21 @@ import type { SourceExpression } from './document.js';
 import type { PolicyIssue, PolicyIssueCode, SourcePosition } from './issues.js';
 
 /**
+ * A string of its own, flat and internalized, equal to `s`. The YAML readers return slices of the
+ * file's text: kept in a compiled set, each slice holds its whole file in memory, and every check
+ * that compares one (a resource type or action looked up in a Map, a role in a Set) reads it
+ * through its parent, wherever in a large heap that file sits. Property keys are internalized, so
+ * this is one string-table lookup, and equal names share one string.
+ */
+export function ownString(s: string): string {
+  if (s === '__proto__') return '__proto__'; // the one key a plain object would not keep
+  const o: Record<string, number> = {};
+  o[s] = 0;
+  for (const k in o) return k;
+  return s;
+}
+
+/**
  * Reads values out of a parsed YAML document while recording positioned issues, so a validator can
  * keep going after the first problem and report everything at once.
  */
@@ -66,7 +81,7 @@ export class YamlReader {
   }
 
   asString(node: Node | null | undefined, where: string, at: SourcePosition): string | undefined {
-    if (isScalar(node) && typeof node.value === 'string') return node.value;
+    if (isScalar(node) && typeof node.value === 'string') return ownString(node.value);
     this.report('INVALID_VALUE', `${where} must be a string`, this.positionOf(node, at));
     return undefined;
   }
@@ -83,7 +98,7 @@ export class YamlReader {
 
   stringList(node: Node | null | undefined, where: string, at: SourcePosition): { value: string; position: SourcePosition }[] | undefined {
     // A single string is accepted where a list is expected: `actions: read` reads naturally.
-    if (isScalar(node) && typeof node.value === 'string') return [{ value: node.value, position: this.positionOf(node) }];
+    if (isScalar(node) && typeof node.value === 'string') return [{ value: ownString(node.value), position: this.positionOf(node) }];
     const items = this.asSeq(node, where, at);
     if (!items) return undefined;
     const out: { value: string; position: SourcePosition }[] = [];
