@@ -60,7 +60,8 @@ function scalar(value: unknown): Node {
  */
 export function fastYamlDocuments(text: string): Node[] | undefined {
   // `[a]#x`: js-yaml reads `#` right after a flow collection or quoted scalar as a comment, yaml as an error.
-  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text) || /[\]}"']#/.test(text)) return undefined;
+  // js-yaml reads the integer `-0` as 0 (yaml: -0) and a signed `-0x10` as a number (yaml: a string).
+  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text) || /[\]}"']#/.test(text) || /(?<![\w.-])-0(?![\w.])|[-+]0[xXoO]/.test(text)) return undefined;
   // The plainest files first (yaml-subset.ts); then js-yaml.
   const plain = subsetYamlValue(text);
   if (plain !== undefined && plain !== null && typeof plain === 'object' && !Array.isArray(plain)) {
