@@ -195,7 +195,31 @@ function declaredTypes(schemas: readonly unknown[], path: readonly string[]): Re
   return all;
 }
 
-const typesCache = new WeakMap<object, Map<string, ReadonlySet<JsonType> | null>>();
+/** What a schema says of one path: the first unknown name, or else its declared types (null: unknown). */
+interface PathAnswer {
+  readonly bad: { index: number; known: string[] } | undefined;
+  readonly types: ReadonlySet<JsonType> | null;
+}
+
+/**
+ * Answers by schema and path. Sets read the same few paths of one schema many times (every policy
+ * reads the subject's; a thousand types read the same names of theirs), so each is resolved once.
+ */
+const answers = new WeakMap<object, Map<string, PathAnswer>>();
+
+function answerFor(schema: Record<string, unknown>, path: readonly string[]): PathAnswer {
+  let byPath = answers.get(schema);
+  if (!byPath) answers.set(schema, (byPath = new Map()));
+  const key = path.length === 1 ? path[0]! : path.join('\u0000');
+  let hit = byPath.get(key);
+  if (!hit) {
+    const schemas = [schema];
+    const bad = unknownAt(schemas, path);
+    hit = { bad, types: bad ? null : (declaredTypes(schemas, path) ?? null) };
+    byPath.set(key, hit);
+  }
+  return hit;
+}
 
 function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: PolicyIssue[], unschematized: Set<string>): void {
   const resourceSchemas: unknown[] = [];
@@ -209,26 +233,28 @@ function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: P
   }
   const subjectSchemas = decl.document.subject ? [decl.document.subject.schema] : [];
   const schemasOf = (read: AttributeRead) => (read.root === 'subject' ? subjectSchemas : resourceSchemas);
+  /** The answer for a read of one schema (a mapping); undefined for several schemas or none. */
+  const answerOf = (read: AttributeRead): PathAnswer | undefined => {
+    const schemas = schemasOf(read);
+    const schema = schemas.length === 1 ? asObject(schemas[0]) : undefined;
+    return schema && answerFor(schema, read.path);
+  };
   const typesAt = (read: AttributeRead) => {
     const schemas = schemasOf(read);
     if (schemas.length !== 1) return schemas.length === 0 ? undefined : declaredTypes(schemas, read.path);
-    // Sets read the same paths of one schema many times (every policy reads the subject's).
-    const schema = asObject(schemas[0]);
-    if (!schema) return undefined;
-    let byPath = typesCache.get(schema);
-    if (!byPath) typesCache.set(schema, (byPath = new Map()));
-    const key = read.path.join('\u0000');
-    let hit = byPath.get(key);
-    if (hit === undefined) byPath.set(key, (hit = declaredTypes(schemas, read.path) ?? null));
-    return hit ?? undefined;
+    const answer = answerOf(read);
+    if (answer) return answer.types ?? undefined;
+    return declaredTypes(schemas, read.path);
   };
   const schemaName = (read: AttributeRead) => (read.root === 'subject' ? 'schemas.subject' : doc.resource === '*' ? 'schemas.resources' : `schemas.resources.${doc.resource}`);
   for (const { where, read } of doc.references.reads) {
     const schemas = schemasOf(read);
     if (schemas.length === 0) continue;
-    const bad = unknownAt(schemas, read.path);
+    const answer = answerOf(read);
+    const bad = answer ? answer.bad : unknownAt(schemas, read.path);
     if (bad) report(doc, where, read, bad, issues);
-    else checkReadTypes(where, read, typesAt, schemaName, issues);
+    // Nothing to check without uses, or when the path's type is not known.
+    else if (read.uses.length > 0 && (!answer || answer.types)) checkReadTypes(where, read, typesAt, schemaName, issues);
   }
 }
 
