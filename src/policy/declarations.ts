@@ -4,6 +4,7 @@ import { isMap, isScalar, isSeq, type Node } from 'yaml';
 import { compilePattern } from '../cel/regex.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import type { YamlReader } from './yaml-reader.js';
+import { PLAIN_VALUE } from './yaml-fast.js';
 
 /**
  * `kind: Declarations`: what a policy set declares about the world its rules talk about. One such
@@ -50,6 +51,9 @@ export interface DeclarationsDocument {
 /** The value of a YAML node as plain JSON (works on precise and fast-read nodes alike). */
 export function plainValue(node: Node | null | undefined): unknown {
   if (node === null || node === undefined) return null;
+  // A fast-read node keeps the value it was made from (nothing else holds or changes that value).
+  const plain = (node as { [PLAIN_VALUE]?: unknown })[PLAIN_VALUE];
+  if (plain !== undefined) return plain;
   if (isScalar(node)) return node.value;
   if (isSeq(node)) return (node.items as Node[]).map(plainValue);
   if (isMap(node)) {

@@ -27,8 +27,14 @@ const SCALAR = Symbol.for('yaml.scalar');
 
 class NotSimple extends Error {}
 
+/**
+ * On a fast-read mapping or sequence node: the plain value it was made from (checked, as JSON), so
+ * a reader that wants plain JSON back (declarations' schemas) need not rebuild it node by node.
+ */
+export const PLAIN_VALUE = Symbol('verdict.plainValue');
+
 function toNode(value: unknown): Node {
-  if (Array.isArray(value)) return { [NODE_TYPE]: SEQ, items: value.map(toNode), range: NO_RANGE } as unknown as Node;
+  if (Array.isArray(value)) return { [NODE_TYPE]: SEQ, items: value.map(toNode), range: NO_RANGE, [PLAIN_VALUE]: value } as unknown as Node;
   if (value !== null && typeof value === 'object') {
     if (Object.getPrototypeOf(value) !== Object.prototype) throw new NotSimple(); // a Date or another typed value
     const items: unknown[] = [];
@@ -36,7 +42,7 @@ function toNode(value: unknown): Node {
       if (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key)) throw new NotSimple();
       items.push({ [NODE_TYPE]: PAIR, key: scalar(key), value: toNode((value as Record<string, unknown>)[key]) });
     }
-    return { [NODE_TYPE]: MAP, items, range: NO_RANGE } as unknown as Node;
+    return { [NODE_TYPE]: MAP, items, range: NO_RANGE, [PLAIN_VALUE]: value } as unknown as Node;
   }
   return scalar(value);
 }
