@@ -5,6 +5,7 @@ import { compilePattern } from '../cel/regex.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import type { YamlReader } from './yaml-reader.js';
 import { PLAIN_VALUE } from './yaml-fast.js';
+import { certainlyValidSchema } from './schema-meta.js';
 
 /**
  * `kind: Declarations`: what a policy set declares about the world its rules talk about. One such
@@ -158,7 +159,9 @@ const ajvClass = (): new (options: AjvOptions) => AjvInstance => (ajvModule().de
 function newAjv(): AjvInstance {
   const regExp = (pattern: string) => compilePattern(pattern) as unknown as RegExp;
   const Ajv = ajvClass();
-  return new Ajv({ allErrors: true, strict: true, code: { regExp: regExp as unknown as NonNullable<AjvOptions['code']>['regExp'] } });
+  // validateSchema: false: compileDeclarations validates every schema before compiling it (and so
+  // ajv compiles the meta-schema only when a schema is not certainly valid, schema-meta.ts).
+  return new Ajv({ allErrors: true, strict: true, validateSchema: false, code: { regExp: regExp as unknown as NonNullable<AjvOptions['code']>['regExp'] } });
 }
 
 /** Keywords of an object schema that Verdict checks itself, compiling only its property schemas with ajv. */
@@ -224,7 +227,7 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
     // null (so the text would not say which it is): validate the whole instead.
     if (!plainObject(sub) || Object.hasOwn(sub, '$schema') || (text.includes('null') && hasNonFinite(sub))) return false;
     let ok = metaValid.get(text);
-    if (ok === undefined) metaValid.set(text, (ok = ajv.validateSchema(sub) === true));
+    if (ok === undefined) metaValid.set(text, (ok = certainlyValidSchema(sub) || ajv.validateSchema(sub) === true));
     return ok;
   };
   const compile = (source: SchemaSource, where: string): CompiledSchema | undefined => {
