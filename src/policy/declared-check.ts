@@ -196,13 +196,17 @@ function typesOfAll(leaves: readonly unknown[]): ReadonlySet<JsonType> | undefin
  */
 const answers = new WeakMap<object, Map<string, PathAnswer>>();
 
-function answerFor(schema: Record<string, unknown>, path: readonly string[]): PathAnswer {
+/** The answers of one schema (a mapping), looked up once per document rather than per read. */
+function answersOf(schema: Record<string, unknown>): (path: readonly string[]) => PathAnswer {
   let byPath = answers.get(schema);
   if (!byPath) answers.set(schema, (byPath = new Map()));
-  const key = path.length === 1 ? path[0]! : path.join('\u0000');
-  let hit = byPath.get(key);
-  if (!hit) byPath.set(key, (hit = resolve([schema], path)));
-  return hit;
+  const cache = byPath;
+  return (path) => {
+    const key = path.length === 1 ? path[0]! : path.join('\u0000');
+    let hit = cache.get(key);
+    if (!hit) cache.set(key, (hit = resolve([schema], path)));
+    return hit;
+  };
 }
 
 function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: PolicyIssue[], unschematized: Set<string>): void {
@@ -216,14 +220,15 @@ function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: P
     else unschematized.add(doc.resource);
   }
   const subjectSchemas = decl.document.subject ? [decl.document.subject.schema] : [];
-  const schemasOf = (read: AttributeRead) => (read.root === 'subject' ? subjectSchemas : resourceSchemas);
-  /** One schema (a mapping, the usual case): its cached answer; several: resolved each time. */
-  const answerOf = (read: AttributeRead): PathAnswer | undefined => {
-    const schemas = schemasOf(read);
+  /** One schema (a mapping, the usual case): its cached answers; several: resolved each time. */
+  const answererOf = (schemas: readonly unknown[]): ((path: readonly string[]) => PathAnswer) | undefined => {
     if (schemas.length === 0) return undefined;
     const one = schemas.length === 1 ? asObject(schemas[0]) : undefined;
-    return one ? answerFor(one, read.path) : resolve(schemas, read.path);
+    return one ? answersOf(one) : (path) => resolve(schemas, path);
   };
+  const subjectAnswer = answererOf(subjectSchemas);
+  const resourceAnswer = answererOf(resourceSchemas);
+  const answerOf = (read: AttributeRead): PathAnswer | undefined => (read.root === 'subject' ? subjectAnswer : resourceAnswer)?.(read.path);
   const typesAt = (read: AttributeRead) => answerOf(read)?.types ?? undefined;
   const schemaName = (read: AttributeRead) => (read.root === 'subject' ? 'schemas.subject' : doc.resource === '*' ? 'schemas.resources' : `schemas.resources.${doc.resource}`);
   for (const { where, read } of doc.references.reads) {
