@@ -90,6 +90,12 @@ export function subsetYamlValue(text: string): unknown {
 
 class Reader {
   private i = 0;
+  /**
+   * One-line flow mappings by text. Declarations repeat the same few property schemas for every
+   * type (`{ type: string }`), so each text is read once and its value shared: nothing modifies a
+   * value read here (readers copy what they keep, or take a schema whole and only read it).
+   */
+  private readonly flowMappings = new Map<string, Record<string, unknown>>();
   /** Blank lines inside a `>-` scalar would change its value: with any blank line, `>-` is refused. */
   private readonly hasBlankLines: boolean;
 
@@ -200,7 +206,11 @@ class Reader {
   /** A one-line scalar, flow sequence or flow mapping. */
   private inline(text: string): unknown {
     if (text.startsWith('[')) return flowSequence(text);
-    if (text.startsWith('{')) return flowMapping(text);
+    if (text.startsWith('{')) {
+      let value = this.flowMappings.get(text);
+      if (!value) this.flowMappings.set(text, (value = flowMapping(text)));
+      return value;
+    }
     const quoted = quotedScalar(text);
     if (quoted !== undefined) return quoted;
     const typed = typedPlain(text);
