@@ -5,6 +5,8 @@ import { isMap, isScalar, isSeq } from '../files/yaml-lazy.js';
 import { compilePattern } from '../cel/regex.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import type { YamlReader } from './yaml-reader.js';
+import { PLAIN_VALUE } from './yaml-fast.js';
+import { certainlyValidSchema } from './schema-meta.js';
 
 /**
  * `kind: Declarations`: what a policy set declares about the world its rules talk about. One such
@@ -51,6 +53,9 @@ export interface DeclarationsDocument {
 /** The value of a YAML node as plain JSON (works on precise and fast-read nodes alike). */
 export function plainValue(node: Node | null | undefined): unknown {
   if (node === null || node === undefined) return null;
+  // A fast-read node keeps the value it was made from (nothing else holds or changes that value).
+  const plain = (node as { [PLAIN_VALUE]?: unknown })[PLAIN_VALUE];
+  if (plain !== undefined) return plain;
   if (isScalar(node)) return node.value;
   if (isSeq(node)) return (node.items as Node[]).map(plainValue);
   if (isMap(node)) {
@@ -155,7 +160,9 @@ const ajvClass = (): new (options: AjvOptions) => AjvInstance => (ajvModule().de
 function newAjv(): AjvInstance {
   const regExp = (pattern: string) => compilePattern(pattern) as unknown as RegExp;
   const Ajv = ajvClass();
-  return new Ajv({ allErrors: true, strict: true, code: { regExp: regExp as unknown as NonNullable<AjvOptions['code']>['regExp'] } });
+  // validateSchema: false: compileDeclarations validates every schema before compiling it (and so
+  // ajv compiles the meta-schema only when a schema is not certainly valid, schema-meta.ts).
+  return new Ajv({ allErrors: true, strict: true, validateSchema: false, code: { regExp: regExp as unknown as NonNullable<AjvOptions['code']>['regExp'] } });
 }
 
 /** Keywords of an object schema that Verdict checks itself, compiling only its property schemas with ajv. */
@@ -174,6 +181,24 @@ function simpleObjectSchema(s: Record<string, unknown>, text: string): boolean {
   return s.additionalProperties === undefined || typeof s.additionalProperties === 'boolean' || plainObject(s.additionalProperties);
 }
 
+/**
+ * The draft-07 meta-schema's own checks of a level `simpleObjectSchema` accepted (type, properties
+ * and required's shape are checked there): `required` has no name twice; the annotations are strings.
+ */
+function simpleLevelValid(s: Record<string, unknown>): boolean {
+  const required = (s.required ?? []) as string[];
+  if (new Set(required).size !== required.length) return false;
+  for (const k of ['description', 'title', '$comment']) if (s[k] !== undefined && typeof s[k] !== 'string') return false;
+  return true;
+}
+
+/** Whether a plain JSON value holds an infinite or NaN number (which JSON.stringify writes as null). */
+function hasNonFinite(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (Array.isArray(v)) return v.some(hasNonFinite);
+  return plainObject(v) && Object.values(v).some(hasNonFinite);
+}
+
 const pointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
 
 /**
@@ -182,16 +207,29 @@ const pointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1')
  * compile: so an object schema of the usual form (type, properties, required, additionalProperties)
  * is checked by Verdict at that level, and each distinct property schema is compiled by ajv once and
  * shared. Any other schema is compiled by ajv whole. Every schema is first validated against the
- * JSON Schema meta-schema, whole.
+ * JSON Schema meta-schema: an object schema of the usual form as its level plus each distinct
+ * property schema once (what the meta-schema checks of it), any other whole.
  */
 export function compileDeclarations(document: DeclarationsDocument, issues: PolicyIssue[]): CompiledDeclarationsUnit {
   const ajv = newAjv();
   const byText = new Map<string, ValidateFunction>();
-  const shared = (schema: unknown): ValidateFunction => {
-    const text = JSON.stringify(schema);
+  const shared = (schema: unknown, text = JSON.stringify(schema)): ValidateFunction => {
     let v = byText.get(text);
     if (!v) byText.set(text, (v = ajv.compile(schema as object)));
     return v;
+  };
+  // Whether a property schema is valid against the meta-schema, by its JSON text: the same few
+  // property schemas repeat across a thousand types, and validating each whole schema again cost
+  // more than everything else here (issue 13).
+  const metaValid = new Map<string, boolean>();
+  const validSub = (sub: unknown, text: string): boolean => {
+    if (typeof sub === 'boolean') return true;
+    // Own `$schema` would make ajv pick another meta-schema for it alone, and JSON writes .inf as
+    // null (so the text would not say which it is): validate the whole instead.
+    if (!plainObject(sub) || Object.hasOwn(sub, '$schema') || (text.includes('null') && hasNonFinite(sub))) return false;
+    let ok = metaValid.get(text);
+    if (ok === undefined) metaValid.set(text, (ok = certainlyValidSchema(sub) || ajv.validateSchema(sub) === true));
+    return ok;
   };
   const compile = (source: SchemaSource, where: string): CompiledSchema | undefined => {
     const s = source.schema;
@@ -200,17 +238,28 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
       return undefined;
     }
     try {
-      if (ajv.validateSchema(s) !== true) throw new Error(ajv.errorsText(ajv.errors));
       const text = JSON.stringify(s);
+      const validateWhole = () => {
+        if (ajv.validateSchema(s) !== true) throw new Error(ajv.errorsText(ajv.errors));
+      };
       if (!simpleObjectSchema(s, text)) {
-        const whole = shared(s);
+        validateWhole();
+        const whole = shared(s, text);
         return { source, check: (value, prefix, out) => void (whole(value) || describeSchemaErrors(prefix, whole.errors, out)) };
       }
-      const props = new Map<string, ValidateFunction>();
-      for (const [name, sub] of Object.entries((s.properties ?? {}) as Record<string, unknown>)) props.set(name, shared(sub));
-      const required = (s.required ?? []) as string[];
+      // The draft-07 meta-schema checks each property schema (and an additionalProperties schema)
+      // with `$ref: "#"`, i.e. as a schema on its own: the whole is valid when the few keywords of
+      // this level are and each of those is. Anything short of that validates the whole, as before,
+      // so a problem is reported in ajv's words for the whole schema.
+      const subs = Object.entries((s.properties ?? {}) as Record<string, unknown>).map(([name, sub]) => ({ name, sub, text: JSON.stringify(sub) }));
       const extra = s.additionalProperties;
-      const extraCheck = plainObject(extra) ? shared(extra) : undefined;
+      const extraText = plainObject(extra) ? JSON.stringify(extra) : undefined;
+      const fastValid = simpleLevelValid(s) && subs.every((p) => validSub(p.sub, p.text)) && (extraText === undefined || validSub(extra, extraText));
+      if (!fastValid) validateWhole();
+      const props = new Map<string, ValidateFunction>();
+      for (const { name, sub, text: subText } of subs) props.set(name, shared(sub, subText));
+      const required = (s.required ?? []) as string[];
+      const extraCheck = extraText !== undefined ? shared(extra, extraText) : undefined;
       return { source, check: objectCheck(props, required, extra === false, extraCheck) };
     } catch (err) {
       issues.push({ ...source.position, code: 'INVALID_SCHEMA', message: `${where}: ${(err as Error).message.split('\n')[0]}` });

@@ -147,44 +147,49 @@ function lookup(schema: unknown, name: string): Lookup {
   return { kind: 'unknown', known: level.known as string[] };
 }
 
-/** Undefined when the path is declared (or reaches an open level), else the index of the first unknown name and the names known there. */
-function unknownAt(schemas: readonly unknown[], path: readonly string[]): { index: number; known: string[] } | undefined {
-  let current = [...schemas];
+/** What the schemas say of one path: the first unknown name, or else its declared types (null: not known). */
+interface PathAnswer {
+  readonly bad: { index: number; known: string[] } | undefined;
+  readonly types: ReadonlySet<JsonType> | null;
+}
+
+const UNCHECKED: PathAnswer = { bad: undefined, types: null };
+
+/**
+ * Walks `path` down `schemas` once. A path that reaches an open level (in any of the schemas) is not
+ * checked further and has no known type; one where no schema declares a name is unknown there, with
+ * the names known at that level; else its types are those every schema it ends at declares
+ * (unknown when one of them does not say).
+ */
+function resolve(schemas: readonly unknown[], path: readonly string[]): PathAnswer {
+  // The usual read, one name under one closed schema, without the general walk's copies.
+  if (schemas.length === 1 && path.length === 1) {
+    const level = levelOf(schemas[0]);
+    if (level.open) return UNCHECKED;
+    if (level.patterns.length === 0) {
+      const declared = level.props.get(path[0]!);
+      if (declared) return { bad: undefined, types: typesOfAll(declared) ?? null };
+      if (level.extra.length === 0) return { bad: { index: 0, known: [...level.known] }, types: null };
+    }
+  }
+  let current = schemas;
   for (let i = 0; i < path.length; i++) {
     const next: unknown[] = [];
     const known: string[] = [];
     for (const s of current) {
       const l = lookup(s, path[i]!);
-      if (l.kind === 'open') return undefined;
+      if (l.kind === 'open') return UNCHECKED;
       if (l.kind === 'schema') next.push(...l.schemas);
       else known.push(...l.known);
     }
-    if (next.length === 0) return { index: i, known: [...new Set(known)] };
+    if (next.length === 0) return { bad: { index: i, known: [...new Set(known)] }, types: null };
     current = next;
   }
-  return undefined;
+  return { bad: undefined, types: typesOfAll(current) ?? null };
 }
 
-/** The schemas a path ends at (those that declare it), or undefined when it passes an open level. */
-function leafSchemas(schemas: readonly unknown[], path: readonly string[]): unknown[] | undefined {
-  let current = [...schemas];
-  for (const name of path) {
-    const next: unknown[] = [];
-    for (const s of current) {
-      const l = lookup(s, name);
-      if (l.kind === 'open') return undefined;
-      if (l.kind === 'schema') next.push(...l.schemas);
-    }
-    if (next.length === 0) return undefined;
-    current = next;
-  }
-  return current;
-}
-
-/** The JSON types declared for a path, or undefined when any schema it ends at does not say. */
-function declaredTypes(schemas: readonly unknown[], path: readonly string[]): ReadonlySet<JsonType> | undefined {
-  const leaves = leafSchemas(schemas, path);
-  if (!leaves) return undefined;
+/** The JSON types of the schemas a path ends at, or undefined when any of them does not say. */
+function typesOfAll(leaves: readonly unknown[]): ReadonlySet<JsonType> | undefined {
   if (leaves.length === 1) return typesOf(leaves[0]);
   const all = new Set<JsonType>();
   for (const leaf of leaves) {
@@ -195,7 +200,24 @@ function declaredTypes(schemas: readonly unknown[], path: readonly string[]): Re
   return all;
 }
 
-const typesCache = new WeakMap<object, Map<string, ReadonlySet<JsonType> | null>>();
+/**
+ * Answers by schema and path. Sets read the same few paths of one schema many times (every policy
+ * reads the subject's; a thousand types read the same names of theirs), so each is resolved once.
+ */
+const answers = new WeakMap<object, Map<string, PathAnswer>>();
+
+/** The answers of one schema (a mapping), looked up once per document rather than per read. */
+function answersOf(schema: Record<string, unknown>): (path: readonly string[]) => PathAnswer {
+  let byPath = answers.get(schema);
+  if (!byPath) answers.set(schema, (byPath = new Map()));
+  const cache = byPath;
+  return (path) => {
+    const key = path.length === 1 ? path[0]! : path.join('\u0000');
+    let hit = cache.get(key);
+    if (!hit) cache.set(key, (hit = resolve([schema], path)));
+    return hit;
+  };
+}
 
 function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: PolicyIssue[], unschematized: Set<string>): void {
   const resourceSchemas: unknown[] = [];
@@ -208,27 +230,23 @@ function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: P
     else unschematized.add(doc.resource);
   }
   const subjectSchemas = decl.document.subject ? [decl.document.subject.schema] : [];
-  const schemasOf = (read: AttributeRead) => (read.root === 'subject' ? subjectSchemas : resourceSchemas);
-  const typesAt = (read: AttributeRead) => {
-    const schemas = schemasOf(read);
-    if (schemas.length !== 1) return schemas.length === 0 ? undefined : declaredTypes(schemas, read.path);
-    // Sets read the same paths of one schema many times (every policy reads the subject's).
-    const schema = asObject(schemas[0]);
-    if (!schema) return undefined;
-    let byPath = typesCache.get(schema);
-    if (!byPath) typesCache.set(schema, (byPath = new Map()));
-    const key = read.path.join('\u0000');
-    let hit = byPath.get(key);
-    if (hit === undefined) byPath.set(key, (hit = declaredTypes(schemas, read.path) ?? null));
-    return hit ?? undefined;
+  /** One schema (a mapping, the usual case): its cached answers; several: resolved each time. */
+  const answererOf = (schemas: readonly unknown[]): ((path: readonly string[]) => PathAnswer) | undefined => {
+    if (schemas.length === 0) return undefined;
+    const one = schemas.length === 1 ? asObject(schemas[0]) : undefined;
+    return one ? answersOf(one) : (path) => resolve(schemas, path);
   };
+  const subjectAnswer = answererOf(subjectSchemas);
+  const resourceAnswer = answererOf(resourceSchemas);
+  const answerOf = (read: AttributeRead): PathAnswer | undefined => (read.root === 'subject' ? subjectAnswer : resourceAnswer)?.(read.path);
+  const typesAt = (read: AttributeRead) => answerOf(read)?.types ?? undefined;
   const schemaName = (read: AttributeRead) => (read.root === 'subject' ? 'schemas.subject' : doc.resource === '*' ? 'schemas.resources' : `schemas.resources.${doc.resource}`);
   for (const { where, read } of doc.references.reads) {
-    const schemas = schemasOf(read);
-    if (schemas.length === 0) continue;
-    const bad = unknownAt(schemas, read.path);
-    if (bad) report(doc, where, read, bad, issues);
-    else checkReadTypes(where, read, typesAt, schemaName, issues);
+    const answer = answerOf(read);
+    if (!answer) continue;
+    if (answer.bad) report(doc, where, read, answer.bad, issues);
+    // Nothing to check without uses, or when the path's type is not known.
+    else if (read.uses.length > 0 && answer.types) checkReadTypes(where, read, typesAt, schemaName, issues);
   }
 }
 

@@ -47,10 +47,13 @@ export function typesOf(schema: unknown): ReadonlySet<JsonType> | undefined {
   return out;
 }
 
-function computeTypes(s: Record<string, unknown>): Set<JsonType> | undefined {
+/** One set per single type, shared (so are the families computed from it). */
+const SINGLE = new Map<string, ReadonlySet<JsonType>>([...JSON_TYPES].map((t) => [t, new Set([t as JsonType])]));
+
+function computeTypes(s: Record<string, unknown>): ReadonlySet<JsonType> | undefined {
   if ('$ref' in s || '$dynamicRef' in s) return undefined;
   const t = s.type;
-  if (typeof t === 'string') return JSON_TYPES.has(t) ? new Set([t as JsonType]) : undefined;
+  if (typeof t === 'string') return SINGLE.get(t);
   if (Array.isArray(t)) return t.every((x) => typeof x === 'string' && JSON_TYPES.has(x)) ? new Set(t as JsonType[]) : undefined;
   if ('const' in s) return new Set([jsonTypeOfValue(s.const)]);
   if (Array.isArray(s.enum) && s.enum.length > 0) return new Set(s.enum.map(jsonTypeOfValue));

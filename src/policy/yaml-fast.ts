@@ -27,8 +27,14 @@ const SCALAR = Symbol.for('yaml.scalar');
 
 class NotSimple extends Error {}
 
+/**
+ * On a fast-read mapping or sequence node: the plain value it was made from (checked, as JSON), so
+ * a reader that wants plain JSON back (declarations' schemas) need not rebuild it node by node.
+ */
+export const PLAIN_VALUE = Symbol('verdict.plainValue');
+
 function toNode(value: unknown): Node {
-  if (Array.isArray(value)) return { [NODE_TYPE]: SEQ, items: value.map(toNode), range: NO_RANGE } as unknown as Node;
+  if (Array.isArray(value)) return { [NODE_TYPE]: SEQ, items: value.map(toNode), range: NO_RANGE, [PLAIN_VALUE]: value } as unknown as Node;
   if (value !== null && typeof value === 'object') {
     if (Object.getPrototypeOf(value) !== Object.prototype) throw new NotSimple(); // a Date or another typed value
     const items: unknown[] = [];
@@ -36,9 +42,64 @@ function toNode(value: unknown): Node {
       if (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key)) throw new NotSimple();
       items.push({ [NODE_TYPE]: PAIR, key: scalar(key), value: toNode((value as Record<string, unknown>)[key]) });
     }
-    return { [NODE_TYPE]: MAP, items, range: NO_RANGE } as unknown as Node;
+    return { [NODE_TYPE]: MAP, items, range: NO_RANGE, [PLAIN_VALUE]: value } as unknown as Node;
   }
   return scalar(value);
+}
+
+/** Throws NotSimple where toNode would; builds nothing. */
+function checkSimple(value: unknown): void {
+  if (Array.isArray(value)) {
+    for (const v of value) checkSimple(v);
+    return;
+  }
+  if (value !== null && typeof value === 'object') {
+    if (Object.getPrototypeOf(value) !== Object.prototype) throw new NotSimple();
+    for (const key of Object.keys(value)) {
+      if (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key)) throw new NotSimple();
+      checkSimple((value as Record<string, unknown>)[key]);
+    }
+    return;
+  }
+  scalar(value);
+}
+
+/**
+ * A mapping or sequence node of a checked value whose items are made when first read. A
+ * declarations document is mostly JSON Schemas, which its reader takes back whole as plain values
+ * (PLAIN_VALUE): their nodes would be made only to be thrown away.
+ */
+class LazyCollection {
+  readonly range = NO_RANGE;
+  private made: unknown[] | undefined;
+  constructor(
+    type: symbol,
+    private readonly plain: object,
+  ) {
+    (this as Record<symbol, unknown>)[NODE_TYPE] = type;
+    (this as Record<symbol, unknown>)[PLAIN_VALUE] = plain;
+  }
+
+  get items(): unknown[] {
+    if (this.made) return this.made;
+    const v = this.plain;
+    this.made = Array.isArray(v)
+      ? v.map(lazyNode)
+      : Object.keys(v).map((key) => ({ [NODE_TYPE]: PAIR, key: scalar(key), value: lazyNode((v as Record<string, unknown>)[key]) }));
+    return this.made;
+  }
+}
+
+function lazyNode(value: unknown): Node {
+  if (value !== null && typeof value === 'object') return new LazyCollection(Array.isArray(value) ? SEQ : MAP, value) as unknown as Node;
+  return scalar(value);
+}
+
+/** The node of a plain document: built at once, except a declarations document (built as read). */
+function documentNode(value: object): Node {
+  if ((value as Record<string, unknown>).kind !== 'Declarations') return toNode(value);
+  checkSimple(value);
+  return lazyNode(value);
 }
 
 function scalar(value: unknown): Node {
@@ -60,12 +121,13 @@ function scalar(value: unknown): Node {
  */
 export function fastYamlDocuments(text: string): Node[] | undefined {
   // `[a]#x`: js-yaml reads `#` right after a flow collection or quoted scalar as a comment, yaml as an error.
-  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text) || /[\]}"']#/.test(text)) return undefined;
+  // js-yaml reads the integer `-0` as 0 (yaml: -0) and a signed `-0x10` as a number (yaml: a string).
+  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text) || /[\]}"']#/.test(text) || /(?<![\w.-])-0(?![\w.])|[-+]0[xXoO]/.test(text)) return undefined;
   // The plainest files first (yaml-subset.ts); then js-yaml.
   const plain = subsetYamlValue(text);
   if (plain !== undefined && plain !== null && typeof plain === 'object' && !Array.isArray(plain)) {
     try {
-      return [toNode(plain)];
+      return [documentNode(plain)];
     } catch (err) {
       if (!(err instanceof NotSimple)) throw err;
     }
@@ -96,7 +158,7 @@ export function fastYamlDocuments(text: string): Node[] | undefined {
   try {
     return values.map((v) => {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new NotSimple();
-      return toNode(v);
+      return documentNode(v);
     });
   } catch (err) {
     if (err instanceof NotSimple) return undefined;

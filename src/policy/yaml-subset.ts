@@ -4,11 +4,14 @@
  * only: one document of block mappings and block sequences; keys that are plain words; values that
  * are plain one-line scalars, quoted one-line scalars without escapes, one-line flow sequences of
  * such scalars, and `>-` folded scalars whose lines are all at one indent with no blank line and
- * no trailing space; full-line comments. Anything else (a second document, anchors, tags, flow
- * mappings, other block scalars, multi-line plain or quoted scalars, `#` after a value, duplicate
- * keys, empty values...) returns undefined and the file takes the js-yaml path, then the precise
- * `yaml` one. The result still goes through the same checks as js-yaml's (yaml-fast.ts: scalars the
- * core schema would type differently are refused there).
+ * no trailing space; full-line comments. Besides strings: `true`, `false` and short decimal numbers
+ * (`0`, `-12`, `2.5`), and one-line flow mappings (`{ type: string, enum: [a, b] }`, nested) of
+ * plain keys and such values, which is how JSON Schemas in declarations are usually written.
+ * Anything else (a second document, anchors, tags, other block scalars, multi-line plain, quoted
+ * or flow values, `#` after a value, duplicate keys, empty values, null, other number forms...)
+ * returns undefined and the file takes the js-yaml path, then the precise `yaml` one. The result
+ * still goes through the same checks as js-yaml's (yaml-fast.ts: scalars the core schema would type
+ * differently are refused there).
  */
 
 interface Line {
@@ -29,6 +32,20 @@ const KEY = /^([A-Za-z_][A-Za-z0-9_.-]*):(?: +|$)/;
 /** Characters that start something other than a plain scalar (or start one only in some contexts). */
 const NOT_PLAIN_START = /^[-?:,[\]{}#&*!|>'"%@`\s]/;
 const FLOW_PLAIN = /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/;
+/**
+ * Decimal numbers read exactly as the core schema reads them (`yaml` resolves them with parseInt or
+ * parseFloat of the same text; short enough that every reader rounds alike). Other forms (1e3,
+ * 0x1F, 007, .5, +1, 1.) are refused.
+ */
+const NUMBER = /^-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?$/;
+/** The plain scalars read as something other than a string: a number or bool as above; undefined for a string. */
+function typedPlain(text: string): number | boolean | undefined {
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  if (NUMBER.test(text)) return Number(text);
+  if (CORE_NON_STRING.test(text)) throw new Decline();
+  return undefined;
+}
 /**
  * Characters the libraries treat specially or refuse: every control but the line feed (tabs and
  * carriage returns included: the libraries differ on them), a byte-order mark, non-characters, lone surrogates, and
@@ -73,6 +90,12 @@ export function subsetYamlValue(text: string): unknown {
 
 class Reader {
   private i = 0;
+  /**
+   * One-line flow mappings by text. Declarations repeat the same few property schemas for every
+   * type (`{ type: string }`), so each text is read once and its value shared: nothing modifies a
+   * value read here (readers copy what they keep, or take a schema whole and only read it).
+   */
+  private readonly flowMappings = new Map<string, Record<string, unknown>>();
   /** Blank lines inside a `>-` scalar would change its value: with any blank line, `>-` is refused. */
   private readonly hasBlankLines: boolean;
 
@@ -180,12 +203,19 @@ class Reader {
     return parts.join(' ');
   }
 
-  /** A one-line scalar or flow sequence. */
+  /** A one-line scalar, flow sequence or flow mapping. */
   private inline(text: string): unknown {
     if (text.startsWith('[')) return flowSequence(text);
+    if (text.startsWith('{')) {
+      let value = this.flowMappings.get(text);
+      if (!value) this.flowMappings.set(text, (value = flowMapping(text)));
+      return value;
+    }
     const quoted = quotedScalar(text);
     if (quoted !== undefined) return quoted;
-    if (NOT_PLAIN_START.test(text) || text.includes(': ') || text.includes('#') || text.endsWith(':') || text.endsWith(' ') || CORE_NON_STRING.test(text)) throw new Decline();
+    const typed = typedPlain(text);
+    if (typed !== undefined) return typed;
+    if (NOT_PLAIN_START.test(text) || text.includes(': ') || text.includes('#') || text.endsWith(':') || text.endsWith(' ')) throw new Decline();
     return text;
   }
 }
@@ -206,7 +236,7 @@ function quotedScalar(text: string): string | undefined {
   return undefined;
 }
 
-/** `[a, "b", 'c']` on one line: plain words or quoted scalars without commas or brackets. */
+/** `[a, "b", 'c', 1, true]` on one line: plain words, numbers and bools as above, or quoted scalars without commas or brackets. */
 function flowSequence(text: string): unknown[] {
   if (!text.endsWith(']')) throw new Decline();
   const inner = text.slice(1, -1).replace(/^ +| +$/g, '');
@@ -217,7 +247,122 @@ function flowSequence(text: string): unknown[] {
     if (item === '') throw new Decline();
     const quoted = quotedScalar(item);
     if (quoted !== undefined) return quoted;
-    if (!FLOW_PLAIN.test(item) || CORE_NON_STRING.test(item)) throw new Decline();
+    const typed = typedPlain(item);
+    if (typed !== undefined) return typed;
+    if (!FLOW_PLAIN.test(item)) throw new Decline();
     return item;
   });
+}
+
+/**
+ * `{ key: value, … }` on one line, the whole of `text`: plain keys (as in a block mapping), values
+ * that are plain words, `true`/`false`, short decimal numbers, quoted scalars without escapes, and
+ * flow sequences and mappings of those, nested. Spaces only around the punctuation; no trailing
+ * comma, no empty entry, no `#`.
+ */
+function flowMapping(text: string): Record<string, unknown> {
+  const flow = new FlowReader(text);
+  const value = flow.mapping();
+  if (flow.at !== text.length) throw new Decline();
+  return value;
+}
+
+const FLOW_KEY = /[A-Za-z_][A-Za-z0-9_.-]*/y;
+const FLOW_WORD = /[^,[\]{}\s]+/y;
+
+class FlowReader {
+  at = 0;
+  constructor(private readonly text: string) {}
+
+  private spaces(): void {
+    while (this.text.charCodeAt(this.at) === 32) this.at++;
+  }
+
+  /** At `{`: the mapping up to its `}`. */
+  mapping(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    this.at++;
+    this.spaces();
+    if (this.text[this.at] === '}') {
+      this.at++;
+      return out;
+    }
+    for (;;) {
+      FLOW_KEY.lastIndex = this.at;
+      const m = FLOW_KEY.exec(this.text);
+      if (!m) throw new Decline();
+      const key = m[0];
+      this.at += key.length;
+      // `key: value` with a space after the colon; `key:value` is one plain scalar in YAML.
+      if (this.text[this.at] !== ':' || this.text[this.at + 1] !== ' ') throw new Decline();
+      if (CORE_NON_STRING.test(key) || Object.hasOwn(out, key) || key === '__proto__' || key.length > 1000) throw new Decline();
+      this.at += 2;
+      out[key] = this.value();
+      if (this.close('}')) return out;
+    }
+  }
+
+  /** At `[`: the sequence up to its `]`. */
+  sequence(): unknown[] {
+    const out: unknown[] = [];
+    this.at++;
+    this.spaces();
+    if (this.text[this.at] === ']') {
+      this.at++;
+      return out;
+    }
+    for (;;) {
+      out.push(this.value());
+      if (this.close(']')) return out;
+    }
+  }
+
+  /** After an entry: true at the closing bracket (consumed), false after a comma followed by another entry. */
+  private close(bracket: string): boolean {
+    this.spaces();
+    const c = this.text[this.at];
+    this.at++;
+    if (c === bracket) return true;
+    if (c !== ',') throw new Decline();
+    this.spaces();
+    const next = this.text[this.at];
+    if (next === undefined || next === ',' || next === ']' || next === '}') throw new Decline(); // trailing or empty entry
+    return false;
+  }
+
+  private value(): unknown {
+    this.spaces();
+    const c = this.text[this.at];
+    if (c === '{') return this.mapping();
+    if (c === '[') return this.sequence();
+    if (c === '"' || c === "'") {
+      // To the closing quote (a doubled '' inside single quotes is a quote); no escapes.
+      let end = this.at + 1;
+      for (;;) {
+        end = this.text.indexOf(c, end);
+        if (end < 0) throw new Decline();
+        if (c === "'" && this.text[end + 1] === "'") {
+          end += 2;
+          continue;
+        }
+        break;
+      }
+      const raw = this.text.slice(this.at, end + 1);
+      this.at = end + 1;
+      // A quoted key (`"a": b`) makes a pair, not a scalar: only a separator may follow.
+      this.spaces();
+      const after = this.text[this.at];
+      if (after !== ',' && after !== ']' && after !== '}') throw new Decline();
+      return quotedScalar(raw);
+    }
+    FLOW_WORD.lastIndex = this.at;
+    const m = FLOW_WORD.exec(this.text);
+    if (!m) throw new Decline();
+    const word = m[0];
+    this.at += word.length;
+    const typed = typedPlain(word);
+    if (typed !== undefined) return typed;
+    if (!FLOW_PLAIN.test(word)) throw new Decline();
+    return word;
+  }
 }

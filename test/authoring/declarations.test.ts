@@ -175,6 +175,20 @@ rules:
     expect(issues[1]!.message).to.match(/porperties/);
   });
 
+  it('an invalid property schema is reported for each type that has it, in ajv\'s words for the whole schema, however many types share it', () => {
+    const decl = (resources: string) => ({ path: '_declarations.yaml', text: `apiVersion: verdict/v1\nkind: Declarations\nroles: [a]\nschemas:\n  resources:\n${resources}` });
+    const type = (name: string, body: string) => `    ${name}:\n      type: object\n      properties:\n        ok: { type: string }\n${body}`;
+    const p = file('p.yaml', 'resource: x\nrules: []\n');
+    const typeIs = 'must be equal to one of the allowed values, data/properties/amount/type must be array, data/properties/amount/type must match a schema in anyOf';
+    const issues = loadIssues(decl(type('x', '        amount: { type: numbr }\n') + type('y', '        amount: { type: numbr }\n') + type('z', '      required: [ok, ok]\n') + type('w', '      additionalProperties: { minimum: x }\n')), p);
+    expect(issues.map((i) => `${i.line}:${i.column} ${i.message}`)).to.deep.equal([
+      `7:7 schemas.resources.x: data/properties/amount/type ${typeIs}`,
+      `12:7 schemas.resources.y: data/properties/amount/type ${typeIs}`,
+      '17:7 schemas.resources.z: data/required must NOT have duplicate items (items ## 1 and 0 are identical)',
+      '22:7 schemas.resources.w: data/additionalProperties/minimum must be number',
+    ]);
+  });
+
   it('a set without declarations loads, with a one-line warning naming what it misses', () => {
     const candidate = new PolicyCompiler().compileNow([withDigest(file('p.yaml', 'resource: x\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    roles: [anything]\n'))]);
     expect(candidate.issues).to.deep.equal([]);

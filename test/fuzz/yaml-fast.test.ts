@@ -10,6 +10,7 @@ import { parseAllDocuments } from 'yaml';
 import { parsePolicyFile } from '../../src/policy/parse.js';
 import { subsetYamlValue } from '../../src/policy/yaml-subset.js';
 import type { ResourcePolicyDocument } from '../../src/policy/document.js';
+import type { DeclarationsDocument } from '../../src/policy/declarations.js';
 
 const RUNS = Number(process.env.VERDICT_FUZZ_RUNS ?? 400);
 
@@ -123,8 +124,50 @@ const validPolicyText = fc
     ].join('\n'),
   );
 
+/**
+ * Declarations with JSON Schemas written the usual way: flow mappings (nested), flow sequences,
+ * numbers and bools among tricky scalars and keys, with uneven spacing and the odd trailing comma.
+ */
+const FLOW_TRICKY_KEYS = ['type', 'enum', 'items', 'a.b', '_x', '$ref', 'a b', '"q"', "'q'", '123', 'true', 'null', 'x:y', '__proto__', '<<', '? k', 'é'];
+const flowScalar = fc.oneof(
+  { arbitrary: fc.constantFrom('string', 'number', 'object', '0', '-7', '12', '2.5', '-0', '-0.0', '1.', '.5', '007', '1e3', '+1', '0x1F', 'true', 'false', 'True', 'null', '~'), weight: 3 },
+  { arbitrary: scalarText, weight: 2 },
+  { arbitrary: scalarText.map((v) => JSON.stringify(v)), weight: 1 },
+  { arbitrary: scalarText.map((v) => `'${v.replaceAll("'", "''")}'`), weight: 1 },
+);
+const spaced = fc.constantFrom('', ' ', ' ', '  ');
+const flowValue: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    flowScalar,
+    fc.tuple(spaced, fc.array(tie('value'), { maxLength: 3 }), spaced, fc.boolean()).map(([a, xs, b, trailing]) => `[${a}${xs.join(`,${b}`)}${trailing && xs.length ? ',' : ''}${b}]`),
+    fc
+      .tuple(spaced, fc.array(fc.tuple(fc.oneof({ arbitrary: fc.stringMatching(/^[a-z][A-Za-z0-9_]{0,6}$/), weight: 4 }, { arbitrary: fc.constantFrom(...FLOW_TRICKY_KEYS), weight: 1 }), fc.constantFrom(': ', ':  ', ':', ' : '), tie('value')), { maxLength: 3 }), spaced, fc.boolean())
+      .map(([a, pairs, b, trailing]) => `{${a}${pairs.map(([k, sep, v]) => `${k}${sep}${v}`).join(`,${b}`)}${trailing && pairs.length ? ',' : ''}${b}}`),
+  ),
+})).value;
+
+const declarationsText = fc
+  .record({
+    subject: fc.option(flowValue),
+    types: fc.array(fc.tuple(fc.stringMatching(/^[a-z][a-z0-9.]{0,8}$/), fc.array(fc.tuple(fc.stringMatching(/^[a-z][A-Za-z0-9_]{0,6}$/), flowValue), { maxLength: 4 }), fc.constantFrom('false', 'true', '{ type: string }', 'no')), { maxLength: 3 }),
+  })
+  .map((d) =>
+    [
+      'apiVersion: verdict/v1',
+      'kind: Declarations',
+      'roles: [employee, admin]',
+      'schemas:',
+      '  mode: warn',
+      ...(d.subject !== null ? [`  subject: ${d.subject}`] : []),
+      ...(d.types.length ? ['  resources:'] : []),
+      ...d.types.flatMap(([type, props, extra]) => [`    ${type}:`, '      type: object', ...(props.length ? ['      properties:', ...props.map(([k, v]) => `        ${k}: ${v}`)] : []), `      additionalProperties: ${extra}`]),
+      '',
+    ].join('\n'),
+  );
+
 /** Small edits with characters that matter to YAML. */
-const mutated = fc.tuple(fc.oneof(policyText, validPolicyText), fc.array(fc.tuple(fc.nat(), fc.constantFrom(' ', '\n', '  ', '-', ':', '#', "'", '"', '[', ']', '{', '}', ',', '&', '*', '!', '|', '>', '%', '?', '\t', '\r', '---\n', 'x'), fc.nat(3)), { maxLength: 3 })).map(([text, edits]) => {
+const mutated = fc.tuple(fc.oneof(policyText, validPolicyText, declarationsText), fc.array(fc.tuple(fc.nat(), fc.constantFrom(' ', '\n', '  ', '-', ':', '#', "'", '"', '[', ']', '{', '}', ',', '&', '*', '!', '|', '>', '%', '?', '\t', '\r', '---\n', 'x'), fc.nat(3)), { maxLength: 3 })).map(([text, edits]) => {
   let t = text;
   for (const [at, ch, del] of edits) {
     const i = at % (t.length + 1);
@@ -138,6 +181,11 @@ function comparable(doc: ResourcePolicyDocument): unknown {
   return JSON.parse(JSON.stringify(doc, (key, value: unknown) => (key === 'position' || key === 'positionAt' || key === 'rolePositions' || key === 'parentRolePositions' ? undefined : value)));
 }
 
+/** Declarations without positions; schemas as read (deep equality tells -0 from 0). */
+function comparableDeclarations(d: DeclarationsDocument): unknown {
+  return { roles: d.roles.map((r) => r.name), mode: d.mode, subject: d.subject?.schema, resources: [...d.resources].map(([type, s]) => [type, s.schema]) };
+}
+
 function sameReading(text: string): boolean {
   const file = { path: 'p.yaml', text };
   const fast = parsePolicyFile(file, false);
@@ -146,6 +194,7 @@ function sameReading(text: string): boolean {
   expect(fast.issues, 'a fast read that is used has no issue').to.deep.equal([]);
   expect(precise.issues, `precise read of a file the fast read accepted:\n${text}`).to.deep.equal([]);
   expect(fast.documents.map(comparable), text).to.deep.equal(precise.documents.map(comparable));
+  expect(fast.declarations.map(comparableDeclarations), text).to.deep.equal(precise.declarations.map(comparableDeclarations));
   return true;
 }
 
@@ -169,10 +218,25 @@ describe('fuzz: the fast YAML read agrees with the precise one', function () {
     fc.assert(fc.property(mutated, sameReading), { numRuns: RUNS });
   });
 
+  it('on declarations files with flow mappings, numbers and bools', () => {
+    let fastTaken = 0;
+    let subsetTaken = 0;
+    fc.assert(
+      fc.property(declarationsText, (text) => {
+        if (!parsePolicyFile({ path: 'p.yaml', text }, false).precise) fastTaken++;
+        if (subsetYamlValue(text) !== undefined) subsetTaken++;
+        return sameReading(text);
+      }),
+      { numRuns: RUNS },
+    );
+    expect(fastTaken).to.be.greaterThan(RUNS / 20);
+    expect(subsetTaken).to.be.greaterThan(RUNS / 20);
+  });
+
   it('the plain-subset reader (tried first) reads exactly what `yaml` reads, with no error, whenever it reads a file', () => {
     let taken = 0;
     fc.assert(
-      fc.property(fc.oneof(policyText, validPolicyText, mutated), (text) => {
+      fc.property(fc.oneof(policyText, validPolicyText, declarationsText, mutated), (text) => {
         const value = subsetYamlValue(text);
         if (value === undefined) return true;
         taken++;
