@@ -214,6 +214,9 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
   const ajv = newAjv();
   const byText = new Map<string, ValidateFunction>();
   const shared = (schema: unknown, text = JSON.stringify(schema)): ValidateFunction => {
+    // JSON writes .inf and NaN as null: such a schema's text does not say which it is, so it is
+    // compiled on its own ({const: .inf} must not share {const: null}'s validator).
+    if (text.includes('null') && hasNonFinite(schema)) return ajv.compile(schema as object);
     let v = byText.get(text);
     if (!v) byText.set(text, (v = ajv.compile(schema as object)));
     return v;

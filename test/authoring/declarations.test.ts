@@ -222,6 +222,36 @@ rules:
     expect(parsePolicyFile({ path: 'd.yaml', text: text.replace('maximum: 1e3', 'maximum: 0b11') }, false).precise).to.equal(true);
   });
 
+  it('a schema holding .inf does not share the validator of the same schema with null (JSON writes both as null)', () => {
+    const set = compilePolicySet([
+      {
+        path: '_declarations.yaml',
+        text: `apiVersion: verdict/v1
+kind: Declarations
+roles: [employee]
+schemas:
+  mode: enforce
+  resources:
+    a:
+      type: object
+      properties:
+        x: { const: null }
+    b:
+      type: object
+      properties:
+        x: { const: .inf }
+`,
+      },
+      file('a.yaml', 'resource: a\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    roles: [employee]\n'),
+      file('b.yaml', 'resource: b\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    roles: [employee]\n'),
+    ]);
+    const ask = (type: string) =>
+      decide(set, { subject: { id: 'u', type: 'user', roles: ['employee'], attributes: {} }, action: 'read', resource: { type, id: '1', attributes: { x: null } }, context: {} }, { now: new Date(0) });
+    expect(ask('a').effect).to.equal('ALLOW');
+    const b = ask('b');
+    expect([b.effect, b.reason]).to.deep.equal(['DENY', 'SCHEMA_MISMATCH']);
+  });
+
   it('at run time, a "No such key" error names the near key the request does have (no declarations needed)', () => {
     const set = compilePolicySet([file('p.yaml', 'resource: doc\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    when: subject.attributes.is_submiter\n')]);
     const d = decide(set, {
