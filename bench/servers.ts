@@ -159,6 +159,13 @@ export const emptyServer: ServerDefinition = {
     }),
 };
 
+/**
+ * Node/V8 flags for the Verdict servers, this checkout's and BENCH_BASELINE_DIR's alike
+ * (BENCH_NODE_FLAGS, split on spaces; empty by default; shown in the report's command). For A/B
+ * runs that hold V8's GC phase equal, e.g. "--max-semi-space-size=8" (docs/performance.md).
+ */
+export const NODE_FLAGS: readonly string[] = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+
 /** The environment without VERDICT_* settings, so a server runs with the product defaults plus its flags. */
 function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VERDICT_')));
@@ -174,7 +181,7 @@ function verdict(name: string, description: string, extraArgs: readonly string[]
         name,
         protocol: 'verdict.v1',
         command: process.execPath,
-        args: (port) => [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--no-events', ...extraArgs],
+        args: (port) => [...NODE_FLAGS, path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--no-events', ...extraArgs],
         env: cleanEnv(),
         ctx,
       }),
@@ -222,7 +229,7 @@ export const verdictBaselineServer: ServerDefinition = {
       name: 'verdict-1w-base',
       protocol: 'verdict.v1',
       command: process.execPath,
-      args: (port) => [path.join(dir, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', '1'],
+      args: (port) => [...NODE_FLAGS, path.join(dir, 'bin/verdict.js'), 'serve', '--policies', ctx.policiesDir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', '1'],
       cwd: dir,
       env: cleanEnv(),
       ctx,

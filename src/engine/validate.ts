@@ -91,18 +91,27 @@ function keyForPath(key: string): string {
   return key.length > 64 ? `${key.slice(0, 64)}…` : key;
 }
 
-/** The traversal of one attribute: its path (built only for an error), items and string lengths. */
+/**
+ * The traversal of one attribute: its path (built only for an error), items and string lengths.
+ * One instance serves every call (`reset` per attribute map): validation is synchronous and never
+ * re-entered, and a batch validates one map per item.
+ */
 class AttributeWalk {
   private readonly path: (string | number)[] = [];
   private key = '';
   items = 0;
   /** UTF-16 units of every string seen; UTF-8 bytes are between this and three times this. */
   units = 0;
+  private field = '';
+  private limits!: RequestLimits;
 
-  constructor(
-    private readonly field: string,
-    private readonly limits: RequestLimits,
-  ) {}
+  /** Starts on the attribute map `field` (a walk that threw may have left path entries behind). */
+  reset(field: string, limits: RequestLimits): this {
+    this.field = field;
+    this.limits = limits;
+    this.path.length = 0;
+    return this;
+  }
 
   /** Starts on the attribute under `key` (one walker serves a whole map: no allocation per attribute). */
   start(key: string): void {
@@ -177,6 +186,8 @@ class AttributeWalk {
   }
 }
 
+const WALK = new AttributeWalk();
+
 /** UTF-8 bytes of every string (values and keys) in an already validated value. */
 function stringBytes(value: unknown): number {
   if (typeof value === 'string') return utf8Length(value);
@@ -198,7 +209,7 @@ export function checkAttributes(value: unknown, field: string, limits: RequestLi
   const proto = Object.getPrototypeOf(value) as unknown;
   if (proto !== Object.prototype && proto !== null) throw new InvalidRequestError(field, 'must be a plain JSON object');
   let keys = 0;
-  const walk = new AttributeWalk(field, limits);
+  const walk = WALK.reset(field, limits);
   for (const key in value) {
     if (++keys > limits.maxAttributes) throw new InvalidRequestError(field, `has more than ${limits.maxAttributes} attributes (limits.maxAttributes)`);
     walk.start(key);

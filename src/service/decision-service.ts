@@ -89,22 +89,25 @@ export class DecisionService implements CallHooks {
     // of what is left. (maxBatchCost >= maxDecisionCost, so a single Check is bound by the latter.)
     let left = maxBatchCost;
     const records: DecisionRecord[] = [];
+    // Per call, not per item: the evaluation options while the batch budget does not bind, the
+    // set's limits, the decision ids' time.
+    const { set } = live;
+    const usage = set.usage;
+    const nowMs = now.getTime();
+    const perDecision = { now, explain: options.explain, costLimit: maxDecisionCost, costSetting: 'limits.maxDecisionCost' };
     for (const request of requests) {
-      const byBatch = left < maxDecisionCost;
       // performance.now() is a double: no BigInt allocation per decision, sub-microsecond resolution.
       const start = performance.now();
-      const metered = decideMetered(live.set, request, {
-        now,
-        explain: options.explain,
-        costLimit: byBatch ? left : maxDecisionCost,
-        costSetting: byBatch ? 'limits.maxBatchCost' : 'limits.maxDecisionCost',
-      });
+      const metered = decideMetered(
+        set,
+        request,
+        left < maxDecisionCost ? { now, explain: options.explain, costLimit: left, costSetting: 'limits.maxBatchCost' } : perDecision,
+      );
       left -= metered.cost;
       // Limits apply to what the rules allow, item by item in order (a batch consumes in order).
-      const usage = live.set.usage;
       const decision = usage === undefined || metered.decision.effect !== 'ALLOW' ? metered.decision : applyUsage(metered.decision, usage, request, now, this.counters, Math.max(0, Math.min(left, maxDecisionCost)));
       const evaluationNs = Math.round((performance.now() - start) * 1e6);
-      records.push({ decisionId: newDecisionId(now.getTime()), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs, traceId });
+      records.push({ decisionId: newDecisionId(nowMs), time: now, request, decision, requestId: options.requestId, source: options.source, evaluationNs, traceId });
       if (stopAfter?.(decision)) break;
     }
     if (options.abandoned?.() === true) {
