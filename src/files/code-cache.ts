@@ -124,6 +124,10 @@ export class CodeCache {
     proto._compile = function (this: InstanceType<typeof Module>, content: string, filename: string, ...rest: unknown[]) {
       // An ES module through require(), or a policy manifest to check: Node's own path.
       if (rest[0] === 'module' || process.execArgv.some((a) => a.startsWith('--experimental-policy'))) return previous.call(this, content, filename, ...rest);
+      // A module with a dynamic import(): Node 20 loses a script's import() callback when the script
+      // is compiled from cached data (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING at the import, e.g. in
+      // the OTLP exporter), so such modules take Node's own path.
+      if (content.includes('import(')) return previous.call(this, content, filename, ...rest);
       let wrapper: (...args: unknown[]) => unknown;
       try {
         wrapper = compile(content, filename) as (...args: unknown[]) => unknown;

@@ -66,6 +66,18 @@ describe('code cache for CommonJS modules (cold start)', () => {
     expect(third.save()).to.equal(false, 'nothing new: the file is not rewritten');
   });
 
+  it('a module with a dynamic import() is left to Node (compiled from cached data, Node 20 loses its import callback)', async () => {
+    const dir = path.join(tmp, 'cache');
+    const source = "'use strict';\nmodule.exports = () => import('node:path').then((m) => m.sep);\n";
+    for (let run = 0; run < 2; run++) {
+      const cache = new CodeCache(dir);
+      const load = requireThrough(cache, tmp, 'dyn.js', source) as () => Promise<string>;
+      expect(await load(), `run ${run}`).to.equal('/');
+      expect(cache.status, `run ${run}`).to.include({ hits: 0, misses: 0 });
+      cache.save();
+    }
+  });
+
   it('a corrupt or truncated cache file is ignored, and rewritten whole', () => {
     const dir = path.join(tmp, 'cache');
     const first = new CodeCache(dir);
