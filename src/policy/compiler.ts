@@ -102,6 +102,20 @@ export class PolicyCompiler {
     }
   }
 
+  /**
+   * Problems between files name positions in both: files read the fast way (no positions) are read
+   * again precisely. Returns the units with those files replaced; marks them touched.
+   */
+  private *readAgainPrecisely(units: SetState['units'], paths: Iterable<string>, files: readonly PolicyFile[], touched: Set<string>): Work<SetState['units']> {
+    const precise = units.edit();
+    for (const path of paths) {
+      yield;
+      precise.set(path, yield* compileFileUnit(files.find((f) => f.path === path)!, this.pool, this.options.limits, true));
+      touched.add(path);
+    }
+    return precise.done();
+  }
+
   private keepSpare(unit: FileUnit): void {
     const key = `${unit.path}\0${unit.sha256}`;
     this.spare.delete(key);
@@ -180,18 +194,11 @@ export class PolicyCompiler {
     if (built.issues.length > 0) {
       // Problems between files name positions in both: files read the fast way (no positions) are
       // read again precisely, and the types they govern are rebuilt.
-      const precise = units.edit();
       const types = new Set(built.issues.map((i) => units.get(i.file)?.documents.map((d) => d.resource) ?? []).flat());
       const again = new Set<string>();
       for (const [path, unit] of units) if (!unit.precise && unit.documents.some((d) => types.has(d.resource))) again.add(path);
-      for (const path of again) {
-        yield;
-        const file = files.find((f) => f.path === path)!;
-        precise.set(path, yield* compileFileUnit(file, this.pool, this.options.limits, true));
-        touched.add(path);
-      }
       if (again.size > 0) {
-        units = precise.done();
+        units = yield* this.readAgainPrecisely(units, again, files, touched);
         built = yield* assemble({ previous: built.state, units, touched: again });
       }
     }
@@ -202,15 +209,8 @@ export class PolicyCompiler {
     let declared = checkDeclarations(units, scopeOf);
     if (declared.issues.length > 0) {
       const again = new Set(declared.issues.map((i) => i.file).filter((path) => units.get(path)?.precise === false));
-      const precise = units.edit();
-      for (const path of again) {
-        yield;
-        const file = files.find((f) => f.path === path)!;
-        precise.set(path, yield* compileFileUnit(file, this.pool, this.options.limits, true));
-        touched.add(path);
-      }
       if (again.size > 0) {
-        units = precise.done();
+        units = yield* this.readAgainPrecisely(units, again, files, touched);
         built = yield* assemble({ previous: built.state, units, touched: again });
         declared = checkDeclarations(units, scopeOf);
       }
@@ -224,16 +224,10 @@ export class PolicyCompiler {
     let usage = usageOfSet(units, limitPaths);
     if (usage.issues.length > 0) {
       // Duplicate limit names across files: read fast-read files again for their positions.
-      const precise = units.edit();
-      let again = false;
-      for (const [path, unit] of units) {
-        if (unit.precise || !unit.documents.some((d) => d.limits)) continue;
-        precise.set(path, yield* compileFileUnit(files.find((f) => f.path === path)!, this.pool, this.options.limits, true));
-        touched.add(path);
-        again = true;
-      }
-      if (again) {
-        units = precise.done();
+      const again: string[] = [];
+      for (const [path, unit] of units) if (!unit.precise && unit.documents.some((d) => d.limits)) again.push(path);
+      if (again.length > 0) {
+        units = yield* this.readAgainPrecisely(units, again, files, touched);
         built = { ...built, state: { ...built.state, units } };
         usage = usageOfSet(units, limitPaths);
       }
