@@ -123,6 +123,8 @@ describe('policy reloads never apply a file mid-write (real server process)', fu
     expect((await check(client, edit)).allowed ?? false, 'not live before the window ends').to.equal(false);
     await pollUntil('edit to be allowed', () => check(client, edit), (r) => r.allowed === true, 10_000);
     expect(Date.now() - written).to.be.at.least(3_000);
+    // The log line travels a pipe of its own: it may reach the test after the answer that shows the reload.
+    await server.waitForLog('policy set reloaded');
     expect(server.logs.filter((l) => l.msg === 'policy set reloaded')).to.have.length(1);
   });
 
