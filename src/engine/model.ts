@@ -88,4 +88,6 @@ export interface CompiledDeclarations {
   readonly mode: SchemaMode;
   /** What in the request does not match the declared schemas (bounded in count and bytes); [] when it matches. */
   checkRequest(request: CheckRequest): readonly string[];
+  /** Compiles now what checkRequest would otherwise compile on first use (a few validators; see policies.md). */
+  warm(): void;
 }

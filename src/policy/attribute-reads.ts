@@ -7,7 +7,7 @@ export interface AttributeRead {
   readonly root: 'subject' | 'resource';
   /** Field names after `attributes`; at least one. */
   readonly path: readonly string[];
-  /** Position of each name in `path`, in the file. */
+  /** Position of each name in `path`, in the file (worked out when first asked: only a reported read needs them). */
   readonly positions: readonly SourcePosition[];
   /** How the expression uses the value read, where that says what type it must have (type-check.ts). */
   readonly uses: readonly AttributeUse[];
@@ -40,6 +40,8 @@ interface RawRead {
   readonly root: 'subject' | 'resource';
   readonly links: readonly Link[];
   readonly uses: RawUse[];
+  /** The names of `links`, made once and shared by every site of the expression. */
+  path?: readonly string[];
 }
 
 interface Link {
@@ -76,12 +78,35 @@ function chainOf(node: ASTNode): { root: string; links: Link[] } | undefined {
 export function attributeReads(ast: ASTNode, source: SourceExpression): AttributeRead[] {
   let raw = rawReads.get(ast);
   if (!raw) rawReads.set(ast, (raw = readsOf(ast)));
-  const out = raw.map((r) => ({ root: r.root, path: r.links.map((l) => l.name), positions: r.links.map((l) => source.positionAt(l.offset)), uses: NO_USES as AttributeUse[] }));
+  const out = raw.map((r) => new SiteRead(r, (r.path ??= r.links.map((l) => l.name)), source));
   for (let i = 0; i < raw.length; i++) {
     const uses = raw[i]!.uses;
     if (uses.length > 0) out[i]!.uses = uses.map((u) => ('other' in u ? { kind: 'compare', op: u.op, other: out[u.other]! } : u));
   }
   return out;
+}
+
+/**
+ * A read at one site. Its positions are worked out when first asked: a set of 1,000 types lists
+ * ~20,000 reads at load and reports none of them when it is right (issue 13: load time with
+ * declarations), while the path and uses are what every read is checked by.
+ */
+class SiteRead implements AttributeRead {
+  uses: readonly AttributeUse[] = NO_USES;
+  private placed: readonly SourcePosition[] | undefined;
+  constructor(
+    private readonly raw: RawRead,
+    readonly path: readonly string[],
+    private readonly source: SourceExpression,
+  ) {}
+
+  get root(): 'subject' | 'resource' {
+    return this.raw.root;
+  }
+
+  get positions(): readonly SourcePosition[] {
+    return (this.placed ??= this.raw.links.map((l) => this.source.positionAt(l.offset)));
+  }
 }
 
 const NO_USES: readonly AttributeUse[] = [];

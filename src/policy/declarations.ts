@@ -6,7 +6,7 @@ import { compilePattern } from '../cel/regex.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import type { YamlReader } from './yaml-reader.js';
 import { PLAIN_VALUE } from './yaml-fast.js';
-import { certainlyValidSchema } from './schema-meta.js';
+import { certainlyCompiles, certainlyValidSchema } from './schema-meta.js';
 
 /**
  * `kind: Declarations`: what a policy set declares about the world its rules talk about. One such
@@ -144,7 +144,12 @@ export interface CompiledDeclarationsUnit {
   readonly document: DeclarationsDocument;
   readonly subject: CompiledSchema | undefined;
   readonly resources: ReadonlyMap<string, CompiledSchema>;
+  /** Compiles the validators left for first use (see compileDeclarations), e.g. just after a start. */
+  warm(): void;
 }
+
+/** A property's validator: compiled at load, or on first use when it certainly compiles. */
+type Validator = () => ValidateFunction;
 
 // ajv ships CommonJS with a default export; under NodeNext the class is on `.default`.
 type AjvInstance = { compile(schema: object): ValidateFunction; validateSchema(schema: object): boolean | Promise<unknown>; errorsText(errors?: ErrorObject[] | null): string; errors?: ErrorObject[] | null };
@@ -211,14 +216,41 @@ const pointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1')
  * property schema once (what the meta-schema checks of it), any other whole.
  */
 export function compileDeclarations(document: DeclarationsDocument, issues: PolicyIssue[]): CompiledDeclarationsUnit {
-  const ajv = newAjv();
+  // ajv itself is loaded and set up only when something is compiled or validated with it.
+  let instance: AjvInstance | undefined;
+  const ajv = (): AjvInstance => (instance ??= newAjv());
   const byText = new Map<string, ValidateFunction>();
   const shared = (schema: unknown, text = JSON.stringify(schema)): ValidateFunction => {
     // JSON writes .inf and NaN as null: such a schema's text does not say which it is, so it is
     // compiled on its own ({const: .inf} must not share {const: null}'s validator).
-    if (text.includes('null') && hasNonFinite(schema)) return ajv.compile(schema as object);
+    if (text.includes('null') && hasNonFinite(schema)) return ajv().compile(schema as object);
     let v = byText.get(text);
-    if (!v) byText.set(text, (v = ajv.compile(schema as object)));
+    if (!v) byText.set(text, (v = ajv().compile(schema as object)));
+    return v;
+  };
+  // A property schema ajv certainly compiles (schema-meta.ts) is compiled when a request first
+  // needs it (or by warm()): loading ajv and compiling a thousand types' distinct property schemas
+  // was a fifth of a 1,000-type set's load (issue 13). Any other is compiled here, so its errors
+  // are load errors as before.
+  const later = new Map<string, Validator>();
+  const pending: Validator[] = [];
+  const validator = (schema: unknown, text: string): Validator => {
+    if (text.includes('null') && hasNonFinite(schema)) {
+      // its text does not say what it is (see `shared`): its own validator, now
+      const own = shared(schema, text);
+      return () => own;
+    }
+    let v = later.get(text);
+    if (v) return v;
+    if (!certainlyCompiles(schema)) {
+      const now = shared(schema, text);
+      v = () => now;
+    } else {
+      let made: ValidateFunction | undefined;
+      v = () => (made ??= shared(schema, text));
+      pending.push(v);
+    }
+    later.set(text, v);
     return v;
   };
   // Whether a property schema is valid against the meta-schema, by its JSON text: the same few
@@ -231,7 +263,7 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
     // null (so the text would not say which it is): validate the whole instead.
     if (!plainObject(sub) || Object.hasOwn(sub, '$schema') || (text.includes('null') && hasNonFinite(sub))) return false;
     let ok = metaValid.get(text);
-    if (ok === undefined) metaValid.set(text, (ok = certainlyValidSchema(sub) || ajv.validateSchema(sub) === true));
+    if (ok === undefined) metaValid.set(text, (ok = certainlyValidSchema(sub) || ajv().validateSchema(sub) === true));
     return ok;
   };
   const compile = (source: SchemaSource, where: string): CompiledSchema | undefined => {
@@ -243,7 +275,7 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
     try {
       const text = JSON.stringify(s);
       const validateWhole = () => {
-        if (ajv.validateSchema(s) !== true) throw new Error(ajv.errorsText(ajv.errors));
+        if (ajv().validateSchema(s) !== true) throw new Error(ajv().errorsText(ajv().errors));
       };
       if (!simpleObjectSchema(s, text)) {
         validateWhole();
@@ -259,10 +291,10 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
       const extraText = plainObject(extra) ? JSON.stringify(extra) : undefined;
       const fastValid = simpleLevelValid(s) && subs.every((p) => validSub(p.sub, p.text)) && (extraText === undefined || validSub(extra, extraText));
       if (!fastValid) validateWhole();
-      const props = new Map<string, ValidateFunction>();
-      for (const { name, sub, text: subText } of subs) props.set(name, shared(sub, subText));
+      const props = new Map<string, Validator>();
+      for (const { name, sub, text: subText } of subs) props.set(name, validator(sub, subText));
       const required = (s.required ?? []) as string[];
-      const extraCheck = extraText !== undefined ? shared(extra, extraText) : undefined;
+      const extraCheck = extraText !== undefined ? validator(extra, extraText) : undefined;
       return { source, check: objectCheck(props, required, extra === false, extraCheck) };
     } catch (err) {
       issues.push({ ...source.position, code: 'INVALID_SCHEMA', message: `${where}: ${(err as Error).message.split('\n')[0]}` });
@@ -275,11 +307,11 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
     const c = compile(source, `schemas.resources.${type}`);
     if (c) resources.set(type, c);
   }
-  return { document, subject, resources };
+  return { document, subject, resources, warm: () => pending.splice(0).forEach((v) => v()) };
 }
 
 /** The object level checked here, with ajv's wording; property values by their shared ajv validators. */
-function objectCheck(props: ReadonlyMap<string, ValidateFunction>, required: readonly string[], closed: boolean, extra: ValidateFunction | undefined): CompiledSchema['check'] {
+function objectCheck(props: ReadonlyMap<string, Validator>, required: readonly string[], closed: boolean, extra: Validator | undefined): CompiledSchema['check'] {
   return (value, prefix, out) => {
     if (!plainObject(value)) {
       out.push(`${prefix}: must be object`);
@@ -291,8 +323,16 @@ function objectCheck(props: ReadonlyMap<string, ValidateFunction>, required: rea
     }
     for (const key of Object.keys(value)) {
       if (out.length >= MAX_SCHEMA_PROBLEMS) return;
-      const v = props.get(key) ?? extra;
-      if (v) {
+      const validator = props.get(key) ?? extra;
+      if (validator) {
+        let v: ValidateFunction;
+        try {
+          v = validator();
+        } catch {
+          // certainlyCompiles promised otherwise: report it (enforce mode denies), never pass it
+          out.push(truncateBytes(`${prefix}/${pointer(key)}: its schema could not be compiled`, MAX_SCHEMA_PROBLEM_BYTES));
+          continue;
+        }
         if (!v(value[key])) describeSchemaErrors(`${prefix}/${pointer(key)}`, v.errors, out);
       } else if (closed) out.push(truncateBytes(`${prefix}: must NOT have additional properties "${key}"`, MAX_SCHEMA_PROBLEM_BYTES));
     }

@@ -267,6 +267,7 @@ function runtimeDeclarations(decl: CompiledDeclarationsUnit): CompiledDeclaratio
   const resources = decl.resources;
   return {
     mode: decl.document.mode,
+    warm: decl.warm,
     checkRequest(request: CheckRequest): string[] {
       const out: string[] = [];
       subject?.check(request.subject.attributes, 'subject.attributes', out);

@@ -65,3 +65,39 @@ function isFiniteNumber(v: unknown): v is number {
 function isScalar(v: unknown): boolean {
   return v === null || typeof v === 'string' || typeof v === 'boolean' || isFiniteNumber(v);
 }
+
+/** The one type a type-specific keyword applies to (ajv's strictTypes; `integer` counts as `number`). */
+const KEYWORD_TYPE: Record<string, string> = {
+  minimum: 'number',
+  maximum: 'number',
+  exclusiveMinimum: 'number',
+  exclusiveMaximum: 'number',
+  multipleOf: 'number',
+  minLength: 'string',
+  maxLength: 'string',
+  minItems: 'array',
+  maxItems: 'array',
+  items: 'array',
+  uniqueItems: 'array',
+};
+
+/**
+ * True when ajv, configured as declarations configure it (strict mode, no formats registered),
+ * certainly compiles `schema`: it is certainly valid (above), has no `format`, at most one `type`
+ * (strict mode refuses union types), and every type-specific keyword sits beside the type it
+ * applies to (strict mode refuses `minimum` without `type: number`). Such a schema can be compiled
+ * when first needed instead of at load; false means "compile it at load" (ajv's errors stand).
+ * test/fuzz/schema-meta.test.ts checks it against ajv's compile on generated schemas.
+ */
+export function certainlyCompiles(schema: unknown, depth = 0): boolean {
+  if (typeof schema === 'boolean') return true;
+  if (depth === 0 && !certainlyValidSchema(schema)) return false;
+  const s = schema as Record<string, unknown>;
+  if ('format' in s || (s.type !== undefined && typeof s.type !== 'string')) return false;
+  const type = s.type === 'integer' ? 'number' : (s.type as string | undefined);
+  for (const key of Object.keys(s)) {
+    const applies = KEYWORD_TYPE[key];
+    if (applies !== undefined && applies !== type) return false;
+  }
+  return s.items === undefined || certainlyCompiles(s.items, depth + 1);
+}

@@ -86,21 +86,46 @@ function describe(types: ReadonlySet<JsonType>): string {
 
 const ARTICLE: Record<LiteralType, string> = { string: 'a string', number: 'a number', bool: 'a bool', bytes: 'bytes', list: 'a list', map: 'a map', null: 'null' };
 
-/** What a use needs, as families any one of which will do, and how to say it. */
-function needs(use: AttributeUse): { any: LiteralType[]; says: string } | undefined {
+const NUMBER: readonly LiteralType[] = ['number'];
+const BOOL: readonly LiteralType[] = ['bool'];
+const STRING: readonly LiteralType[] = ['string'];
+const COLLECTION: readonly LiteralType[] = ['list', 'map'];
+const SIZED: readonly LiteralType[] = ['string', 'bytes', 'list', 'map'];
+const LITERAL = new Map<LiteralType, readonly LiteralType[]>((Object.keys(ARTICLE) as LiteralType[]).map((t) => [t, [t]]));
+
+/** What a use needs, as families any one of which will do (shared lists: this runs for every read at load). */
+function needs(use: AttributeUse): readonly LiteralType[] | undefined {
   switch (use.kind) {
     case 'compare':
-      return 'literal' in use ? { any: [use.literal], says: `is ${use.op === '+' ? 'added (+) to' : `compared (${use.op}) with`} ${ARTICLE[use.literal]}` } : undefined;
+      return 'literal' in use ? LITERAL.get(use.literal) : undefined;
     case 'number':
-      return { any: ['number'], says: `is used in arithmetic (${use.op}), which needs a number` };
+      return NUMBER;
     case 'bool':
-      return { any: ['bool'], says: `is used as a condition (${use.op}), which needs a bool` };
+      return BOOL;
     case 'string':
-      return { any: ['string'], says: `is used with ${use.op}(), which needs a string` };
+      return STRING;
     case 'collection':
-      return { any: ['list', 'map'], says: use.op === 'in' ? 'is the right side of `in`, which needs a list or map' : `is used with ${use.op}(), which needs a list or map` };
+      return COLLECTION;
     case 'sized':
-      return { any: ['string', 'bytes', 'list', 'map'], says: 'is used with size(), which needs a string, list or map' };
+      return SIZED;
+  }
+}
+
+/** How to say what a use needs (only for a use that gets an issue). */
+function saysOf(use: AttributeUse): string {
+  switch (use.kind) {
+    case 'compare':
+      return 'literal' in use ? `is ${use.op === '+' ? 'added (+) to' : `compared (${use.op}) with`} ${ARTICLE[use.literal]}` : '';
+    case 'number':
+      return `is used in arithmetic (${use.op}), which needs a number`;
+    case 'bool':
+      return `is used as a condition (${use.op}), which needs a bool`;
+    case 'string':
+      return `is used with ${use.op}(), which needs a string`;
+    case 'collection':
+      return use.op === 'in' ? 'is the right side of `in`, which needs a list or map' : `is used with ${use.op}(), which needs a list or map`;
+    case 'sized':
+      return 'is used with size(), which needs a string, list or map';
   }
 }
 
@@ -131,8 +156,8 @@ export function checkReadTypes(
       says = `is ${use.op === '+' ? 'added (+) to' : `compared (${use.op}) with`} ${path(use.other)}, declared as ${describe(otherTypes)}`;
     } else {
       const need = needs(use);
-      if (!need || need.any.some((f) => fam.has(f))) continue;
-      says = need.says;
+      if (!need || need.some((f) => fam.has(f))) continue;
+      says = saysOf(use);
     }
     issues.push({
       ...read.positions[read.positions.length - 1]!,

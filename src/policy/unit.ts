@@ -136,7 +136,8 @@ function referencesOf(roles: readonly RoleReference[], sites: readonly ReadSite[
       return reads;
     },
   };
-  if (eager) void references.reads;
+  // (positions too: a read works them out when first asked, from the file's lines)
+  if (eager) for (const { read } of references.reads) void read.positions;
   return references;
 }
 

@@ -189,6 +189,18 @@ rules:
     ]);
   });
 
+  it('a property schema ajv\'s strict mode refuses is a load error, though it is valid JSON Schema (not left to the first request)', () => {
+    const decl = { path: '_declarations.yaml', text: `apiVersion: verdict/v1\nkind: Declarations\nroles: [a]\nschemas:\n  resources:\n    x:\n      type: object\n      properties:\n        email: { type: string, format: email }\n        amount: { minimum: 0 }\n        code: { type: [string, number] }\n` };
+    const issues = loadIssues(decl, file('p.yaml', 'resource: x\nrules: []\n'));
+    expect(issues.map((i) => `${i.line}:${i.column} ${i.code}`)).to.deep.equal(['7:7 INVALID_SCHEMA']);
+    expect(issues[0]!.message).to.match(/unknown format "email"/);
+    // each alone is refused too
+    for (const body of ['amount: { minimum: 0 }', 'code: { type: [string, number] }']) {
+      const one = { path: '_declarations.yaml', text: decl.text.replace(/ {8}email.*\n {8}amount.*\n {8}code.*\n/, ` ${' '.repeat(7)}${body}\n`) };
+      expect(codes(loadIssues(one, file('p.yaml', 'resource: x\nrules: []\n'))), body).to.deep.equal(['_declarations.yaml:7:7 INVALID_SCHEMA']);
+    }
+  });
+
   it('a set without declarations loads, with a one-line warning naming what it misses', () => {
     const candidate = new PolicyCompiler().compileNow([withDigest(file('p.yaml', 'resource: x\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    roles: [anything]\n'))]);
     expect(candidate.issues).to.deep.equal([]);

@@ -7,11 +7,13 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { createRequire } from 'node:module';
-import { certainlyValidSchema } from '../../src/policy/schema-meta.js';
+import { certainlyCompiles, certainlyValidSchema } from '../../src/policy/schema-meta.js';
 
 const RUNS = Number(process.env.VERDICT_FUZZ_RUNS ?? 400);
 const Ajv = (createRequire(import.meta.url)('ajv') as { default: new (o: object) => { validateSchema(s: unknown): boolean | Promise<unknown> } }).default;
 const ajv = new Ajv({ allErrors: true, strict: true });
+/** As declarations compile (src/policy/declarations.ts: strict, the schema validated beforehand). */
+const newCompiler = () => new Ajv({ allErrors: true, strict: true, validateSchema: false }) as unknown as { compile(s: unknown): unknown };
 
 /** Values that sit on either side of each keyword's rule. */
 const anyValue = fc.oneof(
@@ -64,5 +66,63 @@ describe('fuzz: the quick meta-schema answer never accepts what ajv refuses', ()
     for (const s of [{ type: 'strin' }, { enum: [] }, { enum: ['a', 'a'] }, { minimum: Infinity }, { maxLength: -1 }, { multipleOf: 0 }, { pattern: 'a+' }, { items: [{}] }, { $ref: '#' }, null, []]) {
       expect(certainlyValidSchema(s), JSON.stringify(s)).to.equal(false);
     }
+  });
+});
+
+/** Schemas of one declared type with keywords that mostly apply to it (and sometimes not). */
+const TYPES = ['string', 'number', 'integer', 'array', 'boolean', 'null', 'object'];
+const typedSchema: fc.Arbitrary<unknown> = fc.letrec<{ schema: unknown }>((tie) => ({
+  schema: fc
+    .tuple(
+      fc.oneof(fc.constantFrom(...TYPES), fc.constant(undefined), fc.constant(['string', 'null'])),
+      fc.array(
+        fc.oneof(
+          fc.tuple(fc.constantFrom('minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'minLength', 'maxLength', 'minItems', 'maxItems'), fc.integer({ min: 0, max: 9 })),
+          fc.tuple(fc.constant('uniqueItems'), fc.boolean()),
+          fc.tuple(fc.constantFrom('enum'), fc.uniqueArray(fc.oneof(fc.string({ maxLength: 2 }), fc.integer({ min: 0, max: 3 })), { minLength: 1, maxLength: 3 })),
+          fc.tuple(fc.constantFrom('const', 'description', 'title', 'format'), fc.string({ maxLength: 3 })),
+          fc.tuple(fc.constant('items'), tie('schema')),
+        ),
+        { maxLength: 3 },
+      ),
+    )
+    .map(([type, entries]) => {
+      const out: Record<string, unknown> = type === undefined ? {} : { type };
+      for (const [k, v] of entries) out[k as string] = v;
+      return out;
+    }),
+})).schema;
+
+describe('fuzz: a schema left to compile on first use certainly compiles', () => {
+  for (const [name, arbitrary] of [
+    ['generated keywords', schema],
+    ['typed schemas', typedSchema],
+  ] as const) {
+    it(`certainly compiles implies ajv (strict) compiles it: ${name}`, () => {
+      let accepted = 0;
+      fc.assert(
+        fc.property(arbitrary, (s) => {
+          if (!certainlyCompiles(s)) return true;
+          accepted++;
+          expect(() => newCompiler().compile(s), JSON.stringify(s)).not.to.throw();
+          return true;
+        }),
+        { numRuns: RUNS },
+      );
+      if (name === 'typed schemas') expect(accepted).to.be.greaterThan(RUNS / 10);
+    });
+  }
+
+  it('leaves to the load what strict mode refuses: union types, formats, keywords without their type', () => {
+    for (const s of [{ type: 'string', enum: ['a'] }, { type: 'integer', minimum: 0, maximum: 3 }, { type: 'array', items: { type: 'string' }, maxItems: 32 }, { enum: [1, 2] }, true]) {
+      expect(certainlyCompiles(s), JSON.stringify(s)).to.equal(true);
+      expect(() => newCompiler().compile(s)).not.to.throw();
+    }
+    for (const s of [{ type: ['string', 'number'] }, { type: 'string', format: 'email' }, { minimum: 0 }, { type: 'string', minimum: 0 }, { type: 'array', items: { minLength: 1 } }]) {
+      expect(certainlyCompiles(s), JSON.stringify(s)).to.equal(false);
+      expect(() => newCompiler().compile(s), JSON.stringify(s)).to.throw();
+    }
+    // Compiles, but any type array is left to the load (kept simple: only `[T, null]` unions compile)
+    expect(certainlyCompiles({ type: ['string', 'null'] })).to.equal(false);
   });
 });
