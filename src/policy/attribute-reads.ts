@@ -31,17 +31,23 @@ export type AttributeUse =
   | { readonly kind: 'number' | 'bool' | 'collection' | 'sized'; readonly op: string }
   | { readonly kind: 'string'; readonly op: string };
 
-type RawUse =
+/** A use as collected from the AST: the other read of a comparison by its index in the same list. */
+export type RawUse =
   | { readonly kind: 'compare'; readonly op: string; readonly literal: LiteralType }
   | { readonly kind: 'compare'; readonly op: string; readonly other: number }
   | { readonly kind: 'number' | 'bool' | 'collection' | 'sized' | 'string'; readonly op: string };
 
-interface RawRead {
+/**
+ * A read as collected from an expression's AST, shared by every site with the same compiled
+ * expression (sets repeat their conditions across types): what the declarations check looks at.
+ * The site's AttributeRead (positions included) is made only for a read that gets an issue.
+ */
+export interface RawRead {
   readonly root: 'subject' | 'resource';
   readonly links: readonly Link[];
   readonly uses: RawUse[];
-  /** The names of `links`, made once and shared by every site of the expression. */
-  path?: readonly string[];
+  /** The names of `links`. */
+  readonly path: readonly string[];
 }
 
 interface Link {
@@ -76,9 +82,8 @@ function chainOf(node: ASTNode): { root: string; links: Link[] } | undefined {
  * index ends the path there.
  */
 export function attributeReads(ast: ASTNode, source: SourceExpression): AttributeRead[] {
-  let raw = rawReads.get(ast);
-  if (!raw) rawReads.set(ast, (raw = readsOf(ast)));
-  const out = raw.map((r) => new SiteRead(r, (r.path ??= r.links.map((l) => l.name)), source));
+  const raw = rawAttributeReads(ast);
+  const out = raw.map((r) => new SiteRead(r, source));
   for (let i = 0; i < raw.length; i++) {
     const uses = raw[i]!.uses;
     if (uses.length > 0) out[i]!.uses = uses.map((u) => ('other' in u ? { kind: 'compare', op: u.op, other: out[u.other]! } : u));
@@ -96,12 +101,15 @@ class SiteRead implements AttributeRead {
   private placed: readonly SourcePosition[] | undefined;
   constructor(
     private readonly raw: RawRead,
-    readonly path: readonly string[],
     private readonly source: SourceExpression,
   ) {}
 
   get root(): 'subject' | 'resource' {
     return this.raw.root;
+  }
+
+  get path(): readonly string[] {
+    return this.raw.path;
   }
 
   get positions(): readonly SourcePosition[] {
@@ -110,6 +118,17 @@ class SiteRead implements AttributeRead {
 }
 
 const NO_USES: readonly AttributeUse[] = [];
+
+/** The reads of an expression as collected from its AST, once per AST (see RawRead). */
+export function rawAttributeReads(ast: ASTNode): readonly RawRead[] {
+  let raw = rawReads.get(ast);
+  if (!raw) rawReads.set(ast, (raw = readsOf(ast)));
+  return raw;
+}
+
+function rawRead(root: 'subject' | 'resource', links: readonly Link[]): RawRead {
+  return { root, links, uses: [], path: links.map((l) => l.name) };
+}
 
 /** Compiled expressions are shared by text (src/policy/expression.ts): so are their reads. */
 const rawReads = new WeakMap<ASTNode, RawRead[]>();
@@ -152,7 +171,7 @@ function readsOf(ast: ASTNode): RawRead[] {
     if (known !== undefined) return known;
     const chain = chainOf(n);
     if (!chain || !(chain.root === 'subject' || chain.root === 'resource') || chain.links.length < 2 || chain.links[0]!.name !== 'attributes') return undefined;
-    found.push({ root: chain.root, links: chain.links.slice(1), uses: [] });
+    found.push(rawRead(chain.root, chain.links.slice(1)));
     readAt.set(n, found.length - 1);
     return found.length - 1;
   };
@@ -196,7 +215,7 @@ function readsOf(ast: ASTNode): RawRead[] {
       const chain = chainOf(node);
       if (chain) {
         if ((chain.root === 'subject' || chain.root === 'resource') && chain.links.length >= 2 && chain.links[0]!.name === 'attributes') {
-          found.push({ root: chain.root, links: chain.links.slice(1), uses: [] });
+          found.push(rawRead(chain.root, chain.links.slice(1)));
           readAt.set(node, found.length - 1);
         }
         return;

@@ -1,9 +1,9 @@
 import type { CompiledDeclarations, CompiledDerivedRole } from '../engine/model.js';
 import type { CheckRequest } from '../engine/request.js';
-import type { AttributeRead } from './attribute-reads.js';
+import type { AttributeRead, RawRead } from './attribute-reads.js';
 import type { CompiledDeclarationsUnit, CompiledSchema } from './declarations.js';
 import type { PolicyIssue } from './issues.js';
-import { checkReadTypes, typesOf, type JsonType } from './type-check.js';
+import { checkReadTypes, someUseUnsupported, typesOf, type JsonType } from './type-check.js';
 import { didYouMean } from '../engine/suggest.js';
 import type { FileUnit, UnitDocument } from './unit.js';
 
@@ -238,15 +238,22 @@ function checkReads(doc: UnitDocument, decl: CompiledDeclarationsUnit, issues: P
   };
   const subjectAnswer = answererOf(subjectSchemas);
   const resourceAnswer = answererOf(resourceSchemas);
-  const answerOf = (read: AttributeRead): PathAnswer | undefined => (read.root === 'subject' ? subjectAnswer : resourceAnswer)?.(read.path);
+  const answerOf = (read: RawRead | AttributeRead): PathAnswer | undefined => (read.root === 'subject' ? subjectAnswer : resourceAnswer)?.(read.path);
   const typesAt = (read: AttributeRead) => answerOf(read)?.types ?? undefined;
   const schemaName = (read: AttributeRead) => (read.root === 'subject' ? 'schemas.subject' : doc.resource === '*' ? 'schemas.resources' : `schemas.resources.${doc.resource}`);
-  for (const { where, read } of doc.references.reads) {
-    const answer = answerOf(read);
-    if (!answer) continue;
-    if (answer.bad) report(doc, where, read, answer.bad, issues);
-    // Nothing to check without uses, or when the path's type is not known.
-    else if (read.uses.length > 0 && answer.types) checkReadTypes(where, read, typesAt, schemaName, issues);
+  for (const group of doc.references.readGroups) {
+    const raw = group.raw;
+    for (let i = 0; i < raw.length; i++) {
+      const r = raw[i]!;
+      const answer = answerOf(r);
+      if (!answer) continue;
+      if (answer.bad) report(doc, group.where, group.read(i), answer.bad, issues);
+      // Nothing to check without uses, or when the path's type is not known; the read (positions,
+      // messages) is made only when one of its uses does not fit.
+      else if (r.uses.length > 0 && answer.types && someUseUnsupported(r.uses, answer.types, (j) => answerOf(raw[j]!)?.types ?? undefined)) {
+        checkReadTypes(group.where, group.read(i), typesAt, schemaName, issues);
+      }
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import type { AttributeRead, AttributeUse, LiteralType } from './attribute-reads.js';
+import type { AttributeRead, AttributeUse, LiteralType, RawUse } from './attribute-reads.js';
 import type { PolicyIssue } from './issues.js';
 
 /**
@@ -127,6 +127,30 @@ function saysOf(use: AttributeUse): string {
     case 'sized':
       return 'is used with size(), which needs a string, list or map';
   }
+}
+
+function overlap(a: ReadonlySet<LiteralType>, b: ReadonlySet<LiteralType>): boolean {
+  for (const f of a) if (b.has(f)) return true;
+  return false;
+}
+
+/**
+ * Whether checkReadTypes would report some use of a read declared as `types`, from the read's raw
+ * uses (`otherTypes`: the declared types of the read a comparison's other side is, by index). The
+ * check asks this of every read and makes the read's positions and messages only when it is so.
+ */
+export function someUseUnsupported(uses: readonly RawUse[], types: ReadonlySet<JsonType>, otherTypes: (index: number) => ReadonlySet<JsonType> | undefined): boolean {
+  const fam = families(types);
+  for (const use of uses) {
+    if (use.kind === 'compare' && 'other' in use) {
+      const other = otherTypes(use.other);
+      if (other && !overlap(fam, families(other))) return true;
+    } else {
+      const need = needs(use as AttributeUse);
+      if (need && !need.some((f) => fam.has(f))) return true;
+    }
+  }
+  return false;
 }
 
 /**

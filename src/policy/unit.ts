@@ -1,7 +1,7 @@
 import type { CompiledCondition, CompiledDerivedRole, CompiledPolicy, Effect, PolicySetSummary } from '../engine/model.js';
 import { celBaseEnvironment } from '../cel/environment.js';
 import { checkDocumentCosts, DEFAULT_COST_ESTIMATE_LIMITS, type CostEstimateLimits } from './cost.js';
-import { attributeReads, type AttributeRead } from './attribute-reads.js';
+import { attributeReads, rawAttributeReads, type AttributeRead, type RawRead } from './attribute-reads.js';
 import { compileDeclarations, type CompiledDeclarationsUnit } from './declarations.js';
 import type { CoverageHooks, CoverageSite } from './coverage-hooks.js';
 import { checkExpression } from './expression.js';
@@ -42,10 +42,20 @@ export interface RoleReference {
   readonly parent: boolean;
 }
 
+/** The attribute reads of one expression of a document (a condition, a variable, a limit's key). */
+export interface ReadGroup {
+  /** e.g. `rule "approve"`. */
+  readonly where: string;
+  /** What the declarations check looks at (shared by every expression with the same text). */
+  readonly raw: readonly RawRead[];
+  /** The read at index i at this site, with its positions: made only for a read that gets an issue. */
+  read(i: number): AttributeRead;
+}
+
 /** What a document refers to by name, collected once at compile time (src/policy/declared-check.ts). */
 export interface DocumentReferences {
   readonly roles: readonly RoleReference[];
-  readonly reads: readonly { readonly where: string; readonly read: AttributeRead }[];
+  readonly readGroups: readonly ReadGroup[];
 }
 
 /** One policy document, compiled on its own. */
@@ -121,24 +131,31 @@ interface ReadSite {
 /**
  * The attribute paths are listed when first asked for: only the declarations check reads them, and
  * a set without declarations never does (a first load of 1,000 types then skips ~10,000 lists of
- * paths and positions). The check itself runs at load as before, on the same lists. A precise read
- * lists them at once: its positions hold the file's lines, which are not kept after the compile.
+ * paths). The check itself runs at load as before, on the same lists; a read's positions are worked
+ * out only when it is reported. A precise read works them out at once: its positions hold the
+ * file's lines, which are not kept after the compile.
  */
 function referencesOf(roles: readonly RoleReference[], sites: readonly ReadSite[], eager: boolean): DocumentReferences {
-  let reads: { where: string; read: AttributeRead }[] | undefined;
+  let groups: ReadGroup[] | undefined;
   const references: DocumentReferences = {
     roles,
-    get reads() {
-      if (!reads) {
-        reads = [];
-        for (const { ast, source, where } of sites) for (const read of attributeReads(ast, source)) reads.push({ where, read });
-      }
-      return reads;
+    get readGroups() {
+      return (groups ??= sites.map((site) => (eager ? placedGroup(site) : lazyGroup(site))));
     },
   };
-  // (positions too: a read works them out when first asked, from the file's lines)
-  if (eager) for (const { read } of references.reads) void read.positions;
+  if (eager) void references.readGroups;
   return references;
+}
+
+function lazyGroup({ ast, source, where }: ReadSite): ReadGroup {
+  let reads: AttributeRead[] | undefined;
+  return { where, raw: rawAttributeReads(ast), read: (i) => (reads ??= attributeReads(ast, source))[i]! };
+}
+
+function placedGroup({ ast, source, where }: ReadSite): ReadGroup {
+  const reads = attributeReads(ast, source);
+  for (const r of reads) void r.positions;
+  return { where, raw: rawAttributeReads(ast), read: (i) => reads[i]! };
 }
 
 /** Parses and compiles one file; never throws (every problem is an issue of the unit). */

@@ -28,6 +28,18 @@ const SCALAR = Symbol.for('yaml.scalar');
 class NotSimple extends Error {}
 
 /**
+ * Whether `s` starts with a letter other than n, t, f (any case): then it is neither an array index
+ * nor anything CORE_NON_STRING matches (~, null, true, false, numbers, .inf, .nan), so the two
+ * regular expressions need not run. Most keys and strings of a policy file are such words.
+ */
+function plainWord(s: string): boolean {
+  const c = s.charCodeAt(0);
+  if (c >= 97 && c <= 122) return c !== 110 && c !== 116 && c !== 102;
+  if (c >= 65 && c <= 90) return c !== 78 && c !== 84 && c !== 70;
+  return false;
+}
+
+/**
  * On a fast-read mapping or sequence node: the plain value it was made from (checked, as JSON), so
  * a reader that wants plain JSON back (declarations' schemas) need not rebuild it node by node.
  */
@@ -39,7 +51,7 @@ function toNode(value: unknown): Node {
     if (Object.getPrototypeOf(value) !== Object.prototype) throw new NotSimple(); // a Date or another typed value
     const items: unknown[] = [];
     for (const key of Object.keys(value)) {
-      if (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key)) throw new NotSimple();
+      if (!plainWord(key) && (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key))) throw new NotSimple();
       items.push({ [NODE_TYPE]: PAIR, key: scalar(key), value: toNode((value as Record<string, unknown>)[key]) });
     }
     return { [NODE_TYPE]: MAP, items, range: NO_RANGE, [PLAIN_VALUE]: value } as unknown as Node;
@@ -56,7 +68,7 @@ function checkSimple(value: unknown): void {
   if (value !== null && typeof value === 'object') {
     if (Object.getPrototypeOf(value) !== Object.prototype) throw new NotSimple();
     for (const key of Object.keys(value)) {
-      if (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key)) throw new NotSimple();
+      if (!plainWord(key) && (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key))) throw new NotSimple();
       checkSimple((value as Record<string, unknown>)[key]);
     }
     return;
@@ -104,7 +116,7 @@ function documentNode(value: object): Node {
 
 function scalar(value: unknown): Node {
   if (typeof value === 'string') {
-    if (CORE_NON_STRING.test(value) || value === '') throw new NotSimple();
+    if (!plainWord(value) && (value === '' || CORE_NON_STRING.test(value))) throw new NotSimple();
   } else if (typeof value === 'number') {
     // Numbers (JSON Schemas in declarations: `minimum: 0`): js-yaml's core schema reads them as
     // `yaml` does, except -0 and binary literals (0b11), which go the precise way (see below).
