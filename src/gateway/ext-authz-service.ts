@@ -8,7 +8,8 @@ import { traceParentFromMetadata } from '../grpc/trace-context.js';
 import { traceParentFromHeaders, type TraceParent } from '../service/decision-hooks.js';
 import { NotReadyError, type DecisionService } from '../service/decision-service.js';
 import { httpContext, httpView, type EnvoyCheckRequest, type HttpView } from './http-request.js';
-import { decidingLimit } from '../engine/decision.js';
+import { decidingLimit, type Decision } from '../engine/decision.js';
+import { attributesToStruct } from '../grpc/struct.js';
 import { rateLimitHeaders, retryAfter } from './ratelimit-headers.js';
 import { badRequestResponse, forbiddenResponse, okResponse, tooManyRequestsResponse, unauthorizedResponse, type Header } from './responses.js';
 import { renderTarget, routeRequest } from './route-table.js';
@@ -104,12 +105,22 @@ export function extAuthzService(deps: ExtAuthzDeps): UntypedServiceImplementatio
     const d = outcome.decision;
     if (d.effect !== 'ALLOW') {
       const limit = d.reason === 'RATE_LIMITED' || d.reason === 'QUOTA_EXCEEDED' ? decidingLimit(d) : undefined;
-      if (!limit) return forbiddenResponse(outcome.decisionId, settings.upstream.decisionHeader);
+      if (!limit) return withSchemaProblems(forbiddenResponse(outcome.decisionId, settings.upstream.decisionHeader), d);
       const retry = retryAfter(limit);
-      return tooManyRequestsResponse(outcome.decisionId, settings.upstream.decisionHeader, d.reason, limit.name, Number(retry[1]), [retry, ...rateLimitHeaders(d.usage)]);
+      return withSchemaProblems(tooManyRequestsResponse(outcome.decisionId, settings.upstream.decisionHeader, d.reason, limit.name, Number(retry[1]), [retry, ...rateLimitHeaders(d.usage)]), d);
     }
     const downstream = d.usage && deps.rateLimitHeadersOnAllow !== false ? rateLimitHeaders(d.usage) : [];
-    return okResponse(upstreamHeaders(request, outcome.decisionId), settings.upstream.removeAuthorization ? ['authorization'] : [], downstream);
+    return withSchemaProblems(okResponse(upstreamHeaders(request, outcome.decisionId), settings.upstream.removeAuthorization ? ['authorization'] : [], downstream), d);
+  }
+
+  /**
+   * A request that does not match the declared schemas (schemas.mode warn or enforce): its problems
+   * go to Envoy as the check's dynamic metadata (for access logs and later filters), never into the
+   * response the client sees, which would describe the schemas to anyone who asks.
+   */
+  function withSchemaProblems(response: Record<string, unknown>, d: Decision): Record<string, unknown> {
+    if (d.schemaProblems && d.schemaProblems.length > 0) response.dynamicMetadata = attributesToStruct({ decision_reason: d.reason, schema_problems: [...d.schemaProblems] });
+    return response;
   }
 
   function upstreamHeaders(request: CheckRequest, decisionId: string): Header[] {
