@@ -177,13 +177,18 @@ function plainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** `{type: object, properties, required, additionalProperties}` and nothing that could refer across it. */
-function simpleObjectSchema(s: Record<string, unknown>, text: string): boolean {
-  if (s.type !== 'object' || text.includes('"$ref"') || text.includes('"$dynamicRef"')) return false;
+/** `{type: object, properties, required, additionalProperties}` at this level (what is below: `refersAcross`). */
+function simpleObjectLevel(s: Record<string, unknown>): boolean {
+  if (s.type !== 'object') return false;
   for (const k of Object.keys(s)) if (!OBJECT_KEYWORDS.has(k)) return false;
   if (s.properties !== undefined && !plainObject(s.properties)) return false;
   if (s.required !== undefined && !(Array.isArray(s.required) && s.required.every((r) => typeof r === 'string'))) return false;
   return s.additionalProperties === undefined || typeof s.additionalProperties === 'boolean' || plainObject(s.additionalProperties);
+}
+
+/** Whether JSON text names `$ref` or `$dynamicRef` anywhere (then the schema is compiled whole). */
+function refersAcross(text: string): boolean {
+  return text.includes('"$ref"') || text.includes('"$dynamicRef"');
 }
 
 /**
@@ -266,6 +271,15 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
     if (ok === undefined) metaValid.set(text, (ok = certainlyValidSchema(sub) || ajv().validateSchema(sub) === true));
     return ok;
   };
+  // A property schema's JSON text, once per object: the reader shares a flow mapping repeated in
+  // the file (the same property schema for a thousand types), so most are one object.
+  const texts = new WeakMap<object, string>();
+  const textOf = (sub: unknown): string => {
+    if (!plainObject(sub)) return JSON.stringify(sub);
+    let t = texts.get(sub);
+    if (t === undefined) texts.set(sub, (t = JSON.stringify(sub)));
+    return t;
+  };
   const compile = (source: SchemaSource, where: string): CompiledSchema | undefined => {
     const s = source.schema;
     if (!plainObject(s)) {
@@ -273,22 +287,25 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
       return undefined;
     }
     try {
-      const text = JSON.stringify(s);
       const validateWhole = () => {
         if (ajv().validateSchema(s) !== true) throw new Error(ajv().errorsText(ajv().errors));
       };
-      if (!simpleObjectSchema(s, text)) {
+      const simple = simpleObjectLevel(s);
+      const subs = simple ? Object.entries((s.properties ?? {}) as Record<string, unknown>).map(([name, sub]) => ({ name, sub, text: textOf(sub) })) : [];
+      const extra = s.additionalProperties;
+      const extraText = simple && plainObject(extra) ? textOf(extra) : undefined;
+      // A `$ref` anywhere (or a property or required name that reads like one) may refer across
+      // the schema: compiled whole, like any schema not of the usual form.
+      const names = [...subs.map((p) => p.name), ...((s.required ?? []) as string[])];
+      if (!simple || subs.some((p) => refersAcross(p.text)) || (extraText !== undefined && refersAcross(extraText)) || names.some((n) => n === '$ref' || n === '$dynamicRef')) {
         validateWhole();
-        const whole = shared(s, text);
+        const whole = shared(s, JSON.stringify(s));
         return { source, check: (value, prefix, out) => void (whole(value) || describeSchemaErrors(prefix, whole.errors, out)) };
       }
       // The draft-07 meta-schema checks each property schema (and an additionalProperties schema)
       // with `$ref: "#"`, i.e. as a schema on its own: the whole is valid when the few keywords of
       // this level are and each of those is. Anything short of that validates the whole, as before,
       // so a problem is reported in ajv's words for the whole schema.
-      const subs = Object.entries((s.properties ?? {}) as Record<string, unknown>).map(([name, sub]) => ({ name, sub, text: JSON.stringify(sub) }));
-      const extra = s.additionalProperties;
-      const extraText = plainObject(extra) ? JSON.stringify(extra) : undefined;
       const fastValid = simpleLevelValid(s) && subs.every((p) => validSub(p.sub, p.text)) && (extraText === undefined || validSub(extra, extraText));
       if (!fastValid) validateWhole();
       const props = new Map<string, Validator>();

@@ -122,10 +122,27 @@ export class EnvironmentPool {
   }
 }
 
-interface ReadSite {
-  readonly ast: Parameters<typeof attributeReads>[0];
-  readonly source: Parameters<typeof attributeReads>[1];
-  readonly where: string;
+/** Where an expression reads attributes: the ReadGroup itself (one object per expression; sets have ~20,000). */
+class ReadSite implements ReadGroup {
+  private reads: AttributeRead[] | undefined;
+  constructor(
+    private readonly ast: Parameters<typeof attributeReads>[0],
+    private readonly source: Parameters<typeof attributeReads>[1],
+    readonly where: string,
+  ) {}
+
+  get raw(): readonly RawRead[] {
+    return rawAttributeReads(this.ast);
+  }
+
+  read(i: number): AttributeRead {
+    return (this.reads ??= attributeReads(this.ast, this.source))[i]!;
+  }
+
+  /** Works out every read's positions now (a precise read: see referencesOf). */
+  place(): void {
+    for (const r of (this.reads ??= attributeReads(this.ast, this.source))) void r.positions;
+  }
 }
 
 /**
@@ -136,26 +153,8 @@ interface ReadSite {
  * file's lines, which are not kept after the compile.
  */
 function referencesOf(roles: readonly RoleReference[], sites: readonly ReadSite[], eager: boolean): DocumentReferences {
-  let groups: ReadGroup[] | undefined;
-  const references: DocumentReferences = {
-    roles,
-    get readGroups() {
-      return (groups ??= sites.map((site) => (eager ? placedGroup(site) : lazyGroup(site))));
-    },
-  };
-  if (eager) void references.readGroups;
-  return references;
-}
-
-function lazyGroup({ ast, source, where }: ReadSite): ReadGroup {
-  let reads: AttributeRead[] | undefined;
-  return { where, raw: rawAttributeReads(ast), read: (i) => (reads ??= attributeReads(ast, source))[i]! };
-}
-
-function placedGroup({ ast, source, where }: ReadSite): ReadGroup {
-  const reads = attributeReads(ast, source);
-  for (const r of reads) void r.positions;
-  return { where, raw: rawAttributeReads(ast), read: (i) => reads[i]! };
+  if (eager) for (const site of sites) site.place();
+  return { roles, readGroups: sites };
 }
 
 /** Parses and compiles one file; never throws (every problem is an issue of the unit). */
@@ -194,7 +193,7 @@ export function* compileFileUnit(
     const roleRefs: RoleReference[] = [];
     const readSites: ReadSite[] = [];
     const readsOf = (ast: Parameters<typeof attributeReads>[0] | undefined, source: Parameters<typeof attributeReads>[1], where: string) => {
-      if (ast) readSites.push({ ast, source, where });
+      if (ast) readSites.push(new ReadSite(ast, source, where));
     };
     for (const def of doc.variables) readsOf(vars.checked.get(def.name)?.ast, def.expression, `variables.${def.name}`);
     const policy: CompiledPolicy = { id: doc.id, resource: doc.resource, createVariables: vars.factory.create, hasVariables: doc.variables.length > 0 };

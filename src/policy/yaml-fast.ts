@@ -59,21 +59,28 @@ function toNode(value: unknown): Node {
   return scalar(value);
 }
 
-/** Throws NotSimple where toNode would; builds nothing. */
-function checkSimple(value: unknown): void {
+/**
+ * Throws NotSimple where toNode would; builds nothing. A collection the reader shares (a flow
+ * mapping repeated in the file, such as the same property schema for every type) is checked once.
+ */
+function checkSimple(value: unknown, seen: WeakSet<object>): void {
+  if (value !== null && typeof value === 'object') {
+    if (seen.has(value)) return;
+    seen.add(value);
+  }
   if (Array.isArray(value)) {
-    for (const v of value) checkSimple(v);
+    for (const v of value) checkSimple(v, seen);
     return;
   }
   if (value !== null && typeof value === 'object') {
     if (Object.getPrototypeOf(value) !== Object.prototype) throw new NotSimple();
     for (const key of Object.keys(value)) {
       if (!plainWord(key) && (ARRAY_INDEX.test(key) || key === '__proto__' || CORE_NON_STRING.test(key))) throw new NotSimple();
-      checkSimple((value as Record<string, unknown>)[key]);
+      checkSimple((value as Record<string, unknown>)[key], seen);
     }
     return;
   }
-  scalar(value);
+  checkScalar(value);
 }
 
 /**
@@ -110,11 +117,17 @@ function lazyNode(value: unknown): Node {
 /** The node of a plain document: built at once, except a declarations document (built as read). */
 function documentNode(value: object): Node {
   if ((value as Record<string, unknown>).kind !== 'Declarations') return toNode(value);
-  checkSimple(value);
+  checkSimple(value, new WeakSet());
   return lazyNode(value);
 }
 
 function scalar(value: unknown): Node {
+  checkScalar(value);
+  return { [NODE_TYPE]: SCALAR, value, range: NO_RANGE, type: undefined } as unknown as Node;
+}
+
+/** Throws NotSimple where scalar would; makes no node (checkSimple walks a whole declarations file). */
+function checkScalar(value: unknown): void {
   if (typeof value === 'string') {
     if (!plainWord(value) && (value === '' || CORE_NON_STRING.test(value))) throw new NotSimple();
   } else if (typeof value === 'number') {
@@ -124,7 +137,6 @@ function scalar(value: unknown): Node {
   } else if (value !== null && typeof value !== 'boolean') {
     throw new NotSimple();
   }
-  return { [NODE_TYPE]: SCALAR, value, range: NO_RANGE, type: undefined } as unknown as Node;
 }
 
 /**
