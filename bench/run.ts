@@ -227,7 +227,9 @@ Flags may also be set as BENCH_<FLAG> environment variables (BENCH_DURATION=10).
     await writeDocs(path.join(ROOT, 'docs/performance.md'), `${header}\n\n${table}\n\n${notes.join('\n')}`);
     log('bench: updated docs/performance.md');
   }
-  await rm(work, { recursive: true, force: true });
+  // BENCH_KEEP_LOGS=1 keeps the servers' logs (e.g. with BENCH_NODE_FLAGS=--trace-gc) for a look afterwards.
+  if (process.env.BENCH_KEEP_LOGS === '1') log(`bench: kept ${logDir}`);
+  else await rm(work, { recursive: true, force: true });
   return errors.length > 0 ? 1 : 0;
 }
 
