@@ -27,7 +27,11 @@ export const NO_DECLARATIONS_WARNING =
  */
 export function checkDeclarations(units: ReadonlyMap<string, FileUnit>, scopeOf: (type: string) => ReadonlyMap<string, CompiledDerivedRole> | undefined): DeclarationsCheck {
   const all: CompiledDeclarationsUnit[] = [];
-  for (const unit of units.values()) all.push(...unit.declarations);
+  const documents: UnitDocument[] = [];
+  for (const unit of units.values()) {
+    if (unit.declarations.length > 0) all.push(...unit.declarations);
+    for (const doc of unit.documents) documents.push(doc);
+  }
   if (all.length === 0) return { issues: [], warnings: [NO_DECLARATIONS_WARNING], declarations: undefined };
   const issues: PolicyIssue[] = [];
   all.sort((a, b) => (a.document.id < b.document.id ? -1 : a.document.id > b.document.id ? 1 : 0));
@@ -38,11 +42,9 @@ export function checkDeclarations(units: ReadonlyMap<string, FileUnit>, scopeOf:
   const declaredRoles = new Set(decl.document.roles.map((r) => r.name));
   const warnings: string[] = [];
   const unschematized = new Set<string>();
-  for (const unit of units.values()) {
-    for (const doc of unit.documents) {
-      checkRoles(doc, declaredRoles, scopeOf, issues);
-      checkReads(doc, decl, issues, unschematized);
-    }
+  for (const doc of documents) {
+    checkRoles(doc, declaredRoles, scopeOf, issues);
+    checkReads(doc, decl, issues, unschematized);
   }
   if (!decl.document.subject) warnings.push('declarations have no schemas.subject: subject attribute paths are not checked');
   if (unschematized.size > 0) {
@@ -161,16 +163,20 @@ const UNCHECKED: PathAnswer = { bad: undefined, types: null };
  * the names known at that level; else its types are those every schema it ends at declares
  * (unknown when one of them does not say).
  */
+/** The usual read, one name under one schema's level, without the general walk's copies; undefined: walk. */
+function resolveInLevel(level: Level, name: string): PathAnswer | undefined {
+  if (level.open) return UNCHECKED;
+  if (level.patterns.length > 0) return undefined;
+  const declared = level.props.get(name);
+  if (declared) return { bad: undefined, types: typesOfAll(declared) ?? null };
+  if (level.extra.length === 0) return { bad: { index: 0, known: [...level.known] }, types: null };
+  return undefined;
+}
+
 function resolve(schemas: readonly unknown[], path: readonly string[]): PathAnswer {
-  // The usual read, one name under one closed schema, without the general walk's copies.
   if (schemas.length === 1 && path.length === 1) {
-    const level = levelOf(schemas[0]);
-    if (level.open) return UNCHECKED;
-    if (level.patterns.length === 0) {
-      const declared = level.props.get(path[0]!);
-      if (declared) return { bad: undefined, types: typesOfAll(declared) ?? null };
-      if (level.extra.length === 0) return { bad: { index: 0, known: [...level.known] }, types: null };
-    }
+    const quick = resolveInLevel(levelOf(schemas[0]), path[0]!);
+    if (quick) return quick;
   }
   let current = schemas;
   for (let i = 0; i < path.length; i++) {
@@ -211,10 +217,11 @@ function answersOf(schema: Record<string, unknown>): (path: readonly string[]) =
   let byPath = answers.get(schema);
   if (!byPath) answers.set(schema, (byPath = new Map()));
   const cache = byPath;
+  const level = levelOf(schema);
   return (path) => {
     const key = path.length === 1 ? path[0]! : path.join('\u0000');
     let hit = cache.get(key);
-    if (!hit) cache.set(key, (hit = resolve([schema], path)));
+    if (!hit) cache.set(key, (hit = (path.length === 1 ? resolveInLevel(level, key) : undefined) ?? resolve([schema], path)));
     return hit;
   };
 }
