@@ -7,13 +7,15 @@ import { CORE_NON_STRING, subsetYamlValue } from './yaml-subset.js';
  * and costs about 0.7 ms per generated policy file; js-yaml reads the same file about ten times
  * faster but keeps no positions. Positions only matter when something is wrong, so a file is first
  * read with js-yaml, and the result is used only when it is certain to be what `yaml` reads: no
- * YAML feature where the two libraries could differ (anchors and aliases, tabs, carriage returns,
+ * YAML feature where the two libraries could differ (anchors and aliases, explicit tags, tabs, carriage returns,
  * directives, non-mapping documents, keys an object would reorder, scalars the YAML 1.2 core schema
  * of `yaml` would type differently). Anything else, and any file in which a problem is found later,
  * is read again with `yaml` for exact `file:line:column` errors.
  */
 
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+/** The tags js-yaml's core schema gives plain scalars it resolves (null, bool, int, float). */
+const IMPLICIT_TAGS = new Set(['null', 'bool', 'int', 'float'].map((t) => `tag:yaml.org,2002:${t}`));
 /** Positions in a fast read are unknown: nodes get an empty range at offset 0. */
 const NO_RANGE: [number, number, number] = [0, 0, 0];
 
@@ -146,7 +148,8 @@ function checkScalar(value: unknown): void {
 export function fastYamlDocuments(text: string): Node[] | undefined {
   // `[a]#x`: js-yaml reads `#` right after a flow collection or quoted scalar as a comment, yaml as an error.
   // js-yaml reads the integer `-0` as 0 (yaml: -0) and a signed `-0x10` as a number (yaml: a string).
-  if (text.includes('\t') || text.includes('\r') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text) || /[\]}"']#/.test(text) || /(?<![\w.-])-0(?![\w.])|[-+]0[xXoO]/.test(text)) return undefined;
+  // `!!int 5` ends with the tag an implicit 5 gets (see the listener): any `!!` goes the precise way.
+  if (text.includes('\t') || text.includes('\r') || text.includes('!!') || /^%/m.test(text) || /[-+]?\b0b[01]/.test(text) || /[\]}"']#/.test(text) || /(?<![\w.-])-0(?![\w.])|[-+]0[xXoO]/.test(text)) return undefined;
   // The plainest files first (yaml-subset.ts); then js-yaml.
   const plain = subsetYamlValue(text);
   if (plain !== undefined && plain !== null && typeof plain === 'object' && !Array.isArray(plain)) {
@@ -163,13 +166,17 @@ export function fastYamlDocuments(text: string): Node[] | undefined {
     jsyaml.loadAll(text, (doc) => values.push(doc), {
       schema: jsyaml.CORE_SCHEMA,
       listener(event, raw) {
-        const state = raw as unknown as { line: number; position: number; anchor: string | null };
+        const state = raw as unknown as { line: number; position: number; anchor: string | null; tag: string | null };
         if (event === 'open') {
           opened.push({ line: state.line, position: state.position });
           return;
         }
         const open = opened.pop();
         if (state.anchor !== null) declined = true; // anchors (and so aliases)
+        // An explicit tag (`!`, `!!str`, `!!map`…): js-yaml reads `key: !` as null, `yaml` as "".
+        // At close js-yaml leaves "?" on a plain scalar no implicit type took, null on a quoted one
+        // or an untagged collection, and the implicit type's tag on a number, bool or null.
+        else if (state.tag !== null && state.tag !== '?' && !IMPLICIT_TAGS.has(state.tag)) declined = true;
         // A flow collection or a quoted scalar over several lines: the libraries differ on how far
         // its continuation lines must be indented.
         else if (open && state.line !== open.line && /^(?:\s|#[^\n]*)*["'[{]/.test(text.slice(open.position, open.position + 256))) declined = true;

@@ -273,6 +273,12 @@ describe('fuzz: the fast YAML read agrees with the precise one', function () {
       plain.replace('resource: doc', 'resource: "d\n  oc"'),
       // js-yaml takes `#` right after a flow sequence as a comment; yaml reports an error.
       plain.replace('actions: [read, "x:*"]', 'actions: [read, "x:*"]#'),
+      // An explicit tag: js-yaml reads `effect: !` as null, yaml as "" (found by the property below at 5,000 runs).
+      plain.replace('effect: allow', 'effect: !'),
+      plain.replace('effect: allow', 'effect: ! allow'),
+      plain.replace('actions: [read, "x:*"]', 'actions: !!seq [read, "x:*"]'),
+      plain.replace('resource: doc', 'resource: !!str 12'),
+      'apiVersion: verdict/v1\nkind: Declarations\nroles: [a]\nschemas:\n  resources:\n    x:\n      type: object\n      additionalProperties: !\n',
     ]) {
       expect(parsePolicyFile({ path: 'p.yaml', text }, false).precise, text).to.equal(true);
     }
