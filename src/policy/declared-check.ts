@@ -157,12 +157,6 @@ interface PathAnswer {
 
 const UNCHECKED: PathAnswer = { bad: undefined, types: null };
 
-/**
- * Walks `path` down `schemas` once. A path that reaches an open level (in any of the schemas) is not
- * checked further and has no known type; one where no schema declares a name is unknown there, with
- * the names known at that level; else its types are those every schema it ends at declares
- * (unknown when one of them does not say).
- */
 /** The usual read, one name under one schema's level, without the general walk's copies; undefined: walk. */
 function resolveInLevel(level: Level, name: string): PathAnswer | undefined {
   if (level.open) return UNCHECKED;
@@ -173,6 +167,12 @@ function resolveInLevel(level: Level, name: string): PathAnswer | undefined {
   return undefined;
 }
 
+/**
+ * Walks `path` down `schemas` once. A path that reaches an open level (in any of the schemas) is not
+ * checked further and has no known type; one where no schema declares a name is unknown there, with
+ * the names known at that level; else its types are those every schema it ends at declares
+ * (unknown when one of them does not say).
+ */
 function resolve(schemas: readonly unknown[], path: readonly string[]): PathAnswer {
   if (schemas.length === 1 && path.length === 1) {
     const quick = resolveInLevel(levelOf(schemas[0]), path[0]!);
