@@ -192,7 +192,7 @@ function refersAcross(text: string): boolean {
 }
 
 /**
- * The draft-07 meta-schema's own checks of a level `simpleObjectSchema` accepted (type, properties
+ * The draft-07 meta-schema's own checks of a level `simpleObjectLevel` accepted (type, properties
  * and required's shape are checked there): `required` has no name twice; the annotations are strings.
  */
 function simpleLevelValid(s: Record<string, unknown>): boolean {
@@ -212,7 +212,8 @@ function hasNonFinite(v: unknown): boolean {
 const pointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
 
 /**
- * Compiles every schema of a declarations document once, at load. Large sets repeat the same
+ * Compiles every schema of a declarations document once: at load, or, for a property schema ajv
+ * certainly compiles, when first needed (see `validator` below). Large sets repeat the same
  * attribute schemas across types (a template per type), and ajv spends about a millisecond on each
  * compile: so an object schema of the usual form (type, properties, required, additionalProperties)
  * is checked by Verdict at that level, and each distinct property schema is compiled by ajv once and
