@@ -141,16 +141,17 @@ function overlap(a: ReadonlySet<LiteralType>, b: ReadonlySet<LiteralType>): bool
  */
 export function someUseUnsupported(uses: readonly RawUse[], types: ReadonlySet<JsonType>, otherTypes: (index: number) => ReadonlySet<JsonType> | undefined): boolean {
   const fam = families(types);
-  for (const use of uses) {
-    if (use.kind === 'compare' && 'other' in use) {
-      const other = otherTypes(use.other);
-      if (other && !overlap(fam, families(other))) return true;
-    } else {
-      const need = needs(use as AttributeUse);
-      if (need && !need.some((f) => fam.has(f))) return true;
-    }
-  }
-  return false;
+  return uses.some((use) => !fits(use, fam, use.kind === 'compare' && 'other' in use ? otherTypes(use.other) : undefined));
+}
+
+/**
+ * Whether a use fits a read whose declared type families are `fam`. `other`: for a comparison with
+ * another read, that read's declared types (undefined: not known, so it fits).
+ */
+function fits(use: RawUse | AttributeUse, fam: ReadonlySet<LiteralType>, other: ReadonlySet<JsonType> | undefined): boolean {
+  if (use.kind === 'compare' && 'other' in use) return other === undefined || overlap(fam, families(other));
+  const need = needs(use as AttributeUse);
+  return !need || need.some((f) => fam.has(f));
 }
 
 /**
@@ -171,18 +172,10 @@ export function checkReadTypes(
   const fam = families(types);
   const path = (r: AttributeRead) => `${r.root}.attributes.${r.path.join('.')}`;
   for (const use of read.uses) {
-    let says: string | undefined;
-    if (use.kind === 'compare' && 'other' in use) {
-      const otherTypes = typesAt(use.other);
-      if (!otherTypes) continue;
-      const of = families(otherTypes);
-      if ([...fam].some((f) => of.has(f))) continue;
-      says = `is ${use.op === '+' ? 'added (+) to' : `compared (${use.op}) with`} ${path(use.other)}, declared as ${describe(otherTypes)}`;
-    } else {
-      const need = needs(use);
-      if (!need || need.some((f) => fam.has(f))) continue;
-      says = saysOf(use);
-    }
+    const withRead = use.kind === 'compare' && 'other' in use ? use : undefined;
+    const otherTypes = withRead ? typesAt(withRead.other) : undefined;
+    if (fits(use, fam, otherTypes)) continue;
+    const says = withRead ? `is ${withRead.op === '+' ? 'added (+) to' : `compared (${withRead.op}) with`} ${path(withRead.other)}, declared as ${describe(otherTypes!)}` : saysOf(use);
     issues.push({
       ...read.positions[read.positions.length - 1]!,
       code: 'ATTRIBUTE_TYPE',

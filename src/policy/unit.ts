@@ -138,22 +138,15 @@ class ReadSite implements ReadGroup {
   read(i: number): AttributeRead {
     return (this.reads ??= attributeReads(this.ast, this.source))[i]!;
   }
-
-  /** Works out every read's positions now (a precise read: see referencesOf). */
-  place(): void {
-    for (const r of (this.reads ??= attributeReads(this.ast, this.source))) void r.positions;
-  }
 }
 
 /**
  * The attribute paths are listed when first asked for: only the declarations check reads them, and
  * a set without declarations never does (a first load of 1,000 types then skips ~10,000 lists of
  * paths). The check itself runs at load as before, on the same lists; a read's positions are worked
- * out only when it is reported. A precise read works them out at once: its positions hold the
- * file's lines, which are not kept after the compile.
+ * out only when it is reported, from the expression's source, which each site keeps for that.
  */
-function referencesOf(roles: readonly RoleReference[], sites: readonly ReadSite[], eager: boolean): DocumentReferences {
-  if (eager) for (const site of sites) site.place();
+function referencesOf(roles: readonly RoleReference[], sites: readonly ReadSite[]): DocumentReferences {
   return { roles, readGroups: sites };
 }
 
@@ -254,7 +247,7 @@ export function* compileFileUnit(
       summary: { id: doc.id, resource: doc.resource, rules: doc.rules.length, derivedRoles: doc.derivedRoles.length, variables: doc.variables.length },
       derivedRoles,
       rules,
-      references: referencesOf(roleRefs, readSites, parsed.precise),
+      references: referencesOf(roleRefs, readSites),
     });
   }
   const declarations = parsed.declarations.map((d) => compileDeclarations(d, issues));
