@@ -13,20 +13,48 @@ interface OrderedRule {
   readonly rule: CompiledRule;
 }
 
-/** Everything built for one resource type from the documents that govern it. */
-export interface TypeBuild {
-  /** Problems between documents of this type (duplicate names). */
-  readonly issues: readonly PolicyIssue[];
-  readonly scope: ReadonlyMap<string, CompiledDerivedRole>;
-  readonly rules: readonly OrderedRule[];
-  /** The type's index; for "*", the fallback index of types without a policy. */
-  readonly index: ResourceTypeIndex;
+/**
+ * Everything built for one resource type from the documents that govern it. A type's index (its
+ * rules merged with the "*" rules, in document order) is not part of the build: it is made on the
+ * type's first check against a given "*" build (`indexOf`), so a "*" change rebuilds one build, not
+ * one per type, and a type's index is made again only when it is next checked.
+ */
+export class TypeBuild {
+  /** The index last made by `indexOf`, and the "*" build it merged; the one before, for a set still answering a batch. */
+  private index: ResourceTypeIndex | undefined;
+  private indexWildcard: TypeBuild | undefined;
+  private previousIndex: ResourceTypeIndex | undefined;
+  private previousWildcard: TypeBuild | undefined;
+
+  constructor(
+    /** Problems between documents of this type (duplicate names). */
+    readonly issues: readonly PolicyIssue[],
+    readonly scope: ReadonlyMap<string, CompiledDerivedRole>,
+    readonly rules: readonly OrderedRule[],
+    /** Role names in the rules that the type's own derived roles do not define: "*" derived roles, or static roles. */
+    readonly outerRoles: ReadonlySet<string>,
+    /** For the "*" build only: the index of types that have no policy of their own. */
+    readonly fallback: ResourceTypeIndex | undefined,
+  ) {}
+
+  /** This type's index with the rules of `wildcard` (the "*" build of the set asking). */
+  indexOf(wildcard: TypeBuild): ResourceTypeIndex {
+    if (this.indexWildcard === wildcard) return this.index!;
+    if (this.previousWildcard === wildcard) return this.previousIndex!;
+    const own = this.rules;
+    const merged = own.length === 0 ? wildcard.rules : wildcard.rules.length === 0 ? own : [...own, ...wildcard.rules].sort(byKey);
+    this.previousIndex = this.index;
+    this.previousWildcard = this.indexWildcard;
+    this.indexWildcard = wildcard;
+    return (this.index = buildResourceTypeIndex(merged.map((o) => o.rule), true));
+  }
 }
 
 /**
  * The set as built from its file units, kept between reloads: a change rebuilds only the types whose
- * documents changed (all of them when a "*" document changed, since "*" rules and derived roles reach
- * every type), and never recompiles an unchanged file.
+ * documents changed, and never recompiles an unchanged file. A "*" change rebuilds the "*" build and
+ * the types whose rules name a "*" derived role that changed, came or went (their rules hold the
+ * derived role itself); every other type keeps its build and merges the new "*" rules on its next check.
  */
 export interface SetState {
   readonly units: LayeredMap<string, FileUnit>;
@@ -34,15 +62,13 @@ export interface SetState {
   readonly filesByType: LayeredMap<string, readonly string[]>;
   /** One build per resource type, and one for "*". */
   readonly builds: LayeredMap<string, TypeBuild>;
-  /** Each build's index, by type: what a check looks up, one object nearer than through its build. */
-  readonly indexes: LayeredMap<string, ResourceTypeIndex>;
   /** Types whose build has issues (kept so that a change does not look at every type). */
   readonly typesWithIssues: ReadonlySet<string>;
   /** Rules of every build ("*" included), kept up to date per change. */
   readonly ruleCount: number;
 }
 
-export const EMPTY_STATE: SetState = { units: LayeredMap.of(), filesByType: LayeredMap.of(), builds: LayeredMap.of(), indexes: LayeredMap.of(), typesWithIssues: new Set(), ruleCount: 0 };
+export const EMPTY_STATE: SetState = { units: LayeredMap.of(), filesByType: LayeredMap.of(), builds: LayeredMap.of(), typesWithIssues: new Set(), ruleCount: 0 };
 
 /**
  * Rules of a large set repeat the same role and action lists (a template per type): each distinct
@@ -96,6 +122,7 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
     }
   }
   const wildScope = wildcard?.scope;
+  const outerRoles = new Set<string>();
   const ruleNames = new Map<string, SourcePosition>();
   const own: OrderedRule[] = [];
   for (const doc of docs) {
@@ -111,6 +138,7 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
       const derivedRoles: CompiledDerivedRole[] = [];
       const staticNames: string[] = [];
       for (const role of roles) {
+        if (!scope.has(role)) outerRoles.add(role);
         const derived = scope.get(role) ?? wildScope?.get(role);
         if (derived) derivedRoles.push(derived);
         else staticNames.push(role);
@@ -132,10 +160,15 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
       });
     }
   }
-  if (!wildcard) return { issues, scope, rules: own, index: buildResourceTypeIndex(own.map((o) => o.rule), false) };
-  // The type's rules and the "*" rules, in the order of their documents in the set.
-  const merged = own.length === 0 ? wildcard.rules : wildcard.rules.length === 0 ? own : [...own, ...wildcard.rules].sort(byKey);
-  return { issues, scope, rules: own, index: buildResourceTypeIndex(merged.map((o) => o.rule), true) };
+  return new TypeBuild(issues, scope, own, outerRoles, wildcard ? undefined : buildResourceTypeIndex(own.map((o) => o.rule), false));
+}
+
+/** Names whose "*" derived role differs between two scopes (changed, added or removed). */
+function changedRoles(before: ReadonlyMap<string, CompiledDerivedRole> | undefined, after: ReadonlyMap<string, CompiledDerivedRole>): Set<string> {
+  const names = new Set<string>();
+  for (const [name, role] of after) if (before?.get(name) !== role) names.add(name);
+  for (const name of before?.keys() ?? []) if (!after.has(name)) names.add(name);
+  return names;
 }
 
 export interface AssembleInput {
@@ -171,19 +204,13 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
   const filesByType = byType.done();
   yield;
   const builds = previous.builds.edit();
-  const indexes = previous.indexes.edit();
   let ruleCount = previous.ruleCount;
   let typesWithIssues = previous.typesWithIssues;
   const put = (type: string, build: TypeBuild | undefined): void => {
     const before = builds.get(type);
     ruleCount += (build?.rules.length ?? 0) - (before?.rules.length ?? 0);
-    if (build) {
-      builds.set(type, build);
-      indexes.set(type, build.index);
-    } else {
-      builds.delete(type);
-      indexes.delete(type);
-    }
+    if (build) builds.set(type, build);
+    else builds.delete(type);
     const had = typesWithIssues.has(type);
     const has = build !== undefined && build.issues.length > 0;
     if (had !== has) {
@@ -195,13 +222,21 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
   };
   let typesChanged = false;
   yield;
-  const rebuildAll = affected.has(WILDCARD_RESOURCE) || !builds.has(WILDCARD_RESOURCE);
   let wildcard = builds.get(WILDCARD_RESOURCE);
-  if (rebuildAll) {
+  const types = new Set(affected);
+  if (affected.has(WILDCARD_RESOURCE) || !wildcard) {
+    const before = wildcard?.scope;
     wildcard = buildType(WILDCARD_RESOURCE, documentsOf(WILDCARD_RESOURCE, filesByType.get(WILDCARD_RESOURCE) ?? [], units), undefined);
     put(WILDCARD_RESOURCE, wildcard);
+    const roles = changedRoles(before, wildcard.scope);
+    if (roles.size > 0) {
+      let n = 0;
+      for (const [type, build] of previous.builds) {
+        if ((++n & 255) === 0) yield;
+        if (!types.has(type)) for (const role of build.outerRoles) if (roles.has(role)) types.add(type);
+      }
+    }
   }
-  const types = rebuildAll ? new Set([...filesByType.keys(), ...affected]) : affected;
   for (const type of types) {
     if (type === WILDCARD_RESOURCE) continue;
     yield;
@@ -212,7 +247,7 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
   yield;
   const issues: PolicyIssue[] = [];
   for (const type of typesWithIssues) issues.push(...builds.get(type)!.issues);
-  return { state: { units, filesByType, builds: builds.done(), indexes: indexes.done(), typesWithIssues, ruleCount }, issues, typesChanged };
+  return { state: { units, filesByType, builds: builds.done(), typesWithIssues, ruleCount }, issues, typesChanged };
 }
 
 function byPathOrder(a: string, b: string): number {
@@ -240,8 +275,8 @@ export function policySetOf(
   extras: Pick<CompiledPolicySet, 'usage' | 'declarations'> = {},
 ): CompiledPolicySet {
   const builds = state.builds;
-  const indexes = state.indexes;
-  const fallback = indexes.get(WILDCARD_RESOURCE)!;
+  const wildcard = builds.get(WILDCARD_RESOURCE)!;
+  const fallback = wildcard.fallback!;
   let policies: PolicySetSummary[] | undefined;
   return {
     revision,
@@ -258,7 +293,10 @@ export function policySetOf(
       return (typeList.value ??= [...builds.keys()].filter((t) => t !== WILDCARD_RESOURCE).sort());
     },
     ruleCount: state.ruleCount,
-    // The "*" build's own index is the fallback, so a request for type "*" gets it either way.
-    indexFor: (type) => indexes.get(type) ?? fallback,
+    // A request for type "*" gets the fallback, like a type without a policy.
+    indexFor: (type) => {
+      const build = builds.get(type);
+      return build === undefined || build === wildcard ? fallback : build.indexOf(wildcard);
+    },
   };
 }

@@ -38,7 +38,10 @@ export interface DirectoryScan {
 const stampOf = (s: BigIntStats): FileStamp => ({ dev: s.dev, ino: s.ino, size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs });
 
 export function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
-  if (!a || !b) return a === b;
+  // The same object is common (a rescan keeps the base's stamps of files it did not stat again) and
+  // spares five bigint comparisons per file on every change to a large directory.
+  if (a === b) return true;
+  if (!a || !b) return false;
   return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
