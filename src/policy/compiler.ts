@@ -47,13 +47,15 @@ interface CompilerState {
   readonly unitsWithIssues: ReadonlySet<string>;
   /** Paths whose unit declares usage limits (so a change need not walk every document for them). */
   readonly unitsWithLimits: ReadonlySet<string>;
+  /** Files holding declarations (kind: Declarations): where the declarations check starts. */
+  readonly unitsWithDeclarations: ReadonlySet<string>;
   /** Expressions compiled for the units of the set. */
   readonly expressions: number;
   /** Paths whose unit is new, changed or gone against the base this state was compiled from. */
   readonly touched: ReadonlySet<string>;
 }
 
-const INITIAL: CompilerState = { set: EMPTY_STATE, digests: LayeredMap.of(), orderedPaths: [], revisionChunks: [], typeList: {}, unitsWithIssues: new Set(), unitsWithLimits: new Set(), expressions: 0, touched: new Set() };
+const INITIAL: CompilerState = { set: EMPTY_STATE, digests: LayeredMap.of(), orderedPaths: [], revisionChunks: [], typeList: {}, unitsWithIssues: new Set(), unitsWithLimits: new Set(), unitsWithDeclarations: new Set(), expressions: 0, touched: new Set() };
 /** Units kept besides the live ones (a rejected change, files deleted and restored), most recent last. */
 const SPARE_UNITS = 64;
 
@@ -154,12 +156,14 @@ export class PolicyCompiler {
     let units = base.set.units;
     let unitsWithIssues = base.unitsWithIssues;
     let unitsWithLimits = base.unitsWithLimits;
+    let unitsWithDeclarations = base.unitsWithDeclarations;
     let expressions = base.expressions;
     if (fresh.length > 0 || removed.length > 0) {
       const d = base.digests.edit();
       const u = base.set.units.edit();
       const withIssues = new Set(base.unitsWithIssues);
       const withLimits = new Set(base.unitsWithLimits);
+      const withDeclarations = new Set(base.unitsWithDeclarations);
       for (const file of fresh) {
         yield;
         d.set(file.path, file.sha256);
@@ -173,6 +177,8 @@ export class PolicyCompiler {
         else withIssues.delete(file.path);
         if (unit.documents.some((d) => d.limits)) withLimits.add(file.path);
         else withLimits.delete(file.path);
+        if (unit.declarations.length > 0) withDeclarations.add(file.path);
+        else withDeclarations.delete(file.path);
       }
       for (const { path } of removed) {
         d.delete(path);
@@ -181,11 +187,13 @@ export class PolicyCompiler {
         u.delete(path);
         withIssues.delete(path);
         withLimits.delete(path);
+        withDeclarations.delete(path);
       }
       digests = d.done();
       units = u.done();
       unitsWithIssues = withIssues;
       unitsWithLimits = withLimits;
+      unitsWithDeclarations = withDeclarations;
     }
     yield;
     const orderedPaths = added.length === 0 && removed.length === 0 ? base.orderedPaths : reorder(base.orderedPaths, added, removed);
@@ -204,15 +212,15 @@ export class PolicyCompiler {
     }
     yield;
     // Declarations (kind: Declarations): names checked against the set's declared roles and schemas.
-    // A change to any file re-runs these lookups over the whole set (no CEL is compiled again).
+    // A change to any file re-runs these lookups over the whole set (no CEL is compiled again), in slices.
     const scopeOf = (type: string) => built.state.builds.get(type)?.scope;
-    let declared = checkDeclarations(units, scopeOf);
+    let declared = yield* checkDeclarations(units, unitsWithDeclarations, scopeOf);
     if (declared.issues.length > 0) {
       const again = new Set(declared.issues.map((i) => i.file).filter((path) => units.get(path)?.precise === false));
       if (again.size > 0) {
         units = yield* this.readAgainPrecisely(units, again, files, touched);
         built = yield* assemble({ previous: built.state, units, touched: again });
-        declared = checkDeclarations(units, scopeOf);
+        declared = yield* checkDeclarations(units, unitsWithDeclarations, scopeOf);
       }
     }
     yield;
@@ -243,7 +251,7 @@ export class PolicyCompiler {
     const revision = revisionOfChunks(chunks);
     yield;
     const typeList = built.typesChanged ? {} : base.typeList;
-    const state: CompilerState = { set: built.state, digests, orderedPaths, revisionChunks: chunks, typeList, unitsWithIssues, unitsWithLimits, expressions, touched };
+    const state: CompilerState = { set: built.state, digests, orderedPaths, revisionChunks: chunks, typeList, unitsWithIssues, unitsWithLimits, unitsWithDeclarations, expressions, touched };
     const set = issues.length === 0 ? policySetOf(built.state, revision, orderedPaths, typeList, { usage: usage.usage, declarations: declared.declarations }) : undefined;
     return { revision, issues, warnings: declared.warnings, set, added: sortChanges(added), changed: sortChanges(changed), removed: sortChanges(removed), state };
   }
