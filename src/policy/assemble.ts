@@ -242,7 +242,11 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
     yield;
     const files = filesByType.get(type);
     if (!files !== !previous.builds.has(type)) typesChanged = true;
-    put(type, files ? buildType(type, documentsOf(type, files, units), wildcard) : undefined);
+    const build = files ? buildType(type, documentsOf(type, files, units), wildcard) : undefined;
+    // Its index now, beside its build in memory (made on a first check, the indexes of a large set
+    // ended up scattered among the requests' garbage; a check then touched more cache lines).
+    build?.indexOf(wildcard);
+    put(type, build);
   }
   yield;
   const issues: PolicyIssue[] = [];
