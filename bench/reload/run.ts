@@ -4,7 +4,8 @@
  *  - cold start: spawn to the first Check answered;
  *  - a one-file change (atomic rename) and a change to a "*" policy: time until every worker answers
  *    with the new revision, and the longest Check on each worker meanwhile (cheap Checks every ~5 ms
- *    on two connections per worker; a quiet period without changes for comparison);
+ *    on two connections per worker, sent from a process of their own; a quiet period without
+ *    changes for comparison);
  *  - RSS of each process idle and under load, server CPU per check under load;
  *  - a reload storm (one change a second under load): Check p99 against the same load without
  *    changes, and whether every change went live, in order.
@@ -13,20 +14,25 @@
  *        [--load-seconds 10] [--storm 60] [--storm-types 1000] [--in-flight 16] [--json] [--write-docs]
  *        [--from-json FILE]   (render / write the docs from the results of an earlier --json run)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { createAuthorizationClient, toProtoCheckRequest, unary, type JsonCheckRequest } from '../../src/grpc/client.js';
+import { createAuthorizationClient, toProtoCheckRequest, unary } from '../../src/grpc/client.js';
 import { policyRevision, sha256Hex } from '../../src/policy/index.js';
 import { writeLargePolicySet, type LargePolicySet } from '../generate/large-policy-set.js';
 import { runLoad } from '../grpc/driver.js';
+import { NODE_FLAGS } from '../servers.js';
+import { epochNow, probeRequest, type ProbeMessage, type ProbeSetup } from './probe-process.js';
 import { peakRssBytes, processTree, resetPeakRss, rssBytes, treeCpuMicros } from '../grpc/proc.js';
 import { writeDocs } from '../report.js';
 import { ROOT, fmtInt, fmtNum, median, parseFlags } from '../util.js';
 
+const PROBE_PROCESS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'probe-process.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MB = 2 ** 20;
 
@@ -46,6 +52,8 @@ interface Server {
   readonly address: string;
   readonly logs: Record<string, unknown>[];
   readonly startedAt: number;
+  /** The same instant as epoch ms (probe samples are timed in epoch ms). */
+  readonly startedAtEpoch: number;
 }
 
 async function startServer(dir: string, workers: number, logDecisions: boolean): Promise<Server> {
@@ -53,14 +61,19 @@ async function startServer(dir: string, workers: number, logDecisions: boolean):
   const cfg = path.join(dir, '..', `verdict-${port}.yaml`);
   await writeFile(cfg, `logDecisions: ${logDecisions}\nreload:\n  pollIntervalMs: 2000\n`);
   const startedAt = performance.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', dir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', String(workers), '--config', cfg], {
+  const startedAtEpoch = epochNow();
+  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', dir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', String(workers), '--config', cfg], {
     cwd: ROOT,
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VERDICT_'))),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const logs: Record<string, unknown>[] = [];
   let partial = '';
+  // BENCH_KEEP_LOGS=1 keeps each server's output (with BENCH_NODE_FLAGS=--trace-gc, its GC lines) beside the set.
+  const kept = process.env.BENCH_KEEP_LOGS === '1' ? path.join(dir, '..', `server-${port}.log`) : undefined;
+  if (kept) process.stderr.write(`bench-reload: server output in ${kept}\n`);
   child.stdout!.on('data', (chunk: Buffer) => {
+    if (kept) appendFileSync(kept, chunk);
     const lines = (partial + chunk.toString('utf8')).split('\n');
     partial = lines.pop()!;
     for (const l of lines) {
@@ -72,7 +85,7 @@ async function startServer(dir: string, workers: number, logDecisions: boolean):
       }
     }
   });
-  return { child, address: `127.0.0.1:${port}`, logs, startedAt };
+  return { child, address: `127.0.0.1:${port}`, logs, startedAt, startedAtEpoch };
 }
 
 async function stopServer(s: Server): Promise<void> {
@@ -86,11 +99,6 @@ async function stopServer(s: Server): Promise<void> {
 type Client = ReturnType<typeof createAuthorizationClient>;
 const newClient = (address: string): Client => createAuthorizationClient(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
 
-function probeRequest(set: LargePolicySet, i: number): JsonCheckRequest {
-  const type = set.types[i % set.types.length]!;
-  return { subject: { id: 'u1', roles: ['employee'], attributes: { department: type.department } }, action: 'read', resource: { type: type.name, id: `r${i}`, attributes: { owner: 'u2' } }, context: { network: 'corp' } } as JsonCheckRequest;
-}
-
 /** Cold start: spawn to the first answered Check (wall ms), and the CPU the server's processes used until then. */
 async function coldStart(dir: string, workers: number, set: LargePolicySet): Promise<{ ms: number; cpuMs: number }> {
   const server = await startServer(dir, workers, false);
@@ -99,7 +107,7 @@ async function coldStart(dir: string, workers: number, set: LargePolicySet): Pro
       if (server.child.exitCode !== null) throw new Error('server exited during start');
       const c = newClient(server.address);
       try {
-        await unary(c, 'Check', toProtoCheckRequest(probeRequest(set, 0)), 1_000);
+        await unary(c, 'Check', toProtoCheckRequest(probeRequest(set.types, 0)), 1_000);
         return { ms: performance.now() - server.startedAt, cpuMs: treeCpuMicros(server.child.pid!) / 1000 };
       } catch {
         await sleep(10);
@@ -119,7 +127,6 @@ interface Sample {
 }
 
 interface Probe {
-  readonly client: Client;
   worker: number;
   readonly samples: Sample[];
 }
@@ -132,44 +139,44 @@ async function waitServing(server: Server, workers: number): Promise<void> {
   }
 }
 
-/** Connections, each mapped to the worker that accepted it (from the decision log). */
-async function openProbes(server: Server, set: LargePolicySet, count: number, workers: number): Promise<Probe[]> {
-  const probes: Probe[] = [];
-  for (let i = 0; i < count; i++) {
-    const client = newClient(server.address);
-    const answer = await unary<{ decisionId: string }>(client, 'Check', toProtoCheckRequest(probeRequest(set, i)), 5_000);
-    let worker = 0;
-    if (workers > 1) {
-      for (let t = 0; t < 200; t++) {
-        const line = server.logs.find((l) => l.msg === 'decision' && l.decisionId === answer.decisionId);
-        if (line) {
-          worker = Number(line.worker);
-          break;
-        }
-        await sleep(10);
-      }
-    }
-    probes.push({ client, worker, samples: [] });
-  }
-  return probes;
+/** The probe process and its connections, each mapped to the worker that accepted it (from the decision log). */
+interface Probes {
+  readonly list: Probe[];
+  stop(): Promise<void>;
 }
 
-function runProbes(probes: Probe[], set: LargePolicySet, stop: () => boolean): Promise<void[]> {
-  return Promise.all(
-    probes.map(async (p, i) => {
-      let n = i;
-      while (!stop()) {
-        const sentAt = performance.now();
-        try {
-          const r = await unary<{ revision: string }>(p.client, 'Check', toProtoCheckRequest(probeRequest(set, n++)), 5_000);
-          p.samples.push({ sentAt, ms: performance.now() - sentAt, revision: r.revision });
-        } catch {
-          p.samples.push({ sentAt, ms: performance.now() - sentAt, revision: 'error' });
-        }
-        await sleep(5);
+async function startProbes(server: Server, set: LargePolicySet, count: number, workers: number): Promise<Probes> {
+  const child = fork(PROBE_PROCESS, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const list: Probe[] = Array.from({ length: count }, () => ({ worker: 0, samples: [] }));
+  const opened: Promise<void>[] = [];
+  const openedBy = new Map<number, (decisionId: string) => void>();
+  for (let i = 0; i < count; i++) opened.push(new Promise((resolve) => openedBy.set(i, (id) => void mapWorker(i, id).then(resolve))));
+  const mapWorker = async (index: number, decisionId: string): Promise<void> => {
+    if (workers === 1) return;
+    for (let t = 0; t < 200; t++) {
+      const line = server.logs.find((l) => l.msg === 'decision' && l.decisionId === decisionId);
+      if (line) {
+        list[index]!.worker = Number(line.worker);
+        return;
       }
-    }),
-  );
+      await sleep(10);
+    }
+  };
+  child.on('message', (m: ProbeMessage) => {
+    if (m.kind === 'opened') openedBy.get(m.index)!(m.decisionId);
+    else list[m.index]!.samples.push({ sentAt: m.at, ms: m.ms, revision: m.revision });
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  const setup: ProbeSetup = { address: server.address, connections: count, types: set.types.map((t) => ({ name: t.name, department: t.department })) };
+  child.send(setup);
+  await Promise.race([Promise.all(opened), exited.then(() => Promise.reject(new Error('the probe process exited')))]);
+  return {
+    list,
+    stop: async () => {
+      child.send('stop');
+      await exited;
+    },
+  };
 }
 
 /** Writes `text` beside `full` under a hidden name and renames it into place (how to publish a change). */
@@ -249,18 +256,19 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
     process.stderr.write(`bench-reload: ${fmtInt(types)} types, ${workers} worker(s): reloads\n`);
     let server = await startServer(dir, workers, true);
     await waitServing(server, workers);
-    const probes = await openProbes(server, set, 2 * workers, workers);
-    let stopped = false;
-    const probing = runProbes(probes, set, () => stopped);
+    const probing = await startProbes(server, set, 2 * workers, workers);
+    const probes = probing.list;
     const byWorker = (fn: (samples: Sample[]) => number) => Array.from({ length: workers }, (_, w) => fn(probes.filter((p) => p.worker === w).flatMap((p) => p.samples)));
     await sleep(1_000);
-    const quietFrom = performance.now();
+    const quietFrom = epochNow();
     await sleep(3_000);
     const quietMaxCheckMs = byWorker((s) => Math.max(0, ...s.filter((x) => x.sentAt >= quietFrom).map((x) => x.ms)));
     const changes: ChangeResult[] = [];
+    const changeTimes: number[] = [];
     for (const kind of ['one file', '"*" policy'] as const) {
       for (let k = 0; k < opts.changes; k++) {
-        const at = performance.now();
+        const at = epochNow();
+        changeTimes.push(at);
         const expected = await change(kind);
         const deadline = at + 30_000;
         const liveAt = (samples: Sample[]) => {
@@ -268,7 +276,7 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
           return first && first.sentAt + first.ms;
         };
         while (byWorker((s) => (liveAt(s) === undefined ? 1 : 0)).some((x) => x === 1)) {
-          if (performance.now() > deadline) throw new Error(`revision ${expected} did not go live within 30 s`);
+          if (epochNow() > deadline) throw new Error(`revision ${expected} did not go live within 30 s`);
           await sleep(5);
         }
         const allLive = Math.max(...byWorker((s) => liveAt(s)!));
@@ -281,10 +289,14 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
         await sleep(700);
       }
     }
-    stopped = true;
-    await probing;
-    for (const p of probes) p.client.close();
+    await probing.stop();
     await stopServer(server);
+    if (process.env.BENCH_KEEP_LOGS === '1') {
+      // Probe samples and change times in ms since the server's spawn, to line up with its GC trace.
+      const rel = (t: number) => Math.round((t - server.startedAtEpoch) * 10) / 10;
+      const samples = probes.flatMap((p) => p.samples.map((x) => ({ worker: p.worker, at: rel(x.sentAt), ms: Math.round(x.ms * 10) / 10 })));
+      await writeFile(path.join(tmp, `probes-${types}.json`), JSON.stringify({ serverStartEpoch: server.startedAtEpoch, changeTimes: changeTimes.map(rel), samples }));
+    }
 
     // Memory and CPU under load, and the storm, without per-decision logging.
     process.stderr.write(`bench-reload: ${fmtInt(types)} types, ${workers} worker(s): load\n`);
@@ -337,7 +349,8 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
       storm,
     };
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP_LOGS === '1') process.stderr.write(`bench-reload: kept ${tmp}\n`);
+    else await rm(tmp, { recursive: true, force: true });
   }
 }
 
