@@ -71,6 +71,8 @@ export interface CompiledPolicySet {
   /** Content hash of every source file: the same files give the same revision. */
   readonly revision: string;
   readonly policies: readonly PolicySetSummary[];
+  /** policies.length, without making the list (made when first asked for; thousands of entries). */
+  readonly policyCount: number;
   readonly resourceTypes: readonly string[];
   readonly ruleCount: number;
   /** The index for a resource type; types without a policy get the "*" policies only. */

@@ -66,9 +66,11 @@ export interface SetState {
   readonly typesWithIssues: ReadonlySet<string>;
   /** Rules of every build ("*" included), kept up to date per change. */
   readonly ruleCount: number;
+  /** Documents (policies) of every unit, kept up to date per change (logs report it on every change). */
+  readonly policyCount: number;
 }
 
-export const EMPTY_STATE: SetState = { units: LayeredMap.of(), filesByType: LayeredMap.of(), builds: LayeredMap.of(), typesWithIssues: new Set(), ruleCount: 0 };
+export const EMPTY_STATE: SetState = { units: LayeredMap.of(), filesByType: LayeredMap.of(), builds: LayeredMap.of(), typesWithIssues: new Set(), ruleCount: 0, policyCount: 0 };
 
 /**
  * Rules of a large set repeat the same role and action lists (a template per type): each distinct
@@ -183,9 +185,11 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
   const { previous, units, touched } = input;
   const affected = new Set<string>();
   const byType = previous.filesByType.edit();
+  let policyCount = previous.policyCount;
   for (const path of touched) {
     const before = previous.units.get(path);
     const after = units.get(path);
+    policyCount += (after?.documents.length ?? 0) - (before?.documents.length ?? 0);
     for (const type of before?.resources ?? []) {
       affected.add(type);
       const list = byType.get(type)!.filter((p) => p !== path);
@@ -251,7 +255,7 @@ export function* assemble(input: AssembleInput): Work<{ state: SetState; issues:
   yield;
   const issues: PolicyIssue[] = [];
   for (const type of typesWithIssues) issues.push(...builds.get(type)!.issues);
-  return { state: { units, filesByType, builds: builds.done(), typesWithIssues, ruleCount }, issues, typesChanged };
+  return { state: { units, filesByType, builds: builds.done(), typesWithIssues, ruleCount, policyCount }, issues, typesChanged };
 }
 
 function byPathOrder(a: string, b: string): number {
@@ -297,6 +301,7 @@ export function policySetOf(
       return (typeList.value ??= [...builds.keys()].filter((t) => t !== WILDCARD_RESOURCE).sort());
     },
     ruleCount: state.ruleCount,
+    policyCount: state.policyCount,
     // A request for type "*" gets the fallback, like a type without a policy.
     indexFor: (type) => {
       const build = builds.get(type);

@@ -33,6 +33,12 @@ export interface DirectoryScan {
   readonly files: ReadonlyMap<string, FileStamp | undefined>;
   /** Every directory walked (to watch them). */
   readonly directories: readonly string[];
+  /**
+   * Set by rescanPaths: this scan is `base` with only `paths` stat'ed again, so it can differ from
+   * `base` at those paths only. Comparisons and reads then look at those, not at every file. Weak:
+   * a chain of rescans must not keep every earlier scan (and its map of every file) alive.
+   */
+  readonly rescanOf?: { readonly base: WeakRef<DirectoryScan>; readonly paths: readonly string[] };
 }
 
 const stampOf = (s: BigIntStats): FileStamp => ({ dev: s.dev, ino: s.ino, size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs });
@@ -47,8 +53,34 @@ export function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): b
 
 export function sameScan(a: DirectoryScan, b: DirectoryScan): boolean {
   if (a.dataTarget !== b.dataTarget || a.files.size !== b.files.size) return false;
+  const only = b.rescanOf?.base.deref() === a ? b.rescanOf.paths : a.rescanOf?.base.deref() === b ? a.rescanOf.paths : undefined;
+  if (only) {
+    for (const p of only) if (a.files.has(p) !== b.files.has(p) || !sameStamp(a.files.get(p), b.files.get(p))) return false;
+    return true;
+  }
   for (const [p, s] of a.files) if (!b.files.has(p) || !sameStamp(s, b.files.get(p))) return false;
   return true;
+}
+
+/** `scan`, known to hold the same files as `earlier` (sameScan), linked to it as a rescan of no path. */
+export function linkedTo(scan: DirectoryScan, earlier: DirectoryScan): DirectoryScan {
+  return scan.rescanOf ? scan : { ...scan, rescanOf: { base: new WeakRef(earlier), paths: [] } };
+}
+
+/**
+ * The paths at which `scan` may differ from `earlier`, when rescans link them (at most a few
+ * steps: a change's scan, and the scan the last read ended with); undefined when they do not.
+ */
+export function pathsSince(earlier: DirectoryScan, scan: DirectoryScan): Set<string> | undefined {
+  const paths = new Set<string>();
+  let at: DirectoryScan | undefined = scan;
+  for (let step = 0; step < 4 && at; step++) {
+    if (at === earlier) return paths;
+    if (!at.rescanOf) return undefined;
+    for (const p of at.rescanOf.paths) paths.add(p);
+    at = at.rescanOf.base.deref();
+  }
+  return at === earlier ? paths : undefined;
 }
 
 function unreadable(dir: string, err: unknown): PolicyLoadError {
@@ -138,9 +170,19 @@ export class FileContentCache {
   /** The files of the last read, by path relative to its root (a ConfigMap version switch changes the root). */
   private entries = new Map<string, CachedFile>();
   private root: string | undefined;
+  /** The scan and the files of the last read, and each file's place in that list (made when first needed). */
+  private lastScan: DirectoryScan | undefined;
+  private lastOut: PolicyFile[] = [];
+  private positions: Map<string, number> | undefined;
+  /** Paths whose cached text is not trusted yet (changed shortly before it was read): read on every read. */
+  private untrusted = new Set<string>();
 
   /** Reads every file of `scan`; throws PolicyLoadError when one cannot be read. */
   async read(scan: DirectoryScan, sync = false): Promise<PolicyFile[]> {
+    // A scan that rescans link to the last one read differs from it at a few known paths: only
+    // those are looked at, not every file (12 ms of a change at 10,000 files, issue 18).
+    const since = this.lastScan && scan.root === this.root && scan.files.size === this.entries.size ? pathsSince(this.lastScan, scan) : undefined;
+    if (since && [...since].every((p) => scan.files.has(p) && this.entries.has(p))) return this.readChanged(scan, sync, since);
     const next = new Map<string, CachedFile>();
     const out: PolicyFile[] = [];
     const startNs = BigInt(Date.now()) * 1_000_000n;
@@ -152,32 +194,73 @@ export class FileContentCache {
       if (hit && hit.trusted && stamp && sameStamp(hit.stamp, stamp)) next.set(rel, hit);
       else toRead.push(rel);
     }
-    const readOne = async (rel: string): Promise<void> => {
-      const full = path.join(scan.root, rel);
-      try {
-        const text = sync ? readFileSync(full, 'utf8') : await readFile(full, 'utf8');
-        const stamp = scan.files.get(rel) ?? stampOf(sync ? statSync(full, { bigint: true }) : await stat(full, { bigint: true }));
-        const trusted = startNs - stamp.ctimeNs > RACY_NS && startNs - stamp.mtimeNs > RACY_NS;
-        next.set(rel, { stamp, file: { path: rel, text, sha256: sha256Hex(text) }, trusted });
-      } catch (err) {
-        problems.push({ path: rel, err });
-      }
-    };
-    if (sync) for (const rel of toRead) await readOne(rel);
-    else {
-      let i = 0;
-      await Promise.all(Array.from({ length: Math.min(16, toRead.length) }, async () => {
-        while (i < toRead.length) await readOne(toRead[i++]!);
-      }));
+    await readAll(scan, toRead, sync, startNs, next, problems);
+    if (problems.length > 0) throw readProblems(problems);
+    const untrusted = new Set<string>();
+    for (const rel of scan.files.keys()) {
+      const entry = next.get(rel)!;
+      out.push(entry.file);
+      if (!entry.trusted) untrusted.add(rel);
     }
-    if (problems.length > 0) {
-      throw new PolicyLoadError(problems.map(({ path: p, err }) => ({ file: p, line: 1, column: 1, code: 'FILE_UNREADABLE', message: `cannot read: ${(err as Error).message}` })));
-    }
-    for (const rel of scan.files.keys()) out.push(next.get(rel)!.file);
     this.entries = next;
     this.root = scan.root;
+    this.lastScan = scan;
+    this.lastOut = out;
+    this.positions = undefined;
+    this.untrusted = untrusted;
     return out;
   }
+
+  /** The last read's files with `paths` (and the untrusted ones) read again where their stamps say so. */
+  private async readChanged(scan: DirectoryScan, sync: boolean, paths: ReadonlySet<string>): Promise<PolicyFile[]> {
+    const startNs = BigInt(Date.now()) * 1_000_000n;
+    const problems: { path: string; err: unknown }[] = [];
+    const toRead: string[] = [];
+    for (const rel of new Set([...paths, ...this.untrusted])) {
+      const hit = this.entries.get(rel)!;
+      const stamp = scan.files.get(rel);
+      if (!(hit.trusted && stamp && sameStamp(hit.stamp, stamp))) toRead.push(rel);
+    }
+    const fresh = new Map<string, CachedFile>();
+    await readAll(scan, toRead, sync, startNs, fresh, problems);
+    if (problems.length > 0) throw readProblems(problems);
+    const out = this.lastOut.slice();
+    const positions = (this.positions ??= new Map(this.lastOut.map((f, i) => [f.path, i])));
+    for (const [rel, entry] of fresh) {
+      this.entries.set(rel, entry);
+      out[positions.get(rel)!] = entry.file;
+      if (entry.trusted) this.untrusted.delete(rel);
+      else this.untrusted.add(rel);
+    }
+    this.lastScan = scan;
+    this.lastOut = out;
+    return out;
+  }
+}
+
+async function readAll(scan: DirectoryScan, toRead: readonly string[], sync: boolean, startNs: bigint, into: Map<string, CachedFile>, problems: { path: string; err: unknown }[]): Promise<void> {
+  const readOne = async (rel: string): Promise<void> => {
+    const full = path.join(scan.root, rel);
+    try {
+      const text = sync ? readFileSync(full, 'utf8') : await readFile(full, 'utf8');
+      const stamp = scan.files.get(rel) ?? stampOf(sync ? statSync(full, { bigint: true }) : await stat(full, { bigint: true }));
+      const trusted = startNs - stamp.ctimeNs > RACY_NS && startNs - stamp.mtimeNs > RACY_NS;
+      into.set(rel, { stamp, file: { path: rel, text, sha256: sha256Hex(text) }, trusted });
+    } catch (err) {
+      problems.push({ path: rel, err });
+    }
+  };
+  if (sync) for (const rel of toRead) await readOne(rel);
+  else {
+    let i = 0;
+    await Promise.all(Array.from({ length: Math.min(16, toRead.length) }, async () => {
+      while (i < toRead.length) await readOne(toRead[i++]!);
+    }));
+  }
+}
+
+function readProblems(problems: readonly { path: string; err: unknown }[]): PolicyLoadError {
+  return new PolicyLoadError(problems.map(({ path: p, err }) => ({ file: p, line: 1, column: 1, code: 'FILE_UNREADABLE', message: `cannot read: ${(err as Error).message}` })));
 }
 
 /**
@@ -191,8 +274,9 @@ export async function rescanPaths(dir: string, base: DirectoryScan, paths: Itera
     if (target !== base.dataTarget) return undefined;
   }
   const files = new Map(base.files);
+  const list = [...paths];
   await Promise.all(
-    [...paths].map(async (rel) => {
+    list.map(async (rel) => {
       try {
         files.set(rel, stampOf(await stat(path.join(base.root, rel), { bigint: true })));
       } catch (err) {
@@ -201,5 +285,5 @@ export async function rescanPaths(dir: string, base: DirectoryScan, paths: Itera
       }
     }),
   );
-  return { ...base, files };
+  return { ...base, files, rescanOf: { base: new WeakRef(base), paths: list } };
 }

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { PolicyFile, PolicySnapshot, PolicySource, PolicySourceEvent, PolicyTrigger } from '../service/policy-source.js';
-import { CONFIGMAP_DATA_LINK, FileContentCache, rescanPaths, sameScan, sameStamp, scanDirectory, type DirectoryScan } from './directory-scan.js';
+import { CONFIGMAP_DATA_LINK, FileContentCache, linkedTo, pathsSince, rescanPaths, sameScan, sameStamp, scanDirectory, type DirectoryScan } from './directory-scan.js';
 import { isPolicyFile } from './source.js';
 
 export interface DirectorySourceOptions {
@@ -74,8 +74,10 @@ export class DirectorySource implements PolicySource {
   private async readStable(scan: DirectoryScan, sync = false, force = false, only?: readonly string[]): Promise<{ files: PolicyFile[] | undefined; after: DirectoryScan }> {
     const files = await this.cache.read(scan, sync);
     const after = (only && (await rescanPaths(this.directory, scan, only))) || (await scanDirectory(this.directory, sync));
-    if (!force && !sameScan(scan, after)) return { files: undefined, after };
-    this.base = after;
+    const same = sameScan(scan, after);
+    if (!force && !same) return { files: undefined, after };
+    // Linked to the scan just read, so that the next change reads only what changed since.
+    this.base = same ? linkedTo(after, scan) : after;
     this.events.clear();
     this.unexplained = false;
     this.lastSeen = undefined;
@@ -284,6 +286,12 @@ export class DirectorySource implements PolicySource {
 /** Policy files added, changed (stamp) or removed between two scans. */
 function changedPaths(base: DirectoryScan, scan: DirectoryScan): Set<string> {
   const changed = new Set<string>();
+  const since = pathsSince(base, scan);
+  if (since) {
+    // A rescan of `base`: only the paths it stat'ed again can differ.
+    for (const p of since) if (scan.files.has(p) !== base.files.has(p) || !sameStamp(scan.files.get(p), base.files.get(p))) changed.add(p);
+    return changed;
+  }
   for (const [p, s] of scan.files) if (!sameStamp(s, base.files.get(p))) changed.add(p);
   for (const p of base.files.keys()) if (!scan.files.has(p)) changed.add(p);
   return changed;

@@ -302,12 +302,12 @@ export class VerdictServer {
 }
 
 /** The log lines of a policy change (one process, or the cluster primary for all workers). */
-export function logPolicyChange(log: Logger, change: PolicyChange, live: { readonly policies: { readonly length: number }; readonly ruleCount: number } | undefined, extra: Record<string, unknown> = {}): void {
+export function logPolicyChange(log: Logger, change: PolicyChange, live: { readonly policyCount: number; readonly ruleCount: number } | undefined, extra: Record<string, unknown> = {}): void {
   const r = change.result;
   const files = { trigger: change.trigger.kind, added: change.added.length, changed: change.changed.length, removed: change.removed.length, ...extra };
   if (r.status === 'applied') {
     log.info(
-      { revision: change.revision, previous: change.previousRevision ?? undefined, policies: live?.policies.length, rules: live?.ruleCount, ...files },
+      { revision: change.revision, previous: change.previousRevision ?? undefined, policies: live?.policyCount, rules: live?.ruleCount, ...files },
       change.previousRevision ? 'policy set reloaded' : 'policy set loaded',
     );
   } else if (r.status === 'rejected') {

@@ -269,7 +269,7 @@ export class PolicyDistributor {
     this.source.live?.(revision);
     const first = prepared[0]!.reply;
     this.onResult('applied');
-    logPolicyChange(this.logger, { ...base, at: loadedAt, result: { status: 'applied' } }, { policies: { length: first.policies }, ruleCount: first.rules }, {
+    logPolicyChange(this.logger, { ...base, at: loadedAt, result: { status: 'applied' } }, { policyCount: first.policies, ruleCount: first.rules }, {
       workers: prepared.length,
       compileMs: prepared.map((p) => Math.round(p.reply.compileMs * 10) / 10),
       liveAfterMs: Math.round(performance.now() - started),
@@ -318,7 +318,7 @@ export class WorkerPolicies {
           message: r.status === 'rejected' ? r.message : undefined,
           issues: r.status === 'rejected' ? r.issues : undefined,
           compileMs: change.compileMs,
-          policies: set?.policies.length ?? 0,
+          policies: set?.policyCount ?? 0,
           rules: set?.ruleCount ?? 0,
         });
         return;

@@ -78,6 +78,7 @@ function same(incremental: PolicyCompiler, files: ReadonlyMap<string, string>): 
     expect(inc.set.policies).to.deep.equal(full.set.policies);
     expect(inc.set.resourceTypes).to.deep.equal(full.set.resourceTypes);
     expect(inc.set.ruleCount).to.equal(full.set.ruleCount);
+    expect(inc.set.policyCount).to.equal(full.set.policies.length);
     expect(inc.set.usage?.limits.map((l) => l.name)).to.deep.equal(full.set.usage?.limits.map((l) => l.name));
     for (const request of REQUESTS) {
       expect(decide(inc.set, request, { now: NOW, explain: true }), JSON.stringify(request)).to.deep.equal(decide(full.set, request, { now: NOW, explain: true }));

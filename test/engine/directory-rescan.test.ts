@@ -1,0 +1,74 @@
+/**
+ * After a file event the directory source stats only the paths the events named and reads only
+ * what changed since its last read (issue 18: every file's stamp and cached text was looked at on
+ * every change, 12 ms at 10,000 files). Whatever the sequence of changes on a real directory, each
+ * snapshot it delivers must be exactly what a fresh read of the directory gives.
+ */
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { DirectorySource } from '../../src/policy/directory-source.js';
+import type { PolicySnapshot } from '../../src/service/policy-source.js';
+
+const policy = (type: string, version: number) =>
+  `apiVersion: verdict/v1\nkind: ResourcePolicy\nresource: ${type}\ndescription: v${version}\nrules:\n  - name: read\n    actions: [read]\n    effect: allow\n    roles: [r${version}]\n`;
+
+const digestOf = (s: PolicySnapshot) => s.files.map((f) => `${f.path} ${f.sha256}`).sort();
+
+describe('directory source: snapshots after file events equal a fresh read', function () {
+  this.timeout(60_000);
+
+  it('over renames into place, in-place writes, deletes and new files, in sub-directories', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'verdict-rescan-'));
+    mkdirSync(path.join(dir, 'sub'));
+    const names = Array.from({ length: 40 }, (_, i) => (i % 3 === 0 ? `sub/t${i}.yaml` : `t${i}.yaml`));
+    for (const [i, n] of names.entries()) writeFileSync(path.join(dir, n), policy(`t${i}`, 0));
+    const source = new DirectorySource(dir, { watch: true, debounceMs: 20, settleMs: 250, pollIntervalMs: 0 });
+    const snapshots: PolicySnapshot[] = [];
+    try {
+      await source.read({ kind: 'startup' });
+      source.subscribe((e) => {
+        if (e.kind === 'snapshot') snapshots.push(e.snapshot);
+      });
+      const fresh = async () => digestOf(await new DirectorySource(dir, { watch: false, debounceMs: 0, settleMs: 0, pollIntervalMs: 0 }).read({ kind: 'sighup' }));
+      let version = 0;
+      let rand = 7;
+      const next = (n: number) => (rand = (rand * 1103515245 + 12345) % 2 ** 31) % n;
+      for (let step = 0; step < 14; step++) {
+        version++;
+        const i = next(names.length);
+        const file = path.join(dir, names[i]!);
+        const op = step % 4 === 3 ? 'delete-or-add' : step % 4 === 2 ? 'in-place' : 'rename';
+        if (op === 'rename') {
+          const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+          writeFileSync(tmp, policy(`t${i}`, version));
+          renameSync(tmp, file);
+        } else if (op === 'in-place') {
+          writeFileSync(file, policy(`t${i}`, version));
+        } else if (names.length > 30 && step % 8 === 3) {
+          rmSync(file);
+          names.splice(i, 1);
+        } else {
+          const added = `sub/new${version}.yaml`;
+          const tmp = path.join(dir, 'sub', `.new${version}.tmp`);
+          writeFileSync(tmp, policy(`new${version}`, version));
+          renameSync(tmp, path.join(dir, added));
+          names.push(added);
+        }
+        const want = await fresh();
+        const deadline = Date.now() + 10_000;
+        while (!(snapshots.length > 0 && JSON.stringify(digestOf(snapshots.at(-1)!)) === JSON.stringify(want))) {
+          if (Date.now() > deadline) expect(snapshots.length > 0 ? digestOf(snapshots.at(-1)!) : [], `step ${step} (${op} ${names[i]})`).to.deep.equal(want);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        // Every delivered snapshot is a whole, current set: as many files as the directory holds.
+        expect(snapshots.at(-1)!.files.length).to.equal(names.length);
+      }
+    } finally {
+      source.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
