@@ -181,8 +181,17 @@ export class FileContentCache {
   async read(scan: DirectoryScan, sync = false): Promise<PolicyFile[]> {
     // A scan that rescans link to the last one read differs from it at a few known paths: only
     // those are looked at, not every file (12 ms of a change at 10,000 files, issue 18).
-    const since = this.lastScan && scan.root === this.root && scan.files.size === this.entries.size ? pathsSince(this.lastScan, scan) : undefined;
-    if (since && [...since].every((p) => scan.files.has(p) && this.entries.has(p))) return this.readChanged(scan, sync, since);
+    const since = this.lastScan && scan.root === this.root ? pathsSince(this.lastScan, scan) : undefined;
+    if (since) {
+      // Files changed or added there (a deleted one would leave a hole in the list: read it all).
+      let added = 0;
+      let deleted = false;
+      for (const p of since) {
+        if (!scan.files.has(p)) deleted ||= this.entries.has(p);
+        else if (!this.entries.has(p)) added++;
+      }
+      if (!deleted && scan.files.size === this.entries.size + added) return this.readChanged(scan, sync, since);
+    }
     const next = new Map<string, CachedFile>();
     const out: PolicyFile[] = [];
     const startNs = BigInt(Date.now()) * 1_000_000n;
@@ -211,15 +220,16 @@ export class FileContentCache {
     return out;
   }
 
-  /** The last read's files with `paths` (and the untrusted ones) read again where their stamps say so. */
+  /** The last read's files with `paths` (and the untrusted ones) read again where their stamps say so; new ones appended. */
   private async readChanged(scan: DirectoryScan, sync: boolean, paths: ReadonlySet<string>): Promise<PolicyFile[]> {
     const startNs = BigInt(Date.now()) * 1_000_000n;
     const problems: { path: string; err: unknown }[] = [];
     const toRead: string[] = [];
     for (const rel of new Set([...paths, ...this.untrusted])) {
-      const hit = this.entries.get(rel)!;
+      if (!scan.files.has(rel)) continue; // a path that came and went since
+      const hit = this.entries.get(rel);
       const stamp = scan.files.get(rel);
-      if (!(hit.trusted && stamp && sameStamp(hit.stamp, stamp))) toRead.push(rel);
+      if (!(hit && hit.trusted && stamp && sameStamp(hit.stamp, stamp))) toRead.push(rel);
     }
     const fresh = new Map<string, CachedFile>();
     await readAll(scan, toRead, sync, startNs, fresh, problems);
@@ -228,7 +238,9 @@ export class FileContentCache {
     const positions = (this.positions ??= new Map(this.lastOut.map((f, i) => [f.path, i])));
     for (const [rel, entry] of fresh) {
       this.entries.set(rel, entry);
-      out[positions.get(rel)!] = entry.file;
+      const at = positions.get(rel);
+      if (at === undefined) positions.set(rel, out.push(entry.file) - 1);
+      else out[at] = entry.file;
       if (entry.trusted) this.untrusted.delete(rel);
       else this.untrusted.add(rel);
     }
