@@ -6,7 +6,7 @@
  *
  * Protocol (IPC): parent → { address, connections, types }; child → { kind: 'opened', index,
  * decisionId } per connection, then { kind: 'sample', index, at, ms, revision } per answer (`at`:
- * epoch ms, shared by both processes); parent → 'stop' ends it.
+ * monotonicNow(), the same clock in both processes); parent → 'stop' ends it.
  */
 import { credentials } from '@grpc/grpc-js';
 import { createAuthorizationClient, toProtoCheckRequest, unary, type JsonCheckRequest } from '../../src/grpc/client.js';
@@ -19,8 +19,13 @@ export interface ProbeSetup {
 
 export type ProbeMessage = { kind: 'opened'; index: number; decisionId: string } | { kind: 'sample'; index: number; at: number; ms: number; revision: string };
 
-/** Wall-clock ms with sub-ms precision, comparable across processes. */
-export const epochNow = (): number => performance.timeOrigin + performance.now();
+/**
+ * ms on the machine's monotonic clock (CLOCK_MONOTONIC, as process.hrtime), comparable across
+ * processes. Not the wall clock: on this VM it was slewed by up to ~4 ms a second and once stepped
+ * by 5 s between the start of the bench and of the probe process, which made every change look
+ * 5 s late (performance.timeOrigin + performance.now() takes the wall clock at each process's start).
+ */
+export const monotonicNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 export function probeRequest(types: ProbeSetup['types'], i: number): JsonCheckRequest {
   const type = types[i % types.length]!;
@@ -46,7 +51,7 @@ async function run(setup: ProbeSetup): Promise<void> {
     clients.map(async (client, index) => {
       let n = index;
       while (!stopped) {
-        const at = epochNow();
+        const at = monotonicNow();
         const started = performance.now();
         let revision = 'error';
         try {

@@ -27,7 +27,7 @@ import { policyRevision, sha256Hex } from '../../src/policy/index.js';
 import { writeLargePolicySet, type LargePolicySet } from '../generate/large-policy-set.js';
 import { runLoad } from '../grpc/driver.js';
 import { NODE_FLAGS } from '../servers.js';
-import { epochNow, probeRequest, type ProbeMessage, type ProbeSetup } from './probe-process.js';
+import { monotonicNow, probeRequest, type ProbeMessage, type ProbeSetup } from './probe-process.js';
 import { peakRssBytes, processTree, resetPeakRss, rssBytes, treeCpuMicros } from '../grpc/proc.js';
 import { writeDocs } from '../report.js';
 import { ROOT, fmtInt, fmtNum, median, parseFlags } from '../util.js';
@@ -52,8 +52,8 @@ interface Server {
   readonly address: string;
   readonly logs: Record<string, unknown>[];
   readonly startedAt: number;
-  /** The same instant as epoch ms (probe samples are timed in epoch ms). */
-  readonly startedAtEpoch: number;
+  /** The same instant on the monotonic clock the probe samples use (the CPU profiles' clock too). */
+  readonly startedAtMonotonic: number;
 }
 
 async function startServer(dir: string, workers: number, logDecisions: boolean): Promise<Server> {
@@ -61,7 +61,7 @@ async function startServer(dir: string, workers: number, logDecisions: boolean):
   const cfg = path.join(dir, '..', `verdict-${port}.yaml`);
   await writeFile(cfg, `logDecisions: ${logDecisions}\nreload:\n  pollIntervalMs: 2000\n`);
   const startedAt = performance.now();
-  const startedAtEpoch = epochNow();
+  const startedAtMonotonic = monotonicNow();
   const child = spawn(process.execPath, [...NODE_FLAGS, path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', dir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', String(workers), '--config', cfg], {
     cwd: ROOT,
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VERDICT_'))),
@@ -85,7 +85,7 @@ async function startServer(dir: string, workers: number, logDecisions: boolean):
       }
     }
   });
-  return { child, address: `127.0.0.1:${port}`, logs, startedAt, startedAtEpoch };
+  return { child, address: `127.0.0.1:${port}`, logs, startedAt, startedAtMonotonic };
 }
 
 async function stopServer(s: Server): Promise<void> {
@@ -260,14 +260,14 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
     const probes = probing.list;
     const byWorker = (fn: (samples: Sample[]) => number) => Array.from({ length: workers }, (_, w) => fn(probes.filter((p) => p.worker === w).flatMap((p) => p.samples)));
     await sleep(1_000);
-    const quietFrom = epochNow();
+    const quietFrom = monotonicNow();
     await sleep(3_000);
     const quietMaxCheckMs = byWorker((s) => Math.max(0, ...s.filter((x) => x.sentAt >= quietFrom).map((x) => x.ms)));
     const changes: ChangeResult[] = [];
     const changeTimes: number[] = [];
     for (const kind of ['one file', '"*" policy'] as const) {
       for (let k = 0; k < opts.changes; k++) {
-        const at = epochNow();
+        const at = monotonicNow();
         changeTimes.push(at);
         const expected = await change(kind);
         const deadline = at + 30_000;
@@ -276,7 +276,7 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
           return first && first.sentAt + first.ms;
         };
         while (byWorker((s) => (liveAt(s) === undefined ? 1 : 0)).some((x) => x === 1)) {
-          if (epochNow() > deadline) throw new Error(`revision ${expected} did not go live within 30 s`);
+          if (monotonicNow() > deadline) throw new Error(`revision ${expected} did not go live within 30 s`);
           await sleep(5);
         }
         const allLive = Math.max(...byWorker((s) => liveAt(s)!));
@@ -293,9 +293,9 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
     await stopServer(server);
     if (process.env.BENCH_KEEP_LOGS === '1') {
       // Probe samples and change times in ms since the server's spawn, to line up with its GC trace.
-      const rel = (t: number) => Math.round((t - server.startedAtEpoch) * 10) / 10;
+      const rel = (t: number) => Math.round((t - server.startedAtMonotonic) * 10) / 10;
       const samples = probes.flatMap((p) => p.samples.map((x) => ({ worker: p.worker, at: rel(x.sentAt), ms: Math.round(x.ms * 10) / 10 })));
-      await writeFile(path.join(tmp, `probes-${types}.json`), JSON.stringify({ serverStartEpoch: server.startedAtEpoch, changeTimes: changeTimes.map(rel), samples }));
+      await writeFile(path.join(tmp, `probes-${types}.json`), JSON.stringify({ serverStartMonotonic: server.startedAtMonotonic, changeTimes: changeTimes.map(rel), samples }));
     }
 
     // Memory and CPU under load, and the storm, without per-decision logging.
