@@ -114,7 +114,8 @@ function levelOf(schema: unknown): Level {
   if (!s || '$ref' in s) return OPEN;
   const hit = levels.get(s);
   if (hit) return hit;
-  const parts = [s, ...(['allOf', 'anyOf', 'oneOf'] as const).flatMap((k) => (Array.isArray(s[k]) ? (s[k] as unknown[]).map(asObject).filter((x) => x !== undefined) : []))];
+  // Most levels have no combinator: no arrays made for them (a 1,000-type set has a level per type).
+  const parts = s.allOf === undefined && s.anyOf === undefined && s.oneOf === undefined ? [s] : [s, ...(['allOf', 'anyOf', 'oneOf'] as const).flatMap((k) => (Array.isArray(s[k]) ? (s[k] as unknown[]).map(asObject).filter((x) => x !== undefined) : []))];
   const props = new Map<string, unknown[]>();
   const patterns: [RegExp, unknown][] = [];
   const extra: unknown[] = [];
@@ -125,7 +126,12 @@ function levelOf(schema: unknown): Level {
     const pp = asObject(part.patternProperties);
     if (p) {
       closed = true;
-      for (const [name, sub] of Object.entries(p)) props.set(name, [...(props.get(name) ?? []), sub]);
+      for (const name in p) {
+        if (!Object.hasOwn(p, name)) continue;
+        const prev = props.get(name);
+        if (prev) prev.push(p[name]);
+        else props.set(name, [p[name]]);
+      }
     }
     if (pp) {
       closed = true;
