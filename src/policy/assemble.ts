@@ -15,9 +15,9 @@ interface OrderedRule {
 
 /**
  * Everything built for one resource type from the documents that govern it. A type's index (its
- * rules merged with the "*" rules, in document order) is not part of the build: it is made on the
- * type's first check against a given "*" build (`indexOf`), so a "*" change rebuilds one build, not
- * one per type, and a type's index is made again only when it is next checked.
+ * rules merged with the "*" rules, in document order) is kept beside the build with the "*" build it
+ * merged (`indexOf`): assemble makes it with the build, and after a "*" change the type's first
+ * check makes it again, so a "*" change rebuilds one build, not one per type.
  */
 export class TypeBuild {
   /** The index last made by `indexOf`, and the "*" build it merged; the one before, for a set still answering a batch. */
