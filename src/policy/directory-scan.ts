@@ -53,7 +53,7 @@ export function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): b
 
 export function sameScan(a: DirectoryScan, b: DirectoryScan): boolean {
   if (a.dataTarget !== b.dataTarget || a.files.size !== b.files.size) return false;
-  const only = b.rescanOf?.base.deref() === a ? b.rescanOf.paths : a.rescanOf?.base.deref() === b ? a.rescanOf.paths : undefined;
+  const only = pathsSince(a, b) ?? pathsSince(b, a);
   if (only) {
     for (const p of only) if (a.files.has(p) !== b.files.has(p) || !sameStamp(a.files.get(p), b.files.get(p))) return false;
     return true;

@@ -32,6 +32,8 @@ const VARIANTS: readonly string[] = [
   `${head('folder')}derivedRoles:\n  - name: owner\n    when: "true"\nrules:\n  - name: edit\n    actions: [edit]\n    effect: allow\n    roles: [owner]\n`,
   // Usage limits: names are unique across the set, so the same variant in two files is a duplicate.
   `${head('doc')}rules:\n  - name: read\n    actions: [read]\n    effect: allow\nlimits:\n  - name: reads\n    actions: [read]\n    key: subject.id\n    rate: 10/1m\n`,
+  // Declarations: the set's roles are checked against them (admin and employee only), and two files declaring is an error.
+  `apiVersion: verdict/v1\nkind: Declarations\nroles: [employee, admin]\n`,
   `${head('folder')}rules:\n  - name: edit\n    actions: [edit]\n    effect: allow\nlimits:\n  - name: edits\n    actions: [edit]\n    key: subject.id\n    quota: {count: 5, period: day}\n`,
 ];
 
