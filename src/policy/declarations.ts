@@ -7,6 +7,7 @@ import type { PolicyIssue, SourcePosition } from './issues.js';
 import type { YamlReader } from './yaml-reader.js';
 import { PLAIN_VALUE } from './yaml-fast.js';
 import { certainlyCompiles, certainlyValidSchema } from './schema-meta.js';
+import { schemaShape } from './schema-shape.js';
 
 /**
  * `kind: Declarations`: what a policy set declares about the world its rules talk about. One such
@@ -281,12 +282,23 @@ export function compileDeclarations(document: DeclarationsDocument, issues: Poli
     if (t === undefined) texts.set(sub, (t = JSON.stringify(sub)));
     return t;
   };
+  // Types whose schemas have one shape (schema-shape.ts: the same names for the same property
+  // schema objects) share one check: a templated set compiles a handful, not one per type.
+  const checkByShape = new Map<string, CompiledSchema['check']>();
   const compile = (source: SchemaSource, where: string): CompiledSchema | undefined => {
     const s = source.schema;
     if (!plainObject(s)) {
       issues.push({ ...source.position, code: 'INVALID_SCHEMA', message: `${where}: a schema must be a mapping (a JSON Schema object)` });
       return undefined;
     }
+    const shape = schemaShape(s);
+    const known = checkByShape.get(shape);
+    if (known) return { source, check: known };
+    const made = compileLevel(source, s, where);
+    if (made) checkByShape.set(shape, made.check);
+    return made;
+  };
+  const compileLevel = (source: SchemaSource, s: Record<string, unknown>, where: string): CompiledSchema | undefined => {
     try {
       const validateWhole = () => {
         if (ajv().validateSchema(s) !== true) throw new Error(ajv().errorsText(ajv().errors));

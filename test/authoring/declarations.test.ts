@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { compilePolicySet, PolicyCompiler, withDigest, type PolicyIssue } from '../../src/policy/index.js';
 import { decide } from '../../src/engine/index.js';
+import type { Attributes } from '../../src/engine/request.js';
 import { editDistance, nearestNames } from '../../src/engine/suggest.js';
 import { parsePolicyFile } from '../../src/policy/parse.js';
 import { file, loadIssues, type File } from '../engine/helpers.js';
@@ -262,6 +263,30 @@ schemas:
     expect(ask('a').effect).to.equal('ALLOW');
     const b = ask('b');
     expect([b.effect, b.reason]).to.deep.equal(['DENY', 'SCHEMA_MISMATCH']);
+  });
+
+  it('types whose schemas share a shape share the work, never an answer: each type is checked against its own schema, at load and per request', () => {
+    // a, b and d list the same property schemas (one object each: the reader shares a repeated flow
+    // mapping); a and d also require owner (one shape), b does not; c types amount as a string, e has
+    // no amount. Every policy has the same condition, so its reads are one list checked under each shape.
+    const type = (name: string, amount: string | undefined, required: boolean) =>
+      `    ${name}:\n      type: object\n      properties:\n${amount ? `        amount: ${amount}\n` : ''}        owner: { type: string }\n${required ? '      required: [owner]\n' : ''}`;
+    const decl = {
+      path: '_declarations.yaml',
+      text: `apiVersion: verdict/v1\nkind: Declarations\nroles: [employee]\nschemas:\n  mode: enforce\n  resources:\n${type('a', '{ type: number }', true)}${type('b', '{ type: number }', false)}${type('c', '{ type: string }', true)}${type('d', '{ type: number }', true)}${type('e', undefined, true)}`,
+    };
+    const policyOf = (t: string) =>
+      file(`${t}.yaml`, `resource: ${t}\nrules:\n  - name: r\n    actions: [read]\n    effect: allow\n    roles: [employee]\n    when: resource.attributes.amount > 10.0 && resource.attributes.owner == subject.id\n`);
+    const issues = loadIssues(decl, ...['a', 'b', 'c', 'd', 'e'].map(policyOf));
+    expect(codes(issues)).to.deep.equal(['c.yaml:9:31 ATTRIBUTE_TYPE', 'e.yaml:9:31 UNKNOWN_ATTRIBUTE']);
+    expect(issues[1]!.message).to.match(/resource\.attributes\.amount is not declared in schemas\.resources\.e/);
+    // Without c and e the set loads; the request check follows each type's own `required`.
+    const set = compilePolicySet([decl, ...['a', 'b', 'd'].map(policyOf)]);
+    const ask = (t: string, attributes: Attributes) =>
+      decide(set, { subject: { id: 'u', type: 'user', roles: ['employee'], attributes: {} }, action: 'read', resource: { type: t, id: '1', attributes }, context: {} }, { now: new Date(0) });
+    expect(['a', 'b', 'd'].map((t) => ask(t, { amount: 20, owner: 'u' }).effect)).to.deep.equal(['ALLOW', 'ALLOW', 'ALLOW']);
+    expect(['a', 'b', 'd'].map((t) => ask(t, { amount: 20 }).reason)).to.deep.equal(['SCHEMA_MISMATCH', 'NO_MATCHING_RULE', 'SCHEMA_MISMATCH']);
+    expect(ask('d', { amount: 'x', owner: 'u' }).schemaProblems).to.deep.equal(['resource.attributes/amount: must be number']);
   });
 
   it('at run time, a "No such key" error names the near key the request does have (no declarations needed)', () => {

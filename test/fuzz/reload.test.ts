@@ -34,6 +34,10 @@ const VARIANTS: readonly string[] = [
   `${head('doc')}rules:\n  - name: read\n    actions: [read]\n    effect: allow\nlimits:\n  - name: reads\n    actions: [read]\n    key: subject.id\n    rate: 10/1m\n`,
   // Declarations: the set's roles are checked against them (admin and employee only), and two files declaring is an error.
   `apiVersion: verdict/v1\nkind: Declarations\nroles: [employee, admin]\n`,
+  // Declarations with schemas (enforced): doc and folder share a shape in the first; in the second
+  // doc has no \`locked\` (the deny-locked variant does not load) and folder types it as a string.
+  `apiVersion: verdict/v1\nkind: Declarations\nroles: [employee, admin]\nschemas:\n  mode: enforce\n  subject:\n    type: object\n    properties:\n      suspended: { type: boolean }\n  resources:\n    doc:\n      type: object\n      properties:\n        owner: { type: string }\n        locked: { type: boolean }\n    folder:\n      type: object\n      properties:\n        owner: { type: string }\n        locked: { type: boolean }\n`,
+  `apiVersion: verdict/v1\nkind: Declarations\nroles: [employee, admin]\nschemas:\n  mode: enforce\n  resources:\n    doc:\n      type: object\n      properties:\n        owner: { type: string }\n    folder:\n      type: object\n      properties:\n        owner: { type: string }\n        locked: { type: string }\n`,
   `${head('folder')}rules:\n  - name: edit\n    actions: [edit]\n    effect: allow\nlimits:\n  - name: edits\n    actions: [edit]\n    key: subject.id\n    quota: {count: 5, period: day}\n`,
 ];
 
