@@ -176,6 +176,7 @@ export class FileContentCache {
   private positions: Map<string, number> | undefined;
   /** Paths whose cached text is not trusted yet (changed shortly before it was read): read on every read. */
   private untrusted = new Set<string>();
+  private readCount = 0;
 
   /** Reads every file of `scan`; throws PolicyLoadError when one cannot be read. */
   async read(scan: DirectoryScan, sync = false): Promise<PolicyFile[]> {
@@ -203,6 +204,7 @@ export class FileContentCache {
       if (hit && hit.trusted && stamp && sameStamp(hit.stamp, stamp)) next.set(rel, hit);
       else toRead.push(rel);
     }
+    this.readCount += toRead.length;
     await readAll(scan, toRead, sync, startNs, next, problems);
     if (problems.length > 0) throw readProblems(problems);
     const untrusted = new Set<string>();
@@ -220,6 +222,39 @@ export class FileContentCache {
     return out;
   }
 
+  /** Files of the last read that were read within the racy window (read again on every read until trusted). */
+  get untrustedCount(): number {
+    return this.untrusted.size;
+  }
+
+  /** Files read from disk since this cache was made (what a reload cost in reads). */
+  get filesRead(): number {
+    return this.readCount;
+  }
+
+  /**
+   * Reads the untrusted files of the last read again, now (so that the next change need not: at
+   * start-up, every file written in the two seconds before was untrusted, and the first change read
+   * the whole set again). Those read past the racy window become trusted. Returns the paths whose
+   * text is not what the last read gave though their stamps are the same: they stay untrusted, and
+   * the caller treats them as a change it cannot vouch for.
+   */
+  async confirmUntrusted(): Promise<string[]> {
+    const scan = this.lastScan;
+    if (!scan || this.untrusted.size === 0) return [];
+    const before = new Map([...this.untrusted].map((p) => [p, this.entries.get(p)?.file.sha256]));
+    await this.readChanged(scan, false, new Set());
+    const changed: string[] = [];
+    for (const [p, sha] of before) {
+      const now = this.entries.get(p);
+      if (now && now.file.sha256 !== sha) {
+        changed.push(p);
+        this.untrusted.add(p);
+      }
+    }
+    return changed;
+  }
+
   /** The last read's files with `paths` (and the untrusted ones) read again where their stamps say so; new ones appended. */
   private async readChanged(scan: DirectoryScan, sync: boolean, paths: ReadonlySet<string>): Promise<PolicyFile[]> {
     const startNs = BigInt(Date.now()) * 1_000_000n;
@@ -232,6 +267,7 @@ export class FileContentCache {
       if (!(hit && hit.trusted && stamp && sameStamp(hit.stamp, stamp))) toRead.push(rel);
     }
     const fresh = new Map<string, CachedFile>();
+    this.readCount += toRead.length;
     await readAll(scan, toRead, sync, startNs, fresh, problems);
     if (problems.length > 0) throw readProblems(problems);
     const out = this.lastOut.slice();

@@ -18,6 +18,14 @@ export interface DirectorySourceOptions {
   readonly pollIntervalMs: number;
 }
 
+/**
+ * Files read within the racy window (written less than two seconds before: see FileContentCache)
+ * are read again this long after, then at twice the interval while some stay untrusted (a clock
+ * ahead of the file system's), up to CONFIRM_MAX_MS.
+ */
+const CONFIRM_FIRST_MS = 2_500;
+const CONFIRM_MAX_MS = 300_000;
+
 /** What the file events since the last snapshot say about each path. */
 interface PathEvents {
   /** A write to the file (in place, or a file being filled after its creation). */
@@ -50,6 +58,10 @@ export class DirectorySource implements PolicySource {
   private lastSeen: { scan: DirectoryScan; at: number } | undefined;
   private examining = false;
   private examineAgain = false;
+  private confirmTimer: NodeJS.Timeout | undefined;
+  private confirmDelayMs = CONFIRM_FIRST_MS;
+  /** Reading again found a text its stamps did not show: the next examine goes on though the scan looks the same. */
+  private racy = false;
 
   constructor(
     readonly directory: string,
@@ -80,15 +92,70 @@ export class DirectorySource implements PolicySource {
     this.base = same ? linkedTo(after, scan) : after;
     this.events.clear();
     this.unexplained = false;
+    this.racy = false;
     this.lastSeen = undefined;
     if (this.listener) this.rewatch(after);
+    this.confirmDelayMs = CONFIRM_FIRST_MS;
+    this.scheduleConfirm();
     return { files, after };
+  }
+
+  /** Files read so far (a reload after a one-file change reads one). */
+  get filesRead(): number {
+    return this.cache.filesRead;
+  }
+
+  /** Files whose last read was within the racy window and that are not confirmed yet. */
+  get unconfirmedFiles(): number {
+    return this.cache.untrustedCount;
+  }
+
+  /**
+   * Reads the files read within the racy window again once they are past it, in the background:
+   * otherwise the next change would read them all (every file, after a start right after a
+   * deployment wrote them: 1,000 files made the first change 300 ms late, issue 18). A text found
+   * changed under the same stamps is a change no event vouched for: it waits for the settle window.
+   */
+  private scheduleConfirm(): void {
+    if (this.closed || !this.listener || this.confirmTimer || this.cache.untrustedCount === 0) return;
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined;
+      void this.confirm();
+    }, this.confirmDelayMs);
+    this.confirmTimer.unref();
+  }
+
+  private async confirm(): Promise<void> {
+    if (this.closed) return;
+    if (this.examining) {
+      this.scheduleConfirm();
+      return;
+    }
+    this.examining = true;
+    try {
+      if ((await this.cache.confirmUntrusted()).length > 0) {
+        this.racy = true;
+        this.unexplained = true;
+        this.examineAgain = true;
+      }
+    } catch {
+      // A file went away or cannot be read: its event (or the poll) starts a change that reports it.
+    } finally {
+      this.examining = false;
+      if (this.examineAgain) {
+        this.examineAgain = false;
+        this.schedule(this.options.debounceMs);
+      }
+    }
+    this.confirmDelayMs = Math.min(this.confirmDelayMs * 2, CONFIRM_MAX_MS);
+    this.scheduleConfirm();
   }
 
   subscribe(listener: (event: PolicySourceEvent) => void): void {
     this.listener = listener;
     if (this.options.watch && this.base) this.rewatch(this.base);
     if (this.options.watch && this.options.pollIntervalMs > 0) this.schedulePoll(this.options.pollIntervalMs);
+    this.scheduleConfirm();
   }
 
   /**
@@ -111,6 +178,7 @@ export class DirectorySource implements PolicySource {
     this.watchers.clear();
     if (this.pollTimer) clearTimeout(this.pollTimer);
     if (this.timer) clearTimeout(this.timer);
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
   }
 
   /** Watches the directory itself (for `..data`) and every directory holding policy files. */
@@ -217,7 +285,7 @@ export class DirectorySource implements PolicySource {
       this.deliverUnreadable(err);
       return;
     }
-    if (sameScan(scan, base)) {
+    if (sameScan(scan, base) && !this.racy) {
       this.events.clear();
       this.unexplained = false;
       this.lastSeen = undefined;
@@ -274,6 +342,7 @@ export class DirectorySource implements PolicySource {
   private describe(base: DirectoryScan, scan: DirectoryScan): string {
     if (scan.dataTarget !== base.dataTarget) return `${CONFIGMAP_DATA_LINK} -> ${scan.dataTarget ?? '(removed)'}`;
     const paths = [...changedPaths(base, scan)];
+    if (paths.length === 0) return 'file contents changed under the same size and times';
     return paths.length > 5 ? `${paths.slice(0, 5).join(', ')} and ${paths.length - 5} more` : paths.join(', ');
   }
 

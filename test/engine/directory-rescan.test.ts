@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { DirectorySource } from '../../src/policy/directory-source.js';
+import { FileContentCache, type DirectoryScan } from '../../src/policy/directory-scan.js';
 import type { PolicySnapshot } from '../../src/service/policy-source.js';
 
 const policy = (type: string, version: number) =>
@@ -68,6 +69,61 @@ describe('directory source: snapshots after file events equal a fresh read', fun
       }
     } finally {
       source.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('files written just before the start are read again in the background, so the first change reads only what changed', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'verdict-confirm-'));
+    const count = 200;
+    for (let i = 0; i < count; i++) writeFileSync(path.join(dir, `t${i}.yaml`), policy(`t${i}`, 0));
+    const source = new DirectorySource(dir, { watch: true, debounceMs: 20, settleMs: 250, pollIntervalMs: 0 });
+    const snapshots: PolicySnapshot[] = [];
+    try {
+      await source.read({ kind: 'startup' });
+      // Written within the racy window: none of them can be trusted by its stamp yet.
+      expect([source.filesRead, source.unconfirmedFiles]).to.deep.equal([count, count]);
+      source.subscribe((e) => {
+        if (e.kind === 'snapshot') snapshots.push(e.snapshot);
+      });
+      const deadline = Date.now() + 15_000;
+      while (source.unconfirmedFiles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect([source.filesRead, source.unconfirmedFiles, snapshots.length]).to.deep.equal([2 * count, 0, 0]);
+      const tmp = path.join(dir, '.t7.yaml.tmp');
+      writeFileSync(tmp, policy('t7', 1));
+      renameSync(tmp, path.join(dir, 't7.yaml'));
+      while (snapshots.length === 0 && Date.now() < deadline + 10_000) await new Promise((r) => setTimeout(r, 20));
+      expect(source.filesRead - 2 * count, 'files read for a one-file change').to.equal(1);
+      const fresh = await new DirectorySource(dir, { watch: false, debounceMs: 0, settleMs: 0, pollIntervalMs: 0 }).read({ kind: 'sighup' });
+      expect(digestOf(snapshots[0]!)).to.deep.equal(digestOf(fresh));
+    } finally {
+      source.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reading an untrusted file again finds a text its stamps did not show, and keeps it untrusted until a read past the window', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'verdict-racy-'));
+    try {
+      writeFileSync(path.join(dir, 'a.yaml'), policy('a', 1));
+      const size = BigInt(policy('a', 1).length);
+      // Stamps as a coarse file system would keep them: written "now", the same before and after a rewrite.
+      const ns = BigInt(Date.now()) * 1_000_000n;
+      const scan: DirectoryScan = { root: dir, files: new Map([['a.yaml', { dev: 1n, ino: 1n, size, mtimeNs: ns, ctimeNs: ns }]]), directories: [dir], dataTarget: undefined };
+      const cache = new FileContentCache();
+      expect((await cache.read(scan))[0]!.text).to.contain('description: v1');
+      expect(cache.untrustedCount).to.equal(1);
+      writeFileSync(path.join(dir, 'a.yaml'), policy('a', 2)); // same size
+      expect(await cache.confirmUntrusted()).to.deep.equal(['a.yaml']);
+      expect(cache.untrustedCount).to.equal(1);
+      expect((await cache.read(scan))[0]!.text).to.contain('description: v2');
+      // Unchanged and past the window: trusted, and not read again.
+      const old = ns - 3_000_000_000n;
+      const past: DirectoryScan = { ...scan, files: new Map([['a.yaml', { dev: 1n, ino: 1n, size, mtimeNs: old, ctimeNs: old }]]) };
+      const other = new FileContentCache();
+      await other.read(past);
+      expect([other.untrustedCount, await other.confirmUntrusted(), other.filesRead]).to.deep.equal([0, [], 1]);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
