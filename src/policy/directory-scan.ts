@@ -178,6 +178,9 @@ export class FileContentCache {
   private untrusted = new Set<string>();
   private readCount = 0;
 
+  /** @param stampNow a file's stamp now (a test gives the stamps of a file system with coarse times). */
+  constructor(private readonly stampNow: (fullPath: string) => Promise<FileStamp> = async (full) => stampOf(await stat(full, { bigint: true }))) {}
+
   /** Reads every file of `scan`; throws PolicyLoadError when one cannot be read. */
   async read(scan: DirectoryScan, sync = false): Promise<PolicyFile[]> {
     // A scan that rescans link to the last one read differs from it at a few known paths: only
@@ -235,23 +238,41 @@ export class FileContentCache {
   /**
    * Reads the untrusted files of the last read again, now (so that the next change need not: at
    * start-up, every file written in the two seconds before was untrusted, and the first change read
-   * the whole set again). Those read past the racy window become trusted. Returns the paths whose
-   * text is not what the last read gave though their stamps are the same: they stay untrusted, and
-   * the caller treats them as a change it cannot vouch for.
+   * the whole set again). Only files whose stamp is still the one read are looked at (one whose
+   * stamp moved is an ordinary change, which its event or the poll brings); those read past the
+   * racy window with the same text become trusted. Returns the paths whose text is not what the
+   * last read gave though their stamps are the same: they stay untrusted (the next read reads
+   * them), and the caller treats them as a change it cannot vouch for.
    */
   async confirmUntrusted(): Promise<string[]> {
-    const scan = this.lastScan;
-    if (!scan || this.untrusted.size === 0) return [];
-    const before = new Map([...this.untrusted].map((p) => [p, this.entries.get(p)?.file.sha256]));
-    await this.readChanged(scan, false, new Set());
+    const root = this.root;
+    if (root === undefined || this.untrusted.size === 0) return [];
+    const startNs = BigInt(Date.now()) * 1_000_000n;
     const changed: string[] = [];
-    for (const [p, sha] of before) {
-      const now = this.entries.get(p);
-      if (now && now.file.sha256 !== sha) {
-        changed.push(p);
-        this.untrusted.add(p);
+    const stampNow = this.stampNow;
+    const paths = [...this.untrusted];
+    let i = 0;
+    const confirmOne = async (rel: string): Promise<void> => {
+      const entry = this.entries.get(rel);
+      if (!entry) return;
+      const full = path.join(root, rel);
+      try {
+        if (!sameStamp(await stampNow(full), entry.stamp)) return;
+        this.readCount++;
+        const text = await readFile(full, 'utf8');
+        if (!sameStamp(await stampNow(full), entry.stamp)) return;
+        if (sha256Hex(text) !== entry.file.sha256) changed.push(rel);
+        else if (startNs - entry.stamp.ctimeNs > RACY_NS && startNs - entry.stamp.mtimeNs > RACY_NS && this.entries.get(rel) === entry) {
+          this.entries.set(rel, { ...entry, trusted: true });
+          this.untrusted.delete(rel);
+        }
+      } catch {
+        // gone or unreadable: the change that did it is seen by events or the poll
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, paths.length) }, async () => {
+      while (i < paths.length) await confirmOne(paths[i++]!);
+    }));
     return changed;
   }
 

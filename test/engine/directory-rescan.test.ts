@@ -102,6 +102,35 @@ describe('directory source: snapshots after file events equal a fresh read', fun
     }
   });
 
+  it('a rename waiting out its debounce while the background read runs goes live at once (the read leaves a file whose stamp moved to its event)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'verdict-confirm-race-'));
+    for (let i = 0; i < 20; i++) writeFileSync(path.join(dir, `t${i}.yaml`), policy(`t${i}`, 0));
+    // The background read runs ~2.5 s after subscribing; the rename at 2.2 s waits out an 800 ms
+    // debounce, so the read finds t0.yaml changed. A settle window far longer than a rename takes:
+    // a change taken for one that cannot be vouched for would wait for it.
+    const source = new DirectorySource(dir, { watch: true, debounceMs: 800, settleMs: 6_000, pollIntervalMs: 0 });
+    const snapshots: PolicySnapshot[] = [];
+    try {
+      await source.read({ kind: 'startup' });
+      const subscribed = Date.now();
+      source.subscribe((e) => {
+        if (e.kind === 'snapshot') snapshots.push(e.snapshot);
+      });
+      await new Promise((r) => setTimeout(r, 2_200 - (Date.now() - subscribed)));
+      const tmp = path.join(dir, '.t0.yaml.tmp');
+      writeFileSync(tmp, policy('t0', 1));
+      renameSync(tmp, path.join(dir, 't0.yaml'));
+      const at = Date.now();
+      const live = () => snapshots.some((s) => s.files.some((f) => f.path === 't0.yaml' && f.text.includes('description: v1\n')));
+      while (!live() && Date.now() - at < 8_000) await new Promise((r) => setTimeout(r, 10));
+      expect(source.unconfirmedFiles, 'the other files were confirmed meanwhile').to.be.below(3);
+      expect(Date.now() - at, 'the rename went live').to.be.below(2_000);
+    } finally {
+      source.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reading an untrusted file again finds a text its stamps did not show, and keeps it untrusted until a read past the window', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'verdict-racy-'));
     try {
@@ -110,7 +139,8 @@ describe('directory source: snapshots after file events equal a fresh read', fun
       // Stamps as a coarse file system would keep them: written "now", the same before and after a rewrite.
       const ns = BigInt(Date.now()) * 1_000_000n;
       const scan: DirectoryScan = { root: dir, files: new Map([['a.yaml', { dev: 1n, ino: 1n, size, mtimeNs: ns, ctimeNs: ns }]]), directories: [dir], dataTarget: undefined };
-      const cache = new FileContentCache();
+      // The file system's stamps say nothing changed (as a coarse one would, for a rewrite within its tick).
+      const cache = new FileContentCache(async () => scan.files.get('a.yaml')!);
       expect((await cache.read(scan))[0]!.text).to.contain('description: v1');
       expect(cache.untrustedCount).to.equal(1);
       writeFileSync(path.join(dir, 'a.yaml'), policy('a', 2)); // same size
@@ -120,9 +150,21 @@ describe('directory source: snapshots after file events equal a fresh read', fun
       // Unchanged and past the window: trusted, and not read again.
       const old = ns - 3_000_000_000n;
       const past: DirectoryScan = { ...scan, files: new Map([['a.yaml', { dev: 1n, ino: 1n, size, mtimeNs: old, ctimeNs: old }]]) };
-      const other = new FileContentCache();
+      const other = new FileContentCache(async () => past.files.get('a.yaml')!);
       await other.read(past);
       expect([other.untrustedCount, await other.confirmUntrusted(), other.filesRead]).to.deep.equal([0, [], 1]);
+      // Within the window when read, past it when read again (unchanged): trusted then.
+      const recent = ns - 1_500_000_000n;
+      const later: DirectoryScan = { ...scan, files: new Map([['a.yaml', { dev: 1n, ino: 1n, size, mtimeNs: recent, ctimeNs: recent }]]) };
+      const third = new FileContentCache(async () => later.files.get('a.yaml')!);
+      await third.read(later);
+      expect(third.untrustedCount).to.equal(1);
+      await new Promise((r) => setTimeout(r, 600));
+      expect([await third.confirmUntrusted(), third.untrustedCount, third.filesRead]).to.deep.equal([[], 0, 2]);
+      // A file whose stamp moved since it was read is an ordinary change: not read by the confirmation.
+      const moved = new FileContentCache(async () => ({ ...scan.files.get('a.yaml')!, size: size + 1n }));
+      await moved.read(scan);
+      expect([await moved.confirmUntrusted(), moved.untrustedCount, moved.filesRead]).to.deep.equal([[], 1, 1]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
