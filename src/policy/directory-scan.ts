@@ -5,6 +5,7 @@ import type { PolicyFile } from '../service/policy-source.js';
 import { PolicyLoadError } from './issues.js';
 import { sha256Hex } from './revision.js';
 import { isPolicyFile } from './source.js';
+import { PatchedMap } from './patched-map.js';
 
 /**
  * Kubernetes mounts a ConfigMap as a directory of timestamped versions, a `..data` symlink to the
@@ -342,17 +343,18 @@ export async function rescanPaths(dir: string, base: DirectoryScan, paths: Itera
     const target = await readlink(path.join(dir, CONFIGMAP_DATA_LINK)).catch(() => undefined);
     if (target !== base.dataTarget) return undefined;
   }
-  const files = new Map(base.files);
+  const changes = new Map<string, FileStamp | undefined>();
+  const removed: string[] = [];
   const list = [...paths];
   await Promise.all(
     list.map(async (rel) => {
       try {
-        files.set(rel, stampOf(await stat(path.join(base.root, rel), { bigint: true })));
+        changes.set(rel, stampOf(await stat(path.join(base.root, rel), { bigint: true })));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') files.delete(rel);
-        else files.set(rel, undefined);
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') removed.push(rel);
+        else changes.set(rel, undefined);
       }
     }),
   );
-  return { ...base, files, rescanOf: { base: new WeakRef(base), paths: list } };
+  return { ...base, files: PatchedMap.patched(base.files, changes, removed), rescanOf: { base: new WeakRef(base), paths: list } };
 }

@@ -9,6 +9,7 @@
 import type { PolicyChange, PolicyFile, PolicyIssueInfo, PolicySnapshot, PolicySource, PolicyTrigger } from '../service/policy-source.js';
 import type { PolicyLoadFailure } from '../service/live-policy.js';
 import { policyRevision } from '../policy/index.js';
+import { PatchedMap } from '../policy/patched-map.js';
 import type { Logger } from './logger.js';
 import { logPolicyChange } from './app.js';
 import type { PolicyStore, PreparedChange } from './policy-store.js';
@@ -212,27 +213,39 @@ export class PolicyDistributor {
     for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: toWire(this.failure), change: wire });
   }
 
-  /** False when no worker could take the snapshot (it stays queued). */
+  /**
+   * False when no worker could take the snapshot (it stays queued). What the primary does per change
+   * is in proportion to what changed plus one digest comparison per file: the revision (a hash over
+   * every path) is the one the workers compute as they compile, not hashed again here.
+   */
   private async distribute(snapshot: PolicySnapshot): Promise<boolean> {
     const live = this.live!;
-    const files = new Map(snapshot.files.map((f) => [f.path, f]));
-    const revision = policyRevision(snapshot.files);
     const upserts = snapshot.files.filter((f) => live.files.get(f.path)?.sha256 !== f.sha256);
-    const removed = [...live.files.keys()].filter((p) => !files.has(p));
+    const addedFiles = upserts.filter((f) => !live.files.has(f.path));
+    // Paths are unique in a snapshot: when it holds as many files as the live set plus the added
+    // ones, no live path is missing from it.
+    let removed: string[] = [];
+    if (snapshot.files.length !== live.files.size + addedFiles.length) {
+      const paths = new Set(snapshot.files.map((f) => f.path));
+      removed = [...live.files.keys()].filter((p) => !paths.has(p));
+    }
     const diff = {
-      added: upserts.filter((f) => !live.files.has(f.path)).map((f) => ({ path: f.path, sha256: f.sha256 })),
+      added: addedFiles.map((f) => ({ path: f.path, sha256: f.sha256 })),
       changed: upserts.filter((f) => live.files.has(f.path)).map((f) => ({ path: f.path, sha256: f.sha256, previousSha256: live.files.get(f.path)!.sha256 })),
       removed: removed.map((p) => ({ path: p, sha256: live.files.get(p)!.sha256 })),
     };
-    const base = { trigger: snapshot.trigger, previousRevision: live.revision, revision, ...diff };
+    // The same paths and digests are the same revision; otherwise the workers say which it is.
+    const sameFiles = upserts.length === 0 && removed.length === 0;
+    let revision = sameFiles ? live.revision : '';
+    const baseOf = () => ({ trigger: snapshot.trigger, previousRevision: live.revision, revision, ...diff });
     const behind = this.readyWorkers().filter((i) => this.workerRevision.get(i) !== live.revision);
-    if (revision === live.revision && behind.length === 0) {
+    if (sameFiles && behind.length === 0) {
       this.source.live?.(revision);
       if (this.failure) {
         this.failure = undefined;
         for (const index of this.readyWorkers()) this.send(index, { type: 'policy-failure', failure: null });
       }
-      logPolicyChange(this.logger, { ...base, at: new Date(), result: { status: 'unchanged' } }, undefined);
+      logPolicyChange(this.logger, { ...baseOf(), at: new Date(), result: { status: 'unchanged' } }, undefined);
       this.onResult('unchanged');
       return true;
     }
@@ -240,16 +253,20 @@ export class PolicyDistributor {
     const started = performance.now();
     const prepared: { index: number; id: number; reply: Extract<PolicyToPrimary, { type: 'policy-prepared' }> }[] = [];
     // A catch-up (same revision) goes only to the workers that are behind.
-    const targets = revision === live.revision ? behind : this.readyWorkers();
+    const targets = sameFiles ? behind : this.readyWorkers();
     for (const index of targets.sort((a, b) => a - b)) {
       const full = this.workerRevision.get(index) !== live.revision;
       const id = this.nextId++;
       const reply = await this.request(index, { type: 'policy-prepare', id, full, upserts: full ? snapshot.files.slice() : upserts, removed: full ? [] : removed, trigger: snapshot.trigger });
       if (!reply || reply.type !== 'policy-prepared') continue; // the worker left; its replacement loads the live set
-      if (reply.status === 'rejected') {
+      revision ||= reply.revision;
+      const disagrees = reply.revision !== revision;
+      if (reply.status === 'rejected' || disagrees) {
         for (const p of prepared) this.send(p.index, { type: 'policy-abort', id: p.id });
         this.send(index, { type: 'policy-abort', id });
-        this.reject(snapshot.trigger, reply.message ?? 'policy set rejected', reply.issues ?? [], base);
+        // Workers given the same files compute the same revision; one that does not is refused, not mixed in.
+        if (disagrees) this.reject(snapshot.trigger, `worker ${index} compiled revision ${reply.revision}, not ${revision}`, [], baseOf());
+        else this.reject(snapshot.trigger, reply.message ?? 'policy set rejected', reply.issues ?? [], baseOf());
         return true;
       }
       prepared.push({ index, id, reply });
@@ -265,11 +282,11 @@ export class PolicyDistributor {
     for (const p of prepared) this.workerRevision.set(p.index, revision);
     if (revision === live.revision) return true; // only workers catching up: a standing failure still stands
     this.failure = undefined;
-    this.live = { files, revision, loadedAt };
+    this.live = { files: PatchedMap.patched(live.files, new Map(upserts.map((f) => [f.path, f])), removed), revision, loadedAt };
     this.source.live?.(revision);
     const first = prepared[0]!.reply;
     this.onResult('applied');
-    logPolicyChange(this.logger, { ...base, at: loadedAt, result: { status: 'applied' } }, { policyCount: first.policies, ruleCount: first.rules }, {
+    logPolicyChange(this.logger, { ...baseOf(), at: loadedAt, result: { status: 'applied' } }, { policyCount: first.policies, ruleCount: first.rules }, {
       workers: prepared.length,
       compileMs: prepared.map((p) => Math.round(p.reply.compileMs * 10) / 10),
       liveAfterMs: Math.round(performance.now() - started),
@@ -281,8 +298,8 @@ export class PolicyDistributor {
 
 /** A worker's side: files kept to apply deltas to, one prepared change at a time. */
 export class WorkerPolicies {
-  private files = new Map<string, PolicyFile>();
-  private prepared: { id: number; change: PreparedChange; files: Map<string, PolicyFile> } | undefined;
+  private files: ReadonlyMap<string, PolicyFile> = new Map();
+  private prepared: { id: number; change: PreparedChange; files: ReadonlyMap<string, PolicyFile> } | undefined;
 
   constructor(
     private readonly store: PolicyStore,
@@ -301,9 +318,8 @@ export class WorkerPolicies {
     switch (message.type) {
       case 'policy-prepare': {
         if (this.prepared) this.store.abort(this.prepared.change);
-        const files = message.full ? new Map<string, PolicyFile>() : new Map(this.files);
-        for (const p of message.removed) files.delete(p);
-        for (const f of message.upserts) files.set(f.path, f);
+        const upserts = new Map(message.upserts.map((f) => [f.path, f]));
+        const files = message.full ? upserts : PatchedMap.patched(this.files, upserts, message.removed);
         const startedAt = Date.now();
         const change = await this.store.prepare({ files: [...files.values()], trigger: message.trigger });
         this.logger.debug({ revision: change.change.revision, status: change.change.result.status, startedAt, endedAt: Date.now(), compileMs: Math.round(change.compileMs * 10) / 10 }, 'policy change compiled');

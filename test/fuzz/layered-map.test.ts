@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { LayeredMap } from '../../src/policy/layered-map.js';
+import { PatchedMap } from '../../src/policy/patched-map.js';
 
 const RUNS = Number(process.env.VERDICT_FUZZ_RUNS ?? 60);
 
@@ -51,6 +52,40 @@ describe('fuzz: LayeredMap reads like a Map', () => {
           expect([...map.keys()].length).to.equal(model.size);
         }
         for (const h of history) expect(sorted(h.map)).to.deep.equal(h.model);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('fuzz: PatchedMap (a rescan\'s files) reads like a Map, undefined values included', () => {
+  it('every rescan, after any changes and removals, earlier ones unchanged', () => {
+    const key = fc.integer({ min: 0, max: 60 }).map(String);
+    const change = fc.tuple(key, fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }));
+    fc.assert(
+      fc.property(fc.array(key, { maxLength: 40 }), fc.array(fc.record({ changes: fc.array(change, { maxLength: 12 }), removed: fc.array(key, { maxLength: 8 }) }), { maxLength: 40 }), (initial, rescans) => {
+        let files: ReadonlyMap<string, number | undefined> = new Map(initial.map((k) => [k, Number(k) % 4]));
+        let model = new Map(files);
+        const history: { files: ReadonlyMap<string, number | undefined>; model: [string, number | undefined][] }[] = [];
+        for (const r of rescans) {
+          // A path is either stat'ed again (a stamp, or undefined) or gone, as in rescanPaths.
+          const changes = new Map(r.changes);
+          const removed = r.removed.filter((k) => !changes.has(k));
+          files = PatchedMap.patched(files, changes, removed);
+          model = new Map(model);
+          for (const [k, v] of changes) model.set(k, v);
+          for (const k of removed) model.delete(k);
+          const entries = [...model].sort();
+          history.push({ files, model: entries });
+          expect(files.size).to.equal(model.size);
+          for (let k = -1; k <= 61; k++) {
+            expect(files.get(String(k))).to.equal(model.get(String(k)));
+            expect(files.has(String(k))).to.equal(model.has(String(k)));
+          }
+          expect([...files].sort()).to.deep.equal(entries);
+          expect([...files.keys()].length).to.equal(model.size);
+        }
+        for (const h of history) expect([...h.files].sort()).to.deep.equal(h.model);
       }),
       { numRuns: RUNS },
     );
