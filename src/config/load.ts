@@ -24,6 +24,7 @@ export class ConfigError extends Error {
 
 export const DEFAULT_CONFIG: VerdictConfig = {
   workers: Math.max(1, os.availableParallelism()),
+  workerSemiSpaceMB: 8,
   listen: '127.0.0.1:50051',
   policies: 'policies',
   logLevel: 'info',
@@ -142,6 +143,7 @@ function setPath(target: Json, dotted: string, value: unknown): void {
 /** Environment variables understood by Verdict, and the setting each one sets. */
 export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_WORKERS: 'workers',
+  VERDICT_WORKER_SEMI_SPACE_MB: 'workerSemiSpaceMB',
   VERDICT_LISTEN: 'listen',
   VERDICT_POLICIES: 'policies',
   VERDICT_LOG_LEVEL: 'logLevel',
@@ -225,7 +227,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.ProcessEnv = {}): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin', 'policySource', 'fleet', 'usage'],
+    '': ['workers', 'workerSemiSpaceMB', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin', 'policySource', 'fleet', 'usage'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -357,6 +359,7 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
   const tokens = validateTokens(raw, problems);
   const config: VerdictConfig = {
     workers: int('workers', 1, 256),
+    workerSemiSpaceMB: int('workerSemiSpaceMB', 0, 1024),
     listen,
     policies: str('policies'),
     logLevel,

@@ -97,6 +97,7 @@ export async function runClusterPrimary(config: VerdictConfig, logger: Logger): 
     for (const w of workers.values()) if (w.isConnected()) w.send(message);
   }
 
+  cluster.setupPrimary({ execArgv: workerExecArgv(config.workerSemiSpaceMB) });
   const fork = (index: number): void => {
     const worker = cluster.fork({
       [WORKER_INDEX]: String(index),
@@ -296,4 +297,15 @@ export async function runClusterWorker(
     process.on('SIGHUP', () => undefined);
     send({ type: 'listening' });
   });
+}
+
+const SEMI_SPACE_FLAG = /(?:^|\s)--max[-_]semi[-_]space[-_]size(?:=|\s|$)/;
+
+/**
+ * The Node options of a worker: the primary's, plus `--max-semi-space-size` (workerSemiSpaceMB) unless
+ * the operator set that flag already (on the command line or in NODE_OPTIONS: theirs stands).
+ */
+export function workerExecArgv(semiSpaceMB: number, execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  if (semiSpaceMB === 0 || SEMI_SPACE_FLAG.test(nodeOptions) || execArgv.some((a) => SEMI_SPACE_FLAG.test(a))) return [...execArgv];
+  return [...execArgv, `--max-semi-space-size=${semiSpaceMB}`];
 }

@@ -440,4 +440,22 @@ describe('cluster: verdict serve --workers (real processes, sockets and NATS)', 
     server.kill('SIGTERM');
     expect(await server.exitWithin(10_000)).to.deep.equal({ code: 0, signal: null });
   });
+
+  it('workers run with a smaller young generation (workerSemiSpaceMB, default 8); 0 or an operator\'s own flag leaves theirs', async () => {
+    const policies = res.tmpDir('cluster-policies');
+    writeFile(policies, 'document.yaml', documentPolicy(false));
+    const workerFlags = async (opts: Partial<StartServerOptions>) => {
+      const server = await serve({ policies, workers: 2, ...opts });
+      const pids = [...new Set(server.logs.filter((l) => 'worker' in l).map((l) => Number(l.pid)))];
+      expect(pids).to.have.length(2);
+      const flags = pids.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-semi-space-size')));
+      server.kill('SIGTERM');
+      expect(await server.exitWithin(10_000)).to.deep.equal({ code: 0, signal: null });
+      return flags;
+    };
+    expect(await workerFlags({})).to.deep.equal([['--max-semi-space-size=8'], ['--max-semi-space-size=8']]);
+    expect(await workerFlags({ config: { workerSemiSpaceMB: 4 } })).to.deep.equal([['--max-semi-space-size=4'], ['--max-semi-space-size=4']]);
+    expect(await workerFlags({ config: { workerSemiSpaceMB: 0 } })).to.deep.equal([[], []]);
+    expect(await workerFlags({ env: { NODE_OPTIONS: '--max-semi-space-size=32' } })).to.deep.equal([[], []]);
+  });
 });
