@@ -2,7 +2,7 @@ import type { CompiledPolicySet } from '../engine/model.js';
 import type { PolicyFile, PolicyFileChange } from '../service/policy-source.js';
 import { assemble, EMPTY_STATE, policySetOf, type SetState, type TypeListMemo } from './assemble.js';
 import type { PolicyIssue } from './issues.js';
-import { comparePolicyPaths, indexInPathOrder, pathOrderKey, patchRevisionChunks, revisionChunks, revisionOfChunks } from './revision.js';
+import { comparePolicyPaths, indexInPathOrder, pathOrderKey, patchRevisionChunks, revisionChunks, revisionOfChunksWork } from './revision.js';
 import { LayeredMap } from './layered-map.js';
 import { runInSlices, runToEnd, type Work } from './slices.js';
 import type { CostEstimateLimits } from './cost.js';
@@ -138,7 +138,10 @@ export class PolicyCompiler {
     const changed: PolicyFileChange[] = [];
     const fresh: PolicyFile[] = [];
     let present = 0;
-    for (const file of files) {
+    for (let i = 0; i < files.length; i++) {
+      // One lookup per file of the snapshot: ~2 ms at 10,000 files, so in slices too.
+      if ((i & 1023) === 1023) yield;
+      const file = files[i]!;
       const before = base.digests.get(file.path);
       if (before !== undefined) present++;
       if (before === file.sha256) continue;
@@ -248,7 +251,7 @@ export class PolicyCompiler {
     yield;
     const chunks =
       orderedPaths === base.orderedPaths ? patchRevisionChunks(base.revisionChunks, orderedPaths, digests, changed.map((c) => c.path)) : revisionChunks(orderedPaths, digests);
-    const revision = revisionOfChunks(chunks);
+    const revision = yield* revisionOfChunksWork(chunks);
     yield;
     const typeList = built.typesChanged ? {} : base.typeList;
     const state: CompilerState = { set: built.state, digests, orderedPaths, revisionChunks: chunks, typeList, unitsWithIssues, unitsWithLimits, unitsWithDeclarations, expressions, touched };

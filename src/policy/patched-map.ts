@@ -56,17 +56,32 @@ export class PatchedMap<V> implements ReadonlyMap<string, V> {
     return this.base.has(key);
   }
 
-  *entries(): MapIterator<[string, V]> {
-    for (const [k, v] of this.base) if (!this.delta.has(k)) yield [k, v];
-    for (const [k, v] of this.delta) if (v !== GONE) yield [k, v as V];
+  // Iteration builds an array with plain loops: generators cost ~10x as much per entry, and a
+  // worker lists all 10,000 files on every change.
+  entries(): MapIterator<[string, V]> {
+    const out: [string, V][] = [];
+    if (this.delta.size === 0) for (const e of this.base) out.push(e);
+    else {
+      for (const [k, v] of this.base) if (!this.delta.has(k)) out.push([k, v]);
+      for (const [k, v] of this.delta) if (v !== GONE) out.push([k, v as V]);
+    }
+    return out.values();
   }
 
-  *keys(): MapIterator<string> {
-    for (const [k] of this.entries()) yield k;
+  keys(): MapIterator<string> {
+    const out: string[] = [];
+    for (const [k] of this.entries()) out.push(k);
+    return out.values();
   }
 
-  *values(): MapIterator<V> {
-    for (const [, v] of this.entries()) yield v;
+  values(): MapIterator<V> {
+    const out: V[] = [];
+    if (this.delta.size === 0) for (const v of this.base.values()) out.push(v);
+    else {
+      for (const [k, v] of this.base) if (!this.delta.has(k)) out.push(v);
+      for (const v of this.delta.values()) if (v !== GONE) out.push(v as V);
+    }
+    return out.values();
   }
 
   [Symbol.iterator](): MapIterator<[string, V]> {

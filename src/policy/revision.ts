@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Work } from './slices.js';
 
 /** sha256 of a file's text (UTF-8), hex: how every file of a set is identified and cached. */
 export function sha256Hex(text: string): string {
@@ -76,9 +77,13 @@ export function patchRevisionChunks(chunks: readonly string[], orderedPaths: rea
   return out;
 }
 
-export function revisionOfChunks(chunks: readonly string[]): string {
+/** The revision of the chunks, as sliced work: at 10,000 files the pass is ~1.3 MB of SHA-256, a few ms in one piece. */
+export function* revisionOfChunksWork(chunks: readonly string[]): Work<string> {
   const hash = createHash('sha256');
-  for (const c of chunks) hash.update(c);
+  for (let i = 0; i < chunks.length; i++) {
+    if ((i & 7) === 7) yield;
+    hash.update(chunks[i]!);
+  }
   return `sha256:${hash.digest('hex').slice(0, 16)}`;
 }
 
