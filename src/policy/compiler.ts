@@ -250,7 +250,7 @@ export class PolicyCompiler {
     issues.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
     yield;
     const chunks =
-      orderedPaths === base.orderedPaths ? patchRevisionChunks(base.revisionChunks, orderedPaths, digests, changed.map((c) => c.path)) : revisionChunks(orderedPaths, digests);
+      orderedPaths === base.orderedPaths ? patchRevisionChunks(base.revisionChunks, orderedPaths, digests, changed.map((c) => c.path)) : yield* revisionChunks(orderedPaths, digests);
     const revision = yield* revisionOfChunksWork(chunks);
     yield;
     const typeList = built.typesChanged ? {} : base.typeList;
