@@ -70,7 +70,11 @@ export class PatchedMap<V> implements ReadonlyMap<string, V> {
 
   keys(): MapIterator<string> {
     const out: string[] = [];
-    for (const [k] of this.entries()) out.push(k);
+    if (this.delta.size === 0) for (const k of this.base.keys()) out.push(k);
+    else {
+      for (const k of this.base.keys()) if (!this.delta.has(k)) out.push(k);
+      for (const [k, v] of this.delta) if (v !== GONE) out.push(k);
+    }
     return out.values();
   }
 

@@ -51,8 +51,9 @@ function usualShape(s: Record<string, unknown>): string | undefined {
       const sub = s.properties[name];
       const part = isPlainObject(sub) ? `#${idOf(sub)}` : atom(sub);
       if (part === undefined) return undefined;
-      // length-prefixed: no name can be read as another's end
-      key += `${name.length}:${name}${part}`;
+      // The name length-prefixed, the part ended by NUL (which neither an id nor an atom holds:
+      // JSON writes it escaped): no key can be read as that of other properties.
+      key += `${name.length}:${name}${part}\u0000`;
     }
   }
   if (s.required !== undefined) {
