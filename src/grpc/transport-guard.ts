@@ -133,7 +133,7 @@ export class TransportGuard {
     (stream as GuardedStream)[PENDING] = p;
     stream.on('data', this.dataListener);
     stream.on('end', this.releaseListener);
-    stream.on('close', this.releaseListener);
+    stream.on('close', this.closeListener);
   }
 
   private readonly dataListener = ((guard: TransportGuard) =>
@@ -144,6 +144,24 @@ export class TransportGuard {
   private readonly releaseListener = ((guard: TransportGuard) =>
     function (this: GuardedStream) {
       guard.release(this[PENDING]);
+    })(this);
+
+  /**
+   * A closed stream outlives its call: Node's native stream handle keeps it from young-generation
+   * collection until the next full collection, and with it everything its listeners reach, which
+   * is grpc-js's whole call (request, response, handler closures). Dropping those links when the
+   * stream closes lets that garbage die young: under load the old generation grew by ~5 KB per
+   * call (about 25 MB/s promoted) and peaked at 3-4x its live size between full collections.
+   * 'close' comes after every other event of a stream ('data' and 'end' can no longer fire);
+   * grpc-js's own 'close' handler runs after this one and uses neither listener.
+   */
+  private readonly closeListener = ((guard: TransportGuard) =>
+    function (this: GuardedStream) {
+      const p = this[PENDING];
+      guard.release(p);
+      p.call = undefined;
+      this.removeAllListeners('data');
+      this.removeAllListeners('end');
     })(this);
 
   private onData(p: Pending, chunk: Buffer): void {
