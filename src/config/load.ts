@@ -25,6 +25,7 @@ export class ConfigError extends Error {
 export const DEFAULT_CONFIG: VerdictConfig = {
   workers: Math.max(1, os.availableParallelism()),
   workerSemiSpaceMB: 8,
+  heapGrowthPercent: 100,
   listen: '127.0.0.1:50051',
   policies: 'policies',
   logLevel: 'info',
@@ -144,6 +145,7 @@ function setPath(target: Json, dotted: string, value: unknown): void {
 export const ENVIRONMENT_VARIABLES: Record<string, string> = {
   VERDICT_WORKERS: 'workers',
   VERDICT_WORKER_SEMI_SPACE_MB: 'workerSemiSpaceMB',
+  VERDICT_HEAP_GROWTH_PERCENT: 'heapGrowthPercent',
   VERDICT_LISTEN: 'listen',
   VERDICT_POLICIES: 'policies',
   VERDICT_LOG_LEVEL: 'logLevel',
@@ -227,7 +229,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
 export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.ProcessEnv = {}): VerdictConfig {
   const problems: string[] = [];
   const known: Record<string, readonly string[]> = {
-    '': ['workers', 'workerSemiSpaceMB', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin', 'policySource', 'fleet', 'usage'],
+    '': ['workers', 'workerSemiSpaceMB', 'heapGrowthPercent', 'listen', 'policies', 'logLevel', 'logDecisions', 'limits', 'reload', 'shutdown', 'transport', 'events', 'tls', 'tokens', 'gateway', 'http', 'admin', 'policySource', 'fleet', 'usage'],
     limits: Object.keys(DEFAULT_CONFIG.limits),
     reload: Object.keys(DEFAULT_CONFIG.reload),
     shutdown: Object.keys(DEFAULT_CONFIG.shutdown),
@@ -360,6 +362,7 @@ export function validateConfig(raw: Json, source = 'configuration', env: NodeJS.
   const config: VerdictConfig = {
     workers: int('workers', 1, 256),
     workerSemiSpaceMB: int('workerSemiSpaceMB', 0, 1024),
+    heapGrowthPercent: int('heapGrowthPercent', 0, 1000),
     listen,
     policies: str('policies'),
     logLevel,

@@ -90,9 +90,15 @@ export interface VerdictConfig {
   /**
    * V8's --max-semi-space-size for worker processes (workers > 1), in MB; 0 leaves V8's default
    * (16 MB). A worker's young generation is three semi-spaces; under load V8 grows them to the
-   * maximum, and a smaller one keeps a worker's memory down at no measured cost in throughput.
+   * maximum, and a smaller one keeps a worker's memory down for a few percent more CPU per check.
    */
   readonly workerSemiSpaceMB: number;
+  /**
+   * How far V8's old generation may grow past what a full collection left live before the next
+   * one, in percent (V8's --heap-growing-percent), in every serving process; 0 leaves V8's own
+   * choice (up to 4x the live size on a machine with memory to spare).
+   */
+  readonly heapGrowthPercent: number;
   /** host:port for the gRPC server. */
   readonly listen: string;
   readonly policies: string;

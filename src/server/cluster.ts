@@ -17,6 +17,7 @@ import { PrimaryUsageLedger, type UsageMergeReply, type UsageMergeRequest } from
 import { UsageStateFile } from '../usage/persistence.js';
 import { usageStateFileName } from '../usage/runtime.js';
 import { describeStartFailure, logStartFailure, policyFailure, type StartFailure } from './start-failure.js';
+import { workerExecArgv } from './v8-memory.js';
 
 /** Messages between the primary and its workers (IPC, structured clone). */
 type ToWorker = PolicyToWorker | { type: 'shutdown'; reason: string } | UsageMergeReply;
@@ -297,15 +298,4 @@ export async function runClusterWorker(
     process.on('SIGHUP', () => undefined);
     send({ type: 'listening' });
   });
-}
-
-const SEMI_SPACE_FLAG = /(?:^|\s)--max[-_]semi[-_]space[-_]size(?:=|\s|$)/;
-
-/**
- * The Node options of a worker: the primary's, plus `--max-semi-space-size` (workerSemiSpaceMB) unless
- * the operator set that flag already (on the command line or in NODE_OPTIONS: theirs stands).
- */
-export function workerExecArgv(semiSpaceMB: number, execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
-  if (semiSpaceMB === 0 || SEMI_SPACE_FLAG.test(nodeOptions) || execArgv.some((a) => SEMI_SPACE_FLAG.test(a))) return [...execArgv];
-  return [...execArgv, `--max-semi-space-size=${semiSpaceMB}`];
 }

@@ -8,6 +8,7 @@ import type { ClosableSink } from '../../service/decision-trail.js';
 import { checkEdgeFiles } from '../../server/edge.js';
 import { policySourceName } from '../../server/policy-source.js';
 import { isClusterWorker, runClusterPrimary, runClusterWorker } from '../../server/cluster.js';
+import { applyHeapGrowth } from '../../server/v8-memory.js';
 import { Observability } from '../../observability/observability.js';
 import { createPolicyEvidence } from '../../evidence/setup.js';
 import type { PolicyEvidence } from '../../evidence/policy-evidence.js';
@@ -107,6 +108,8 @@ async function runServe(args: ParsedArgs, io: CliOutput): Promise<number> {
     logger.fatal({ err }, `verdict crashed: ${err.message}`);
     process.exit(EXIT.FAILURE);
   });
+  // Before the policies load: every process (a single one, the primary, each worker) sets its own.
+  logger.debug({ heapGrowth: applyHeapGrowth(config.heapGrowthPercent) }, 'V8 old-generation growth before a full collection');
   if (isClusterWorker()) return runClusterWorker(config, logger, sinkFactory);
   if (config.workers > 1) return runClusterPrimary(config, logger);
   return runSingleProcess(config, logger);
