@@ -25,7 +25,7 @@ export class ConfigError extends Error {
 export const DEFAULT_CONFIG: VerdictConfig = {
   workers: Math.max(1, os.availableParallelism()),
   workerSemiSpaceMB: 8,
-  heapGrowthPercent: 100,
+  heapGrowthPercent: 50,
   listen: '127.0.0.1:50051',
   policies: 'policies',
   logLevel: 'info',

@@ -459,7 +459,7 @@ describe('cluster: verdict serve --workers (real processes, sockets and NATS)', 
     expect(await workerFlags({ env: { NODE_OPTIONS: '--max-semi-space-size=32' } })).to.deep.equal([[], []]);
   });
 
-  it('every process sets its own old-generation growth (heapGrowthPercent, default 100) before loading policies', async () => {
+  it('every process sets its own old-generation growth (heapGrowthPercent, default 50) before loading policies', async () => {
     const policies = res.tmpDir('cluster-policies');
     writeFile(policies, 'document.yaml', documentPolicy(false));
     const growth = async (opts: Partial<StartServerOptions>) => {
@@ -470,7 +470,7 @@ describe('cluster: verdict serve --workers (real processes, sockets and NATS)', 
       expect(new Set(lines.map((l) => l.pid)).size, 'one line per process').to.equal(lines.length);
       return { primary: lines.filter((l) => l.pid === server.pid).map((l) => l.heapGrowth), others: lines.filter((l) => l.pid !== server.pid).map((l) => l.heapGrowth) };
     };
-    const config = { percent: 100, from: 'config' };
+    const config = { percent: 50, from: 'config' };
     expect(await growth({ workers: 1 })).to.deep.equal({ primary: [config], others: [] });
     expect(await growth({ workers: 2 })).to.deep.equal({ primary: [config], others: [config, config] });
     expect(await growth({ workers: 2, config: { heapGrowthPercent: 40 } })).to.deep.equal({ primary: [{ percent: 40, from: 'config' }], others: [{ percent: 40, from: 'config' }, { percent: 40, from: 'config' }] });
