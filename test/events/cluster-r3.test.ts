@@ -68,10 +68,18 @@ describe('events: R3 on a 3-node NATS cluster (three local nats-server processes
     const reader = await client(survivors);
     let stored: Awaited<ReturnType<typeof readStream>> = [];
     await waitFor('every answered decision in the stream', async () => {
-      // While the cluster settles, an ordered consumer's fetch can hang: give each read 8 s.
-      stored = await Promise.race([readStream(reader, names.stream, 6000).catch(() => []), sleep(8000).then(() => [])]);
+      // While the cluster settles, an ordered consumer's fetch can hang: give each read 8 s. A
+      // timeout says which it was: the stream could not be read, or decisions were missing from it.
+      const read = await Promise.race([
+        readStream(reader, names.stream, 6000).then((messages) => ({ messages }), (err: Error) => ({ error: err.message })),
+        sleep(8000).then(() => ({ error: 'no answer within 8 s' })),
+      ]);
+      if ('error' in read) throw new Error(`reading the stream: ${read.error}`);
+      stored = read.messages;
       const ids = new Set(stored.filter((m) => m.data.schema === EVENT_SCHEMA).map((m) => m.data.id));
-      return made.every((r) => ids.has(r.decisionId));
+      const missing = made.filter((r) => !ids.has(r.decisionId)).length;
+      if (missing > 0) throw new Error(`${missing} of ${made.length} answered decisions not among the ${stored.length} messages read`);
+      return true;
     }, 45_000, 250);
     const events = stored.filter((m) => m.data.schema === EVENT_SCHEMA);
     expect(new Set(events.map((m) => m.data.id)).size, 'nothing stored twice').to.equal(events.length);
