@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { ConfigError, DEFAULT_CONFIG, loadConfig, validateConfig } from '../../src/config/load.js';
 import { applyHeapGrowth, workerExecArgv } from '../../src/server/v8-memory.js';
 
 const CHURN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'heap-churn.js');
@@ -43,6 +44,21 @@ describe('V8 memory settings (heapGrowthPercent, workerSemiSpaceMB)', function (
     expect(onCommandLine.maxOldMB, JSON.stringify(onCommandLine)).to.be.above(onCommandLine.liveAfterFullMB * 1.5 + 40);
     expect(applyHeapGrowth(50, ['--heap_growing_percent', '300'])).to.deep.equal({ from: 'operator flag' });
     expect(applyHeapGrowth(0, [])).to.deep.equal({ from: 'V8 default' });
+  });
+
+  it('heapGrowthPercent: 50 by default, VERDICT_HEAP_GROWTH_PERCENT sets it, and a value out of 0-1000 is refused with its name and range', () => {
+    expect(loadConfig({}, {}).heapGrowthPercent).to.equal(50);
+    expect(loadConfig({}, { VERDICT_HEAP_GROWTH_PERCENT: '0' }).heapGrowthPercent).to.equal(0);
+    for (const bad of [-1, 1001, 2.5, 'half']) {
+      let problems: readonly string[] = [];
+      try {
+        validateConfig({ ...(JSON.parse(JSON.stringify(DEFAULT_CONFIG)) as Record<string, unknown>), heapGrowthPercent: bad });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems = err.problems;
+      }
+      expect(problems).to.deep.equal([`heapGrowthPercent: must be an integer from 0 to 1000 (got ${JSON.stringify(bad)})`]);
+    }
   });
 
   it("workers get workerSemiSpaceMB as --max-semi-space-size unless it is 0 or the operator set it", () => {
