@@ -8,10 +8,15 @@
  *    changes for comparison);
  *  - RSS of each process idle and under load, server CPU per check under load;
  *  - a reload storm (one change a second under load): Check p99 against the same load without
- *    changes, and whether every change went live, in order.
+ *    changes, and whether every change went live, in order;
+ *  - CPU per check, smallest against largest set, paired: one single-process server per set, both
+ *    up at once, load rounds alternating between them (the order flips each round), so both see
+ *    the same machine; the median of the per-round ratios. Each case's own load above runs minutes
+ *    apart from the other's, on a shared VM, and its ratio moved 0.9–1.4× from run to run.
  *
  *   node dist/bench/reload/run.js [--types 1000,10000] [--workers 1,2] [--changes 5] [--cold-reps 3]
- *        [--load-seconds 10] [--storm 60] [--storm-types 1000] [--in-flight 16] [--json] [--write-docs]
+ *        [--load-seconds 10] [--storm 60] [--storm-types 1000] [--in-flight 16]
+ *        [--paired-rounds 6] [--paired-seconds 8] [--paired-only] [--json] [--write-docs]
  *        [--from-json FILE]   (render / write the docs from the results of an earlier --json run)
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -237,6 +242,52 @@ interface CaseResult {
   readonly storm?: { steadyP99Ms: number; stormP99Ms: number; changes: number; liveInOrder: boolean; revisionsSeen: number };
 }
 
+/** CPU per check, smallest set against largest, in alternating rounds (see the header). */
+interface PairedResult {
+  readonly smallTypes: number;
+  readonly bigTypes: number;
+  readonly seconds: number;
+  /** Per round, in the order run: server CPU per check (µs) for each set. */
+  readonly rounds: { readonly small: number; readonly big: number; readonly bigFirst: boolean }[];
+}
+
+async function measurePaired(smallTypes: number, bigTypes: number, opts: { rounds: number; seconds: number; inFlight: number }): Promise<PairedResult> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'verdict-bench-reload-'));
+  const servers: Server[] = [];
+  try {
+    const start = async (types: number): Promise<Server> => {
+      const dir = path.join(tmp, `policies-${types}`);
+      await writeLargePolicySet(dir, { types });
+      const server = await startServer(dir, 1, false);
+      servers.push(server);
+      await waitServing(server, 1);
+      return server;
+    };
+    process.stderr.write(`bench-reload: CPU per check, ${fmtInt(smallTypes)} against ${fmtInt(bigTypes)} types, ${opts.rounds} alternating rounds\n`);
+    const small = await start(smallTypes);
+    const big = await start(bigTypes);
+    const load = async (server: Server, types: number, warmupMs: number): Promise<number> => {
+      const r = await runLoad({ address: server.address, protocol: 'verdict.v1', method: 'Check', workload: `large:${types}`, inFlight: opts.inFlight, generators: 2, warmupMs, durationMs: opts.seconds * 1000, serverPid: server.child.pid });
+      if (r.errors > 0) throw new Error(`${r.errors} errors under load (${r.errorSamples[0] ?? ''})`);
+      return r.server!.cpuMicrosPerCheck;
+    };
+    // A first round each, not counted: the JIT and the heap settle.
+    await load(small, smallTypes, 2_000);
+    await load(big, bigTypes, 2_000);
+    const rounds: PairedResult['rounds'][number][] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      const bigFirst = r % 2 === 1;
+      const first = bigFirst ? await load(big, bigTypes, 1_000) : await load(small, smallTypes, 1_000);
+      const second = bigFirst ? await load(small, smallTypes, 1_000) : await load(big, bigTypes, 1_000);
+      rounds.push(bigFirst ? { small: second, big: first, bigFirst } : { small: first, big: second, bigFirst });
+    }
+    return { smallTypes, bigTypes, seconds: opts.seconds, rounds };
+  } finally {
+    for (const s of servers) await stopServer(s);
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
 function workerPids(server: Server, workers: number): { primary?: number; workers: number[] } {
   const pid = server.child.pid!;
   if (workers === 1) return { workers: [pid] };
@@ -383,10 +434,11 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
 
 const list = (xs: readonly number[], digits = 0) => xs.map((x) => fmtNum(x, digits)).join(' / ');
 
-function render(results: readonly CaseResult[]): string[] {
-  const lines = [
+function render(results: readonly CaseResult[], paired?: PairedResult): string[] {
+  const lines = results.length === 0 ? [] : [
     '| types | workers | cold start to first answer (server CPU) | one-file change live (median, max) | longest Check during it | `"*"` change live (median, max) | longest Check during it | longest Check, quiet | RSS idle | RSS under load | CPU per check |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|',
+    '',
   ];
   for (const r of results) {
     const of = (kind: ChangeResult['kind']) => r.changes.filter((c) => c.kind === kind);
@@ -399,7 +451,6 @@ function render(results: readonly CaseResult[]): string[] {
       `| ${fmtInt(r.types)} | ${r.workers} | ${fmtInt(median(r.coldStartMs))} ms (${r.coldStartCpuMs ? `${fmtInt(median(r.coldStartCpuMs))} ms CPU` : list(r.coldStartMs)}) | ${fmtInt(median(live(one)))} / ${fmtInt(Math.max(...live(one)))} ms | ${list(worst(one), 1)} ms | ${fmtInt(median(live(star)))} / ${fmtInt(Math.max(...live(star)))} ms | ${list(worst(star), 1)} ms | ${list(r.quietMaxCheckMs, 1)} ms | ${mem(r.rssIdleMB)} | ${mem(r.rssLoadMB)} | ${fmtNum(r.cpuMicrosPerCheck, 1)} µs |`,
     );
   }
-  lines.push('');
   for (const r of results) {
     if (r.storm) {
       const s = r.storm;
@@ -412,7 +463,13 @@ function render(results: readonly CaseResult[]): string[] {
   const [small, big] = [byTypes(1000), byTypes(10_000)];
   if (small && big) {
     lines.push(
-      `- 10,000 against 1,000 types (1 worker): cold start ${fmtNum(median(big.coldStartMs) / median(small.coldStartMs), 1)}× (target ≤ 10×); CPU per check ${fmtNum(big.cpuMicrosPerCheck / small.cpuMicrosPerCheck, 2)}× (target within 10%).`,
+      `- 10,000 against 1,000 types (1 worker): cold start ${fmtNum(median(big.coldStartMs) / median(small.coldStartMs), 1)}× (target ≤ 10×); CPU per check ${fmtNum(big.cpuMicrosPerCheck / small.cpuMicrosPerCheck, 2)}× between the two cases' loads above (minutes apart).`,
+    );
+  }
+  if (paired && paired.rounds.length > 0) {
+    const ratios = paired.rounds.map((r) => r.big / r.small);
+    lines.push(
+      `- CPU per check, paired (one process each, ${paired.rounds.length} alternating rounds of ${paired.seconds} s, requests spread over every type of each set): ${fmtInt(paired.smallTypes)} types ${fmtNum(median(paired.rounds.map((r) => r.small)), 1)} µs, ${fmtInt(paired.bigTypes)} types ${fmtNum(median(paired.rounds.map((r) => r.big)), 1)} µs (medians); ratio per round ${list(ratios, 2)}, **median ${fmtNum(median(ratios), 2)}×** (target within 10%).`,
     );
   }
   return lines;
@@ -425,21 +482,33 @@ async function main(): Promise<void> {
   const stormTypes = flags.int('storm-types', 1000);
   const opts = { changes: flags.int('changes', 5), coldReps: flags.int('cold-reps', 3), loadSeconds: flags.num('load-seconds', 10), inFlight: flags.int('in-flight', 16) };
   const stormChanges = flags.int('storm', 60);
+  const pairedOpts = { rounds: flags.int('paired-rounds', 6), seconds: flags.num('paired-seconds', 8), inFlight: opts.inFlight };
   const results: CaseResult[] = [];
+  let paired: PairedResult | undefined;
   const fromJson = flags.optStr('from-json');
-  if (fromJson) results.push(...(JSON.parse(await readFile(fromJson, 'utf8')) as CaseResult[]));
-  else for (const types of typesList) {
+  const partialFile = flags.str('partial', path.join(os.tmpdir(), 'verdict-bench-reload.json'));
+  if (fromJson) {
+    // An earlier run's --json: { cases, paired }, or (before the paired rounds) the array of cases.
+    const saved = JSON.parse(await readFile(fromJson, 'utf8')) as CaseResult[] | { cases: CaseResult[]; paired?: PairedResult };
+    results.push(...(Array.isArray(saved) ? saved : saved.cases));
+    paired = Array.isArray(saved) ? undefined : saved.paired;
+  } else for (const types of flags.bool('paired-only') ? [] : typesList) {
     for (const workers of workersList) {
       results.push(await measureCase(types, workers, { ...opts, storm: types === stormTypes && workers === workersList[workersList.length - 1] ? stormChanges : 0 }));
       // Kept as it goes, so a failure later does not lose what was measured.
-      await writeFile(flags.str('partial', path.join(os.tmpdir(), 'verdict-bench-reload.json')), JSON.stringify(results, null, 2));
+      await writeFile(partialFile, JSON.stringify({ cases: results }, null, 2));
     }
   }
+  const [smallest, largest] = [Math.min(...typesList), Math.max(...typesList)];
+  if (!fromJson && pairedOpts.rounds > 0 && smallest !== largest) {
+    paired = await measurePaired(smallest, largest, pairedOpts);
+    await writeFile(partialFile, JSON.stringify({ cases: results, paired }, null, 2));
+  }
   if (flags.bool('json')) {
-    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ cases: results, paired }, null, 2)}\n`);
     return;
   }
-  const lines = render(results);
+  const lines = render(results, paired);
   process.stdout.write(`${lines.join('\n')}\n`);
   if (flags.bool('write-docs')) {
     const command = `node dist/bench/reload/run.js ${process.argv.slice(2).filter((a) => a !== '--write-docs').join(' ')}`.trim();
