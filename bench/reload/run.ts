@@ -24,7 +24,7 @@ import { appendFileSync } from 'node:fs';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { createAuthorizationClient, toProtoCheckRequest, unary } from '../../src/grpc/client.js';
@@ -38,6 +38,7 @@ import { writeDocs } from '../report.js';
 import { ROOT, fmtInt, fmtNum, median, parseFlags } from '../util.js';
 
 const PROBE_PROCESS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'probe-process.js');
+const LOOP_MONITOR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loop-monitor.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MB = 2 ** 20;
 
@@ -61,15 +62,17 @@ interface Server {
   readonly startedAtMonotonic: number;
 }
 
-async function startServer(dir: string, workers: number, logDecisions: boolean): Promise<Server> {
+/** `loopFile`: record each server process's event-loop delays there (loop-monitor.ts). */
+async function startServer(dir: string, workers: number, logDecisions: boolean, loopFile?: string): Promise<Server> {
   const port = await freePort();
   const cfg = path.join(dir, '..', `verdict-${port}.yaml`);
   await writeFile(cfg, `logDecisions: ${logDecisions}\nreload:\n  pollIntervalMs: 2000\n`);
   const startedAt = performance.now();
   const startedAtMonotonic = monotonicNow();
-  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', dir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', String(workers), '--config', cfg], {
+  const monitor = loopFile ? ['--import', pathToFileURL(LOOP_MONITOR).href] : [];
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...monitor, path.join(ROOT, 'bin/verdict.js'), 'serve', '--policies', dir, '--listen', `127.0.0.1:${port}`, '--no-events', '--workers', String(workers), '--config', cfg], {
     cwd: ROOT,
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VERDICT_'))),
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VERDICT_'))), ...(loopFile ? { BENCH_LOOP_FILE: loopFile } : {}) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const logs: Record<string, unknown>[] = [];
@@ -224,6 +227,10 @@ interface ChangeResult {
   readonly liveMs: number[];
   /** Longest Check sent from the rename until every worker answered with the new revision + 0.5 s, per worker. */
   readonly maxCheckMs: number[];
+  /** That window on the monotonic clock (ms). */
+  readonly window?: [number, number];
+  /** Longest event-loop delay each worker saw in that window (loop-monitor.ts); absent in older results. */
+  maxLoopMs?: number[];
 }
 
 interface CaseResult {
@@ -234,12 +241,56 @@ interface CaseResult {
   readonly coldStartCpuMs?: number[];
   readonly changes: ChangeResult[];
   readonly quietMaxCheckMs: number[];
+  /** Longest event-loop delay per worker in the quiet period; absent in older results. */
+  readonly quietMaxLoopMs?: number[];
+  /** Longest Check of the same probes against the empty grpc-js server over the reload windows' total time. */
+  readonly referenceMaxCheckMs?: number;
   readonly rssIdleMB: { primary?: number; workers: number[] };
   readonly rssLoadMB: { primary?: number; workers: number[] };
   readonly cpuMicrosPerCheck: number;
   readonly checksPerSecond: number;
   readonly loadP99Ms: number;
   readonly storm?: { steadyP99Ms: number; stormP99Ms: number; changes: number; liveInOrder: boolean; revisionsSeen: number };
+}
+
+/** Event-loop delays the server's processes recorded (loop-monitor.ts), each mapped to its worker index. */
+async function readLoopDelays(file: string, server: Server, workers: number): Promise<{ worker: number; at: number; ms: number }[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const workerOf = new Map<number, number>();
+  if (workers === 1) workerOf.set(server.child.pid!, 0);
+  else for (const l of server.logs) if (l.msg === 'verdict serving' && typeof l.worker === 'number') workerOf.set(Number(l.pid), l.worker);
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split(' ').map(Number) as [number, number, number])
+    .filter(([pid]) => workerOf.has(pid))
+    .map(([pid, at, ms]) => ({ worker: workerOf.get(pid)!, at, ms }));
+}
+
+/** The longest Check of `connections` probes against the empty grpc-js server over `ms`. */
+async function emptyServerLongestCheck(set: LargePolicySet, connections: number, ms: number): Promise<number> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(ROOT, 'dist/bench/grpc/empty-server.js'), '--listen', `127.0.0.1:${port}`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const server: Server = { child, address: `127.0.0.1:${port}`, logs: [], startedAt: performance.now(), startedAtMonotonic: monotonicNow() };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString('utf8');
+        if (out.includes('"listening"')) resolve();
+      });
+      child.once('exit', () => reject(new Error('the empty server exited')));
+    });
+    child.stdout!.resume();
+    const probing = await startProbes(server, set, connections, 1);
+    await sleep(1_000);
+    const from = monotonicNow();
+    await sleep(ms);
+    await probing.stop();
+    return Math.max(0, ...probing.list.flatMap((p) => p.samples.filter((x) => x.sentAt >= from).map((x) => x.ms)));
+  } finally {
+    await stopServer(server);
+  }
 }
 
 /** CPU per check, smallest set against largest, in alternating rounds (see the header). */
@@ -332,7 +383,8 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
 
     // Reloads, with cheap Checks on every worker.
     process.stderr.write(`bench-reload: ${fmtInt(types)} types, ${workers} worker(s): reloads\n`);
-    let server = await startServer(dir, workers, true);
+    const loopFile = path.join(tmp, 'event-loop.txt');
+    let server = await startServer(dir, workers, true, loopFile);
     await waitServing(server, workers);
     const probing = await startProbes(server, set, 2 * workers, workers);
     const probes = probing.list;
@@ -363,12 +415,21 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
           kind,
           liveMs: byWorker((s) => liveAt(s)! - at),
           maxCheckMs: byWorker((s) => Math.max(0, ...s.filter((x) => x.sentAt >= at && x.sentAt <= allLive + 500).map((x) => x.ms))),
+          window: [at, allLive + 500],
         });
         await sleep(700);
       }
     }
     await probing.stop();
     await stopServer(server);
+    const stalls = await readLoopDelays(loopFile, server, workers);
+    const longestStall = (w: number, from: number, to: number) => Math.max(0, ...stalls.filter((x) => x.worker === w && x.at >= from && x.at <= to + 50).map((x) => x.ms));
+    const quietMaxLoopMs = Array.from({ length: workers }, (_, w) => longestStall(w, quietFrom, quietFrom + 3_000));
+    for (const c of changes) c.maxLoopMs = Array.from({ length: workers }, (_, w) => longestStall(w, c.window![0], c.window![1]));
+    // The same probes against the empty grpc-js server for as long as all the reload windows together:
+    // the longest wait this machine, the probe's client and grpc-js give with no Verdict at all.
+    process.stderr.write(`bench-reload: ${fmtInt(types)} types, ${workers} worker(s): the same probes against the empty grpc-js server\n`);
+    const referenceMaxCheckMs = await emptyServerLongestCheck(set, 2 * workers, changes.reduce((t, c) => t + (c.window![1] - c.window![0]), 0));
     if (process.env.BENCH_KEEP_LOGS === '1') {
       // Probe samples and change times in ms since the server's spawn, to line up with its GC trace.
       const rel = (t: number) => Math.round((t - server.startedAtMonotonic) * 10) / 10;
@@ -419,6 +480,8 @@ async function measureCase(types: number, workers: number, opts: { changes: numb
       coldStartCpuMs,
       changes,
       quietMaxCheckMs,
+      quietMaxLoopMs,
+      referenceMaxCheckMs,
       rssIdleMB,
       rssLoadMB,
       cpuMicrosPerCheck: load.server?.cpuMicrosPerCheck ?? Number.NaN,
@@ -438,17 +501,26 @@ function render(results: readonly CaseResult[], paired?: PairedResult): string[]
   const lines = results.length === 0 ? [] : [
     '| types | workers | cold start to first answer (server CPU) | one-file change live (median, max) | longest Check during it | `"*"` change live (median, max) | longest Check during it | longest Check, quiet | RSS idle | RSS under load | CPU per check |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|',
-    '',
   ];
   for (const r of results) {
     const of = (kind: ChangeResult['kind']) => r.changes.filter((c) => c.kind === kind);
     const live = (cs: ChangeResult[]) => cs.map((c) => Math.max(...c.liveMs));
     const worst = (cs: ChangeResult[]) => Array.from({ length: r.workers }, (_, w) => Math.max(...cs.map((c) => c.maxCheckMs[w]!)));
+    // The longest event-loop delay in the same windows, when recorded: "18.8 ms (loop 6.1 ms)".
+    const worstLoop = (cs: ChangeResult[]) => (cs.every((c) => c.maxLoopMs) ? ` (loop ${list(Array.from({ length: r.workers }, (_, w) => Math.max(...cs.map((c) => c.maxLoopMs![w]!))), 1)} ms)` : '');
+    const quietLoop = r.quietMaxLoopMs ? ` (loop ${list(r.quietMaxLoopMs, 1)} ms)` : '';
     const one = of('one file');
     const star = of('"*" policy');
     const mem = (m: CaseResult['rssIdleMB']) => `${m.primary !== undefined ? `primary ${fmtNum(m.primary, 0)}, ` : ''}worker${r.workers > 1 ? 's' : ''} ${list(m.workers)} MB`;
     lines.push(
-      `| ${fmtInt(r.types)} | ${r.workers} | ${fmtInt(median(r.coldStartMs))} ms (${r.coldStartCpuMs ? `${fmtInt(median(r.coldStartCpuMs))} ms CPU` : list(r.coldStartMs)}) | ${fmtInt(median(live(one)))} / ${fmtInt(Math.max(...live(one)))} ms | ${list(worst(one), 1)} ms | ${fmtInt(median(live(star)))} / ${fmtInt(Math.max(...live(star)))} ms | ${list(worst(star), 1)} ms | ${list(r.quietMaxCheckMs, 1)} ms | ${mem(r.rssIdleMB)} | ${mem(r.rssLoadMB)} | ${fmtNum(r.cpuMicrosPerCheck, 1)} µs |`,
+      `| ${fmtInt(r.types)} | ${r.workers} | ${fmtInt(median(r.coldStartMs))} ms (${r.coldStartCpuMs ? `${fmtInt(median(r.coldStartCpuMs))} ms CPU` : list(r.coldStartMs)}) | ${fmtInt(median(live(one)))} / ${fmtInt(Math.max(...live(one)))} ms | ${list(worst(one), 1)} ms${worstLoop(one)} | ${fmtInt(median(live(star)))} / ${fmtInt(Math.max(...live(star)))} ms | ${list(worst(star), 1)} ms${worstLoop(star)} | ${list(r.quietMaxCheckMs, 1)} ms${quietLoop} | ${mem(r.rssIdleMB)} | ${mem(r.rssLoadMB)} | ${fmtNum(r.cpuMicrosPerCheck, 1)} µs |`,
+    );
+  }
+  if (results.length > 0) lines.push('');
+  const referenced = results.filter((r) => r.referenceMaxCheckMs !== undefined);
+  if (referenced.length > 0) {
+    lines.push(
+      `- Reference: the same probes against the empty grpc-js server (answers without evaluating anything), for as long as each case's reload windows together: longest Check ${referenced.map((r) => `${fmtNum(r.referenceMaxCheckMs!, 1)} ms (${fmtInt(r.types)} types, ${r.workers} worker${r.workers > 1 ? 's' : ''})`).join(', ')}. "loop": the longest event-loop delay the worker itself saw in the same windows (bench/reload/loop-monitor.ts).`,
     );
   }
   for (const r of results) {
