@@ -261,8 +261,8 @@ async function readLoopDelays(file: string, server: Server, workers: number): Pr
   else for (const l of server.logs) if (l.msg === 'verdict serving' && typeof l.worker === 'number') workerOf.set(Number(l.pid), l.worker);
   return text
     .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split(' ').map(Number) as [number, number, number])
+    .filter((l) => l !== '' && !l.startsWith('gc '))
+    .map((l) => l.split(' ').map(Number) as [number, number, number, number])
     .filter(([pid]) => workerOf.has(pid))
     .map(([pid, at, ms]) => ({ worker: workerOf.get(pid)!, at, ms }));
 }

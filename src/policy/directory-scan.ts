@@ -1,11 +1,12 @@
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { lstatSync, readdir as readdirCallback, readdirSync, readFileSync, readlinkSync, stat as statCallback, statSync, type BigIntStats, type Dirent } from 'node:fs';
+import { lstat, readFile, readlink, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { PolicyFile } from '../service/policy-source.js';
 import { PolicyLoadError } from './issues.js';
 import { sha256Hex } from './revision.js';
 import { isPolicyFile } from './source.js';
 import { PatchedMap } from './patched-map.js';
+import { runInSlices, runToEnd, type Work } from './slices.js';
 
 /**
  * Kubernetes mounts a ConfigMap as a directory of timestamped versions, a `..data` symlink to the
@@ -91,10 +92,39 @@ function unreadable(dir: string, err: unknown): PolicyLoadError {
 const sortByName = (a: Dirent, b: Dirent) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /**
- * Lists and stats every policy file under `dir` (hidden entries skipped; symlinked files followed).
- * `sync` is for a first load, when nothing else waits: synchronous calls are several times faster.
+ * How a scan walks the directory: `now` with synchronous calls straight through (a first load, when
+ * nothing else waits: several times faster); `background` (polls and changes, while the server
+ * answers) the same synchronous walk in slices of ~2 ms that give the event loop back, when the
+ * directory is on a local filesystem, else through libuv's thread pool so that a slow or hung
+ * network filesystem cannot stop the thread; `threadpool` always the latter (tests pin it).
  */
-export async function scanDirectory(dir: string, sync = false): Promise<DirectoryScan> {
+export type ScanMode = 'now' | 'background' | 'threadpool';
+
+/** Longest stretch of a background walk on the event loop. */
+const SCAN_SLICE_MS = 2;
+
+/**
+ * Filesystems whose stat(2) answers from the kernel's caches or a local disk (statfs(2) f_type):
+ * ext2/3/4, tmpfs, xfs, btrfs, overlayfs (containers), ramfs, zfs, f2fs. A directory elsewhere (NFS,
+ * SMB, FUSE, ...) is walked through the thread pool.
+ */
+const LOCAL_FILESYSTEMS = new Set([0xef53, 0x01021994, 0x58465342, 0x9123683e, 0x794c7630, 0x858458f6, 0x2fc12fc1, 0xf2f52010]);
+
+async function onLocalFilesystem(dir: string): Promise<boolean> {
+  try {
+    return LOCAL_FILESYSTEMS.has(Number((await statfs(dir)).type) >>> 0);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Lists and stats every policy file under `dir` (hidden entries skipped; symlinked files followed).
+ * A poll of 1,000 files in 211 directories costs ~3 ms of CPU in slices, against ~40 ms when
+ * the thread pool walked one directory after another (bench/reload/scan-cost.ts).
+ */
+export async function scanDirectory(dir: string, how: ScanMode = 'background'): Promise<DirectoryScan> {
+  const sync = how === 'now';
   let dataTarget: string | undefined;
   let root = dir;
   try {
@@ -111,31 +141,78 @@ export async function scanDirectory(dir: string, sync = false): Promise<Director
   }
   const files = new Map<string, FileStamp | undefined>();
   const directories: string[] = [];
-  const walk = async (current: string, rel: string): Promise<void> => {
-    directories.push(current);
-    const entries = sync ? readdirSync(current, { withFileTypes: true }) : await readdir(current, { withFileTypes: true });
-    entries.sort(sortByName);
-    const stats: Promise<void>[] = [];
-    for (const entry of entries) {
-      if (entry.name.startsWith('.')) continue; // editors' swap files, temporary files, .git, ConfigMap internals
-      const full = path.join(current, entry.name);
-      const relPath = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) await walk(full, relPath);
-      else if ((entry.isFile() || entry.isSymbolicLink()) && isPolicyFile(entry.name)) {
-        files.set(relPath, undefined);
-        if (sync) files.set(relPath, statSafeSync(full));
-        else stats.push(stat(full, { bigint: true }).then((s) => void files.set(relPath, stampOf(s)), () => undefined));
-      }
-    }
-    await Promise.all(stats);
-  };
   try {
-    await walk(root, '');
+    if (sync) runToEnd(walk(root, '', files, directories));
+    else if (how === 'background' && (await onLocalFilesystem(root))) await runInSlices(walk(root, '', files, directories), SCAN_SLICE_MS);
+    else await walkThreadPool(root, files, directories);
   } catch (err) {
     throw unreadable(dir, err);
   }
   return { dataTarget, root, files, directories };
 }
+
+/** The entries of a directory worth a look: not hidden (editors' swap files, temporary files, .git, ConfigMap internals), by name. */
+function listed(entries: Dirent[]): Dirent[] {
+  return entries.filter((e) => !e.name.startsWith('.')).sort(sortByName);
+}
+
+const isPolicyEntry = (entry: Dirent) => (entry.isFile() || entry.isSymbolicLink()) && isPolicyFile(entry.name);
+
+/** The synchronous walk, depth first by name; yields after each entry so that it can run in slices. */
+function* walk(current: string, rel: string, files: Map<string, FileStamp | undefined>, directories: string[]): Work<void> {
+  directories.push(current);
+  for (const entry of listed(readdirSync(current, { withFileTypes: true }))) {
+    yield;
+    const full = path.join(current, entry.name);
+    const relPath = rel ? `${rel}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) yield* walk(full, relPath, files, directories);
+    else if (isPolicyEntry(entry)) files.set(relPath, statSafeSync(full));
+  }
+}
+
+/** A directory's listing: policy files by relative path, and subdirectories, in name order. */
+interface Listing {
+  readonly directory: string;
+  readonly entries: readonly (string | Listing)[];
+}
+
+/**
+ * The thread-pool walk lists every directory and stats every file at once, then assembles the
+ * result in the synchronous walk's order (depth first, by name). Directories one after another and
+ * the promise API cost ~40 µs of CPU per file (1,000 files in 211 directories: 40 ms); this way ~9.
+ */
+async function walkThreadPool(root: string, files: Map<string, FileStamp | undefined>, directories: string[]): Promise<void> {
+  const stamps = new Map<string, FileStamp | undefined>();
+  const stats: Promise<void>[] = [];
+  const list = async (current: string, rel: string): Promise<Listing> => {
+    const entries: (string | Promise<Listing>)[] = [];
+    for (const entry of listed(await readdirEntries(current))) {
+      const full = path.join(current, entry.name);
+      const relPath = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) entries.push(list(full, relPath));
+      else if (isPolicyEntry(entry)) {
+        entries.push(relPath);
+        stats.push(statStamp(full).then((s) => void stamps.set(relPath, s)));
+      }
+    }
+    return { directory: current, entries: await Promise.all(entries) };
+  };
+  const top = await list(root, '');
+  await Promise.all(stats);
+  const assemble = (l: Listing): void => {
+    directories.push(l.directory);
+    for (const e of l.entries) {
+      if (typeof e === 'string') files.set(e, stamps.get(e));
+      else assemble(e);
+    }
+  };
+  assemble(top);
+}
+
+const readdirEntries = (dir: string) => new Promise<Dirent[]>((resolve, reject) => readdirCallback(dir, { withFileTypes: true }, (err, entries) => (err ? reject(err) : resolve(entries))));
+
+/** The file's stamp, or undefined when it cannot be stat'ed (gone, or a dangling link). */
+const statStamp = (full: string) => new Promise<FileStamp | undefined>((resolve) => statCallback(full, { bigint: true }, (err, s) => resolve(err ? undefined : stampOf(s))));
 
 function lstatSafeSync(p: string) {
   try {

@@ -73,7 +73,7 @@ export class DirectorySource implements PolicySource {
   /** Reads the directory as it is now (start-up, SIGHUP: the caller vouches for the files). */
   async read(trigger: PolicyTrigger): Promise<PolicySnapshot> {
     const sync = this.base === undefined;
-    let scan = await scanDirectory(this.directory, sync);
+    let scan = await scanDirectory(this.directory, sync ? 'now' : 'background');
     for (let attempt = 0; ; attempt++) {
       // Files that keep changing are read as they are after a few tries: the operator asked now.
       const read = await this.readStable(scan, sync, attempt >= 3);
@@ -85,7 +85,7 @@ export class DirectorySource implements PolicySource {
   /** Reads the files of `scan`; `files` is undefined when they changed meanwhile (`after` says how). */
   private async readStable(scan: DirectoryScan, sync = false, force = false, only?: readonly string[]): Promise<{ files: PolicyFile[] | undefined; after: DirectoryScan }> {
     const files = await this.cache.read(scan, sync);
-    const after = (only && (await rescanPaths(this.directory, scan, only))) || (await scanDirectory(this.directory, sync));
+    const after = (only && (await rescanPaths(this.directory, scan, only))) || (await scanDirectory(this.directory, sync ? 'now' : 'background'));
     const same = sameScan(scan, after);
     if (!force && !same) return { files: undefined, after };
     // Linked to the scan just read, so that the next change reads only what changed since.
