@@ -56,36 +56,51 @@ export class PatchedMap<V> implements ReadonlyMap<string, V> {
     return this.base.has(key);
   }
 
-  // Iteration builds an array with plain loops: generators cost ~10x as much per entry, and a
-  // worker lists all 10,000 files on every change.
+  // Iteration builds an array with Map#forEach: generators cost ~10x as much per entry, and for-of
+  // with destructuring ~5x as much before the JIT has optimised it (a worker's first change after
+  // its start: 4.1 against 0.8 ms for 10,000 files); a worker lists all its files on every change.
+  /** The values as a new array (what a worker hands the compiler on every change). */
+  valueList(): V[] {
+    const out: V[] = [];
+    const delta = this.delta;
+    if (delta.size === 0) this.base.forEach((v) => void out.push(v));
+    else {
+      this.base.forEach((v, k) => {
+        if (!delta.has(k)) out.push(v);
+      });
+      delta.forEach((v) => {
+        if (v !== GONE) out.push(v as V);
+      });
+    }
+    return out;
+  }
+
   entries(): MapIterator<[string, V]> {
     const out: [string, V][] = [];
-    if (this.delta.size === 0) for (const e of this.base) out.push(e);
-    else {
-      for (const [k, v] of this.base) if (!this.delta.has(k)) out.push([k, v]);
-      for (const [k, v] of this.delta) if (v !== GONE) out.push([k, v as V]);
-    }
+    const delta = this.delta;
+    this.base.forEach((v, k) => {
+      if (!delta.has(k)) out.push([k, v]);
+    });
+    delta.forEach((v, k) => {
+      if (v !== GONE) out.push([k, v as V]);
+    });
     return out.values();
   }
 
   keys(): MapIterator<string> {
     const out: string[] = [];
-    if (this.delta.size === 0) for (const k of this.base.keys()) out.push(k);
-    else {
-      for (const k of this.base.keys()) if (!this.delta.has(k)) out.push(k);
-      for (const [k, v] of this.delta) if (v !== GONE) out.push(k);
-    }
+    const delta = this.delta;
+    this.base.forEach((_, k) => {
+      if (!delta.has(k)) out.push(k);
+    });
+    delta.forEach((v, k) => {
+      if (v !== GONE) out.push(k);
+    });
     return out.values();
   }
 
   values(): MapIterator<V> {
-    const out: V[] = [];
-    if (this.delta.size === 0) for (const v of this.base.values()) out.push(v);
-    else {
-      for (const [k, v] of this.base) if (!this.delta.has(k)) out.push(v);
-      for (const v of this.delta.values()) if (v !== GONE) out.push(v as V);
-    }
-    return out.values();
+    return this.valueList().values();
   }
 
   [Symbol.iterator](): MapIterator<[string, V]> {

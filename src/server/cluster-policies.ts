@@ -321,7 +321,7 @@ export class WorkerPolicies {
         const upserts = new Map(message.upserts.map((f) => [f.path, f]));
         const files = message.full ? upserts : PatchedMap.patched(this.files, upserts, message.removed);
         const startedAt = Date.now();
-        const change = await this.store.prepare({ files: [...files.values()], trigger: message.trigger });
+        const change = await this.store.prepare({ files: files instanceof PatchedMap ? files.valueList() : [...files.values()], trigger: message.trigger });
         this.logger.debug({ revision: change.change.revision, status: change.change.result.status, startedAt, endedAt: Date.now(), compileMs: Math.round(change.compileMs * 10) / 10 }, 'policy change compiled');
         this.prepared = { id: message.id, change, files };
         const r = change.change.result;

@@ -83,7 +83,11 @@ describe('fuzz: PatchedMap (a rescan\'s files) reads like a Map, undefined value
             expect(files.has(String(k))).to.equal(model.has(String(k)));
           }
           expect([...files].sort()).to.deep.equal(entries);
-          expect([...files.keys()].length).to.equal(model.size);
+          expect([...files.keys()].sort()).to.deep.equal(entries.map(([k]) => k));
+          // Values in the entries' order; valueList is what a worker hands the compiler.
+          const inOrder = [...files].map(([, v]) => v);
+          expect([...files.values()]).to.deep.equal(inOrder);
+          if (files instanceof PatchedMap) expect(files.valueList()).to.deep.equal(inOrder);
         }
         for (const h of history) expect([...h.files].sort()).to.deep.equal(h.model);
       }),
