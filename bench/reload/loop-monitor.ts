@@ -11,7 +11,7 @@
  * a collection from the server's own work when a delay is long.
  */
 import { appendFileSync } from 'node:fs';
-import { monitorEventLoopDelay, PerformanceObserver, performance, type PerformanceEntry } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, PerformanceObserver, performance, type PerformanceEntry } from 'node:perf_hooks';
 
 const file = process.env.BENCH_LOOP_FILE;
 if (file) {
@@ -36,7 +36,7 @@ if (file) {
   timer.unref();
   // performance.now() and hrtime are the same monotonic clock from different origins.
   const offset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
-  const kinds: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+  const kinds: Record<number, string> = { [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor', [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major', [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries() as (PerformanceEntry & { detail?: { kind?: number } })[]) {
       if (e.duration >= 2) lines.push(`gc ${process.pid} ${(e.startTime + offset).toFixed(1)} ${e.duration.toFixed(1)} ${kinds[e.detail?.kind ?? 0] ?? 'other'}\n`);
