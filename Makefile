@@ -46,7 +46,7 @@ bench-engine: build
 bench-usage: build
 	node dist/bench/usage/run.js $(BENCH_ARGS)
 
-# Policy reloads against real servers (1,000 and 10,000 types; about 10 minutes), e.g.
+# Policy reloads against real servers (1,000 and 10,000 types; about 14 minutes), e.g.
 # make bench-reload BENCH_ARGS="--types 1000 --workers 2 --storm 0".
 bench-reload: build
 	node dist/bench/reload/run.js $(BENCH_ARGS)
