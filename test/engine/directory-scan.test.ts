@@ -1,11 +1,10 @@
 /**
- * The directory scan walks a directory three ways: synchronously straight through (a first load), the
- * same walk in slices (polls and changes on a local filesystem, while the server answers), and
+ * The directory scan walks a directory three ways: synchronously straight through (a first load),
+ * the same walk in slices (polls and changes on a local filesystem, while the server answers), and
  * through the thread pool with every directory listed and every file stat'ed at once (other
- * filesystems). A poll
- * compares its scan with the last one entry by entry, and the files' order is the order they are
- * read and compiled in, so both walks must give the same scan: the same files in the same order,
- * with the same stamps, and the same directories, whatever the tree holds.
+ * filesystems). A poll compares its scan with the last one entry by entry, and the files' order is
+ * the order they are read and compiled in, so every walk must give the same scan: the same files in
+ * the same order, with the same stamps, and the same directories, whatever the tree holds.
  */
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -67,7 +66,7 @@ describe('directory scan: every walk gives the same scan', function () {
     for (const how of ['background', 'threadpool'] as const) expect(plain(await scanDirectory(dir, how)), how).to.deep.equal(plain(sync));
   });
 
-  it('both fail the same way on a path that is not a directory', async () => {
+  it('every walk fails the same way on a path that is not a directory', async () => {
     writeFileSync(path.join(dir, 'file.yaml'), 'x');
     const messages = [];
     for (const how of ['now', 'background', 'threadpool'] as const) {
