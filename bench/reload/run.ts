@@ -5,7 +5,8 @@
  *  - a one-file change (atomic rename) and a change to a "*" policy: time until every worker answers
  *    with the new revision, and the longest Check on each worker meanwhile (cheap Checks every ~5 ms
  *    on two connections per worker, sent from a process of their own; a quiet period without
- *    changes for comparison);
+ *    changes for comparison), with each worker's own longest event-loop delay in the same windows
+ *    (loop-monitor.ts) and, for reference, the same probes against the empty grpc-js server;
  *  - RSS of each process idle and under load, server CPU per check under load;
  *  - a reload storm (one change a second under load): Check p99 against the same load without
  *    changes, and whether every change went live, in order;
