@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { cleanupServerProcesses, makeTempDir, runVerdict, spawnVerdict, writeFile } from '../support/server-process.js';
@@ -142,13 +142,33 @@ describe('verdict test --coverage', function () {
     expect(run.stdout).to.match(/all policies +rules 100% \(23\/23\)/);
   });
 
-  it('--watch runs again when a file changes', async () => {
+  it('--watch runs again when a file changes, on every atomic save, and for a file in a new subdirectory', async () => {
     const dir = fixture();
     const proc = spawnVerdict(['test', dir, '--watch']);
-    await waitFor('first run', () => proc.stdout.includes('[watch] exit 0'), 15_000);
+    const runs = () => [...proc.stdout.matchAll(/\[watch\] exit (\d+)/g)].map((m) => Number(m[1]));
+    const waitForRun = (n: number) => waitFor(`run ${n} (runs so far: ${JSON.stringify(runs())}; stderr: ${proc.stderr.slice(-300)})`, () => runs().length >= n, 15_000);
+    await waitForRun(1);
+    // Written straight after the first "[watch] exit" line: the watch is armed before the first run.
     writeFileSync(path.join(dir, 'doc_test.yaml'), TESTS.replace('expect: allow', 'expect: deny'));
-    await waitFor('second run', () => proc.stdout.includes('[watch] exit 1'), 15_000);
+    await waitForRun(2);
     expect(proc.stdout).to.match(/FAIL doc › alice reads her document/);
+    // An editor's atomic save, twice: a temporary file renamed over the suite.
+    const atomicSave = (content: string) => {
+      writeFileSync(path.join(dir, '.doc_test.yaml.tmp'), content);
+      renameSync(path.join(dir, '.doc_test.yaml.tmp'), path.join(dir, 'doc_test.yaml'));
+    };
+    atomicSave(TESTS);
+    await waitForRun(3);
+    atomicSave(TESTS.replace('expect: allow', 'expect: deny'));
+    await waitForRun(4);
+    atomicSave(TESTS);
+    await waitForRun(5);
+    // A suite in a directory created after the watch started.
+    mkdirSync(path.join(dir, 'more'));
+    writeFileSync(path.join(dir, 'more', 'more_test.yaml'), TESTS.replace('name: doc', 'name: more').replace('expect: allow', 'expect: deny'));
+    await waitForRun(6);
+    expect(runs()).to.deep.equal([0, 1, 0, 1, 0, 1]);
+    expect(proc.stdout).to.match(/FAIL more › alice reads her document/);
     proc.kill('SIGINT');
     expect((await proc.exited).code).to.equal(0);
   });

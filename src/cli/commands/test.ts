@@ -1,4 +1,3 @@
-import { watch } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PolicyCompiler, formatIssue, readPolicySources, withDigest } from '../../policy/index.js';
@@ -6,6 +5,7 @@ import { loadSuites, runTest, type PolicyTestResult } from '../../testing/suite.
 import { CoverageRecorder } from '../../testing/coverage.js';
 import { coverageReport, lcov, summaryLines, uncovered } from '../../testing/coverage-report.js';
 import type { RuleTrace } from '../../engine/decision.js';
+import { watchTree } from '../../files/watch-tree.js';
 import type { CliOutput } from '../output.js';
 import { EXIT, type CommandSpec, type ParsedArgs } from '../spec.js';
 
@@ -129,7 +129,11 @@ async function runTests(args: ParsedArgs, io: CliOutput): Promise<number> {
   return EXIT.OK;
 }
 
-/** Runs, then runs again after each change under DIR (changes within 200 ms run once). Never returns on its own. */
+/**
+ * Runs, then runs again after each change under DIR (changes within 200 ms run once). The watch is
+ * armed before the first run, so an edit made during a run, or right after its "[watch] exit"
+ * line, runs again. Never returns on its own.
+ */
 async function watchTests(args: ParsedArgs, io: CliOutput): Promise<number> {
   const dir = args.positionals[0] ?? 'policies';
   const coverageDir = path.resolve(args.string('coverage-dir') ?? 'coverage');
@@ -151,14 +155,20 @@ async function watchTests(args: ParsedArgs, io: CliOutput): Promise<number> {
     } while (again);
     running = false;
   };
-  await run();
   let timer: NodeJS.Timeout | undefined;
-  const watcher = watch(dir, { recursive: true }, (_event, name) => {
-    // The report written into DIR (a --coverage-dir inside it) must not trigger another run.
-    if (name && path.resolve(dir, name).startsWith(coverageDir + path.sep)) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => void run(), 200);
-  });
+  const watcher = watchTree(
+    path.resolve(dir),
+    () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void run(), 200);
+    },
+    {
+      // The report written into DIR (a --coverage-dir inside it) must not trigger another run.
+      ignore: (p) => p === coverageDir || p.startsWith(coverageDir + path.sep),
+      onFallback: (reason) => io.err(`[watch] ${reason}`),
+    },
+  );
+  await run();
   return new Promise<number>((resolve) => {
     const stop = () => {
       watcher.close();
