@@ -190,11 +190,13 @@ export function* compileFileUnit(
     };
     for (const def of doc.variables) readsOf(vars.checked.get(def.name)?.ast, def.expression, `variables.${def.name}`);
     const policy: CompiledPolicy = { id: doc.id, resource: doc.resource, createVariables: vars.factory.create, hasVariables: doc.variables.length > 0 };
+    // One label string per rule and derived role, shared by its read site and role references.
     const derivedRoles: UnitDerivedRole[] = doc.derivedRoles.map((def) => {
       expressions++;
-      const checked = checkExpression(vars.env, def.when, `derived role "${def.name}"`, issues, true);
-      readsOf(checked?.ast, def.when, `derived role "${def.name}"`);
-      def.parentRoles.forEach((name, i) => roleRefs.push({ name, position: def.parentRolePositions?.[i] ?? def.position, where: `derived role "${def.name}"`, parent: true }));
+      const where = `derived role "${def.name}"`;
+      const checked = checkExpression(vars.env, def.when, where, issues, true);
+      readsOf(checked?.ast, def.when, where);
+      def.parentRoles.forEach((name, i) => roleRefs.push({ name, position: def.parentRolePositions?.[i] ?? def.position, where, parent: true }));
       let program = checked?.program;
       if (coverage && checked) {
         const s = site('derivedRole', def.name, def.position);
@@ -207,17 +209,18 @@ export function* compileFileUnit(
     const rules: UnitRule[] = doc.rules.map((def) => {
       let condition: CompiledCondition | undefined;
       let broken = false;
+      const where = `rule "${def.name}"`;
       if (def.when) {
         expressions++;
-        const checked = checkExpression(vars.env, def.when, `rule "${def.name}"`, issues, true);
-        readsOf(checked?.ast, def.when, `rule "${def.name}"`);
+        const checked = checkExpression(vars.env, def.when, where, issues, true);
+        readsOf(checked?.ast, def.when, where);
         if (checked) condition = checked.program;
         else broken = true;
         if (coverage && checked) condition = coverage.wrap(site('rule', def.name, def.position), { source: def.when, ast: checked.ast, env: () => vars.env }, checked.program);
       }
       coverage?.site(site('rule', def.name, def.position));
       def.roles?.forEach((name, i) => {
-        if (name !== '*') roleRefs.push({ name, position: def.rolePositions?.[i] ?? def.position, where: `rule "${def.name}"`, parent: false });
+        if (name !== '*') roleRefs.push({ name, position: def.rolePositions?.[i] ?? def.position, where, parent: false });
       });
       return {
         name: def.name,
