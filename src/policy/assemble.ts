@@ -7,12 +7,6 @@ import type { FileUnit, UnitDocument } from './unit.js';
 
 export const WILDCARD_RESOURCE = '*';
 
-/** A rule ready for an index, with the order key of its document. */
-interface OrderedRule {
-  readonly key: string;
-  readonly rule: CompiledRule;
-}
-
 /**
  * Everything built for one resource type from the documents that govern it. A type's index (its
  * rules merged with the "*" rules, in document order) is kept beside the build with the "*" build it
@@ -30,7 +24,10 @@ export class TypeBuild {
     /** Problems between documents of this type (duplicate names). */
     readonly issues: readonly PolicyIssue[],
     readonly scope: ReadonlyMap<string, CompiledDerivedRole>,
-    readonly rules: readonly OrderedRule[],
+    /** Rules ready for an index, in document order. */
+    readonly rules: readonly CompiledRule[],
+    /** The order key of each rule's document (rules[i]'s is keys[i]), to merge with the "*" rules. */
+    readonly keys: readonly string[],
     /** Role names in the rules that the type's own derived roles do not define: "*" derived roles, or static roles. */
     readonly outerRoles: ReadonlySet<string>,
     /** For the "*" build only: the index of types that have no policy of their own. */
@@ -41,13 +38,23 @@ export class TypeBuild {
   indexOf(wildcard: TypeBuild): ResourceTypeIndex {
     if (this.indexWildcard === wildcard) return this.index!;
     if (this.previousWildcard === wildcard) return this.previousIndex!;
-    const own = this.rules;
-    const merged = own.length === 0 ? wildcard.rules : wildcard.rules.length === 0 ? own : [...own, ...wildcard.rules].sort(byKey);
+    const merged = this.rules.length === 0 ? wildcard.rules : wildcard.rules.length === 0 ? this.rules : mergeByKey(this, wildcard);
     this.previousIndex = this.index;
     this.previousWildcard = this.indexWildcard;
     this.indexWildcard = wildcard;
-    return (this.index = buildResourceTypeIndex(merged.map((o) => o.rule), true));
+    return (this.index = buildResourceTypeIndex(merged, true));
   }
+}
+
+/** Two builds' rules in document order (each is in order already; a document is in one build only). */
+function mergeByKey(a: TypeBuild, b: TypeBuild): CompiledRule[] {
+  const out: CompiledRule[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.rules.length && j < b.rules.length) out.push(a.keys[i]! <= b.keys[j]! ? a.rules[i++]! : b.rules[j++]!);
+  while (i < a.rules.length) out.push(a.rules[i++]!);
+  while (j < b.rules.length) out.push(b.rules[j++]!);
+  return out;
 }
 
 /**
@@ -93,7 +100,6 @@ function shared<T>(table: Map<string, T>, key: string, make: () => T): T {
 /** Most rules have no derived role: they share this list rather than each holding an empty one. */
 const NO_DERIVED_ROLES: readonly CompiledDerivedRole[] = [];
 
-const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 const byOrderKey = (a: UnitDocument, b: UnitDocument) => (a.orderKey < b.orderKey ? -1 : a.orderKey > b.orderKey ? 1 : 0);
 
 function documentsOf(type: string, files: readonly string[], units: ReadonlyMap<string, FileUnit>): UnitDocument[] {
@@ -126,7 +132,8 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
   const wildScope = wildcard?.scope;
   const outerRoles = new Set<string>();
   const ruleNames = new Map<string, SourcePosition>();
-  const own: OrderedRule[] = [];
+  const own: CompiledRule[] = [];
+  const keys: string[] = [];
   for (const doc of docs) {
     for (const r of doc.rules) {
       const prev = ruleNames.get(r.name);
@@ -146,23 +153,21 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
         else staticNames.push(role);
       }
       const staticRoles = shared(sharedRoleSets, staticNames.join('\0'), () => new Set(staticNames));
+      keys.push(doc.orderKey);
       own.push({
-        key: doc.orderKey,
-        rule: {
-          policy: doc.policy,
-          name: r.name,
-          effect: r.effect,
-          actions: shared(sharedActionLists, r.actions.join('\0'), () => r.actions),
-          anyRole: roles.length === 0 || roles.includes('*'),
-          staticRoles,
-          derivedRoles: derivedRoles.length > 0 ? derivedRoles : NO_DERIVED_ROLES,
-          condition: r.condition,
-          conditionSource: r.conditionSource,
-        },
+        policy: doc.policy,
+        name: r.name,
+        effect: r.effect,
+        actions: shared(sharedActionLists, r.actions.join('\0'), () => r.actions),
+        anyRole: roles.length === 0 || roles.includes('*'),
+        staticRoles,
+        derivedRoles: derivedRoles.length > 0 ? derivedRoles : NO_DERIVED_ROLES,
+        condition: r.condition,
+        conditionSource: r.conditionSource,
       });
     }
   }
-  return new TypeBuild(issues, scope, own, outerRoles, wildcard ? undefined : buildResourceTypeIndex(own.map((o) => o.rule), false));
+  return new TypeBuild(issues, scope, own, keys, outerRoles, wildcard ? undefined : buildResourceTypeIndex(own, false));
 }
 
 /** Names whose "*" derived role differs between two scopes (changed, added or removed). */

@@ -81,9 +81,9 @@ function chainOf(node: ASTNode): { root: string; links: Link[] } | undefined {
  * AST once (at load). Index access with a string literal (`["a-b"]`) counts as a field; a computed
  * index ends the path there.
  */
-export function attributeReads(ast: ASTNode, source: SourceExpression): AttributeRead[] {
+export function attributeReads(ast: ASTNode, positionAt: SourceExpression['positionAt']): AttributeRead[] {
   const raw = rawAttributeReads(ast);
-  const out = raw.map((r) => new SiteRead(r, source));
+  const out = raw.map((r) => new SiteRead(r, positionAt));
   for (let i = 0; i < raw.length; i++) {
     const uses = raw[i]!.uses;
     if (uses.length > 0) out[i]!.uses = uses.map((u) => ('other' in u ? { kind: 'compare', op: u.op, other: out[u.other]! } : u));
@@ -101,7 +101,7 @@ class SiteRead implements AttributeRead {
   private placed: readonly SourcePosition[] | undefined;
   constructor(
     private readonly raw: RawRead,
-    private readonly source: SourceExpression,
+    private readonly positionAt: SourceExpression['positionAt'],
   ) {}
 
   get root(): 'subject' | 'resource' {
@@ -113,7 +113,7 @@ class SiteRead implements AttributeRead {
   }
 
   get positions(): readonly SourcePosition[] {
-    return (this.placed ??= this.raw.links.map((l) => this.source.positionAt(l.offset)));
+    return (this.placed ??= this.raw.links.map((l) => this.positionAt(l.offset)));
   }
 }
 

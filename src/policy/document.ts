@@ -7,8 +7,11 @@ export type { LimitMeasure, QuotaPeriod } from '../engine/usage.js';
 export interface SourceExpression {
   readonly text: string;
   readonly position: SourcePosition;
-  /** File position of the character at `offset` in `text` (for CEL error locations). */
-  positionAt(offset: number): SourcePosition;
+  /**
+   * File position of the character at `offset` in `text` (for CEL error locations). A function
+   * value, not a method: a compiled expression keeps it without the rest of this object.
+   */
+  readonly positionAt: (offset: number) => SourcePosition;
 }
 
 export interface Named {

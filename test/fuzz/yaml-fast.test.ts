@@ -9,6 +9,8 @@ import fc from 'fast-check';
 import { parseAllDocuments } from 'yaml';
 import { parsePolicyFile } from '../../src/policy/parse.js';
 import { subsetYamlValue } from '../../src/policy/yaml-subset.js';
+import { compileFileUnit, EnvironmentPool, type FileUnit } from '../../src/policy/unit.js';
+import { runToEnd } from '../../src/policy/slices.js';
 import type { ResourcePolicyDocument } from '../../src/policy/document.js';
 import type { DeclarationsDocument } from '../../src/policy/declarations.js';
 
@@ -124,6 +126,44 @@ const validPolicyText = fc
     ].join('\n'),
   );
 
+/** Policy files that compile: roles, derived roles with parent roles, conditions from valid CEL. */
+const CONDITIONS = [
+  'has(resource.attributes.owner) && resource.attributes.owner == subject.id',
+  'has(resource.attributes.locked) && resource.attributes.locked',
+  '!has(context.network) || context.network != "vpn"',
+  'has(subject.attributes.department) && has(resource.attributes.department) && subject.attributes.department == resource.attributes.department',
+];
+const roleName = fc.constantFrom('employee', 'editor', 'admin', 'viewer', '*', 'owner', 'approver');
+const compilingPolicyText = fc
+  .record({
+    derived: fc.array(fc.record({ name: fc.constantFrom('owner', 'approver'), parents: fc.array(fc.constantFrom('employee', 'manager'), { minLength: 1, maxLength: 2 }), when: fc.constantFrom(...CONDITIONS) }), { maxLength: 2 }),
+    rules: fc.array(fc.record({ roles: fc.option(fc.array(roleName, { minLength: 1, maxLength: 3 })), when: fc.option(fc.constantFrom(...CONDITIONS)), flow: fc.boolean() }), { minLength: 1, maxLength: 5 }),
+  })
+  .map((p) => {
+    const derived = p.derived.filter((d, i) => p.derived.findIndex((e) => e.name === d.name) === i);
+    const defined = new Set(derived.map((d) => d.name));
+    return [
+      'apiVersion: verdict/v1',
+      'kind: ResourcePolicy',
+      'resource: doc',
+      ...(derived.length > 0
+        ? ['derivedRoles:', ...derived.flatMap((d) => [`  - name: ${d.name}`, `    parentRoles: [${d.parents.join(', ')}]`, `    when: ${JSON.stringify(d.when)}`])]
+        : []),
+      'rules:',
+      ...p.rules.flatMap((r, i) => {
+        const roles = r.roles?.filter((x) => (x !== 'owner' && x !== 'approver') || defined.has(x));
+        return [
+          `  - name: rule-${i}`,
+          '    actions: [read]',
+          '    effect: allow',
+          ...(roles && roles.length > 0 ? [r.flow ? `    roles: [${roles.map((x) => JSON.stringify(x)).join(', ')}]` : `    roles:\n${roles.map((x) => `      - ${JSON.stringify(x)}`).join('\n')}`] : []),
+          ...(r.when !== null ? [`    when: ${JSON.stringify(r.when)}`] : []),
+        ];
+      }),
+      '',
+    ].join('\n');
+  });
+
 /**
  * Declarations with JSON Schemas written the usual way: flow mappings (nested), flow sequences,
  * numbers and bools among tricky scalars and keys, with uneven spacing and the odd trailing comma.
@@ -211,6 +251,29 @@ describe('fuzz: the fast YAML read agrees with the precise one', function () {
       { numRuns: RUNS },
     );
     // The property would hold vacuously if the fast read were never taken.
+    expect(fastTaken).to.be.greaterThan(RUNS / 10);
+  });
+
+  it('compiled, a fast-read file lists the same role references and read sites as a precise one (positions aside)', () => {
+    // Files that compile (valid CEL, roles, derived roles with parent roles), so most take the fast read.
+    // A fast-read unit lists its role references only when asked (FastReadReferences).
+    const references = (u: FileUnit) =>
+      u.documents.map((d) => ({
+        roles: d.references.roles.map((r) => [r.name, r.where, r.parent]),
+        reads: d.references.readGroups.map((g) => [g.where, g.raw.map((r) => `${r.root}.${r.path.join('.')}`)]),
+      }));
+    let fastTaken = 0;
+    fc.assert(
+      fc.property(compilingPolicyText, (text) => {
+        const file = { path: 'p.yaml', text, sha256: 'x' };
+        const fast = runToEnd(compileFileUnit(file, new EnvironmentPool(), undefined, false));
+        const precise = runToEnd(compileFileUnit(file, new EnvironmentPool(), undefined, true));
+        if (!fast.precise) fastTaken++;
+        expect(references(fast), text).to.deep.equal(references(precise));
+        expect(fast.issues).to.deep.equal(precise.issues);
+      }),
+      { numRuns: RUNS },
+    );
     expect(fastTaken).to.be.greaterThan(RUNS / 10);
   });
 
