@@ -2,6 +2,7 @@ import type { CompiledDerivedRole, CompiledPolicySet, CompiledRule, PolicySetSum
 import { buildResourceTypeIndex } from './action-index.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import { LayeredMap } from './layered-map.js';
+import { SharedValues } from './shared-values.js';
 import type { Work } from './slices.js';
 import type { FileUnit, UnitDocument } from './unit.js';
 
@@ -79,23 +80,8 @@ export interface SetState {
 
 export const EMPTY_STATE: SetState = { units: LayeredMap.of(), filesByType: LayeredMap.of(), builds: LayeredMap.of(), typesWithIssues: new Set(), ruleCount: 0, policyCount: 0 };
 
-/**
- * Rules of a large set repeat the same role and action lists (a template per type): each distinct
- * list is kept once and shared (they are never modified), which keeps thousands of rules small.
- * Bounded: past the limit the table starts afresh (sharing is only an optimisation).
- */
-const MAX_SHARED = 4096;
-const sharedRoleSets = new Map<string, ReadonlySet<string>>();
-const sharedActionLists = new Map<string, readonly string[]>();
-
-function shared<T>(table: Map<string, T>, key: string, make: () => T): T {
-  let v = table.get(key);
-  if (v === undefined) {
-    if (table.size >= MAX_SHARED) table.clear();
-    table.set(key, (v = make()));
-  }
-  return v;
-}
+/** Static role sets of rules, shared: see shared-values.ts. */
+const sharedRoleSets = new SharedValues<ReadonlySet<string>>();
 
 /** Most rules have no derived role: they share this list rather than each holding an empty one. */
 const NO_DERIVED_ROLES: readonly CompiledDerivedRole[] = [];
@@ -152,13 +138,13 @@ function buildType(type: string, docs: readonly UnitDocument[], wildcard: TypeBu
         if (derived) derivedRoles.push(derived);
         else staticNames.push(role);
       }
-      const staticRoles = shared(sharedRoleSets, staticNames.join('\0'), () => new Set(staticNames));
+      const staticRoles = sharedRoleSets.get(staticNames.join('\0'), () => new Set(staticNames));
       keys.push(doc.orderKey);
       own.push({
         policy: doc.policy,
         name: r.name,
         effect: r.effect,
-        actions: shared(sharedActionLists, r.actions.join('\0'), () => r.actions),
+        actions: r.actions, // shared already (unit.ts)
         anyRole: roles.length === 0 || roles.includes('*'),
         staticRoles,
         derivedRoles: derivedRoles.length > 0 ? derivedRoles : NO_DERIVED_ROLES,

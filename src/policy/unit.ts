@@ -9,6 +9,7 @@ import type { SourceExpression } from './document.js';
 import type { PolicyIssue, SourcePosition } from './issues.js';
 import { parsePolicyFile } from './parse.js';
 import { pathOrderKey } from './revision.js';
+import { sharedStringList } from './shared-values.js';
 import type { Work } from './slices.js';
 import { compileLimits, type UnitLimit } from './usage-compile.js';
 import { compileVariables, newVariablesEnvCache, type VariablesEnvCache } from './variables.js';
@@ -259,8 +260,8 @@ export function* compileFileUnit(
         name: def.name,
         position: def.position,
         effect: def.effect,
-        actions: def.actions.map((a) => a.pattern),
-        roles: def.roles,
+        actions: sharedStringList(def.actions.map((a) => a.pattern)),
+        roles: def.roles && sharedStringList(def.roles),
         condition,
         conditionSource: def.when?.text ?? '',
         broken,
