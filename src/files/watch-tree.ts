@@ -20,6 +20,8 @@ export interface WatchTreeOptions {
   readonly watchDirectory?: (dir: string, listener: (event: string, name: string | Buffer | null) => void) => FSWatcher;
 }
 
+const DEFAULT_POLL_MS = 500;
+
 const watchDirectory = (dir: string, listener: (event: string, name: string | Buffer | null) => void): FSWatcher => watch(dir, { persistent: true }, listener);
 
 /**
@@ -33,6 +35,7 @@ const watchDirectory = (dir: string, listener: (event: string, name: string | Bu
  */
 export function watchTree(root: string, onChange: (absolutePath: string) => void, options: WatchTreeOptions = {}): TreeWatcher {
   const ignore = options.ignore ?? (() => false);
+  const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
   const watchers = new Map<string, FSWatcher>();
   let closed = false;
   let poller: NodeJS.Timeout | undefined;
@@ -54,14 +57,14 @@ export function watchTree(root: string, onChange: (absolutePath: string) => void
       for (const [p, stamp] of now) if (before.get(p) !== stamp) report(p);
       for (const p of before.keys()) if (!now.has(p)) report(p);
       before = now;
-    }, options.pollMs ?? 500);
+    }, pollMs);
     poller.unref?.();
   };
 
   /** Adds a watch on every directory not yet watched, and drops those that are gone. */
   const sync = () => {
     if (closed || mode === 'poll') return;
-    const dirs = new Set(directoriesOf(root));
+    const dirs = new Set(walkTree(root));
     for (const [dir, w] of watchers) {
       if (!dirs.has(dir)) {
         w.close();
@@ -83,7 +86,7 @@ export function watchTree(root: string, onChange: (absolutePath: string) => void
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') continue; // removed between the listing and the watch
-        startPolling(`cannot watch ${dir} (${code ?? (err as Error).message}); polling every ${options.pollMs ?? 500} ms instead`);
+        startPolling(`cannot watch ${dir} (${code ?? (err as Error).message}); polling every ${pollMs} ms instead`);
         return;
       }
       w.on('error', () => {
@@ -109,16 +112,22 @@ export function watchTree(root: string, onChange: (absolutePath: string) => void
   };
 }
 
-function directoriesOf(root: string): string[] {
+/** The directories under `root` (itself first; hidden ones skipped), calling `onFile` for every other non-hidden entry. */
+function walkTree(root: string, onFile?: (file: string) => void): string[] {
   const out = [root];
   for (let i = 0; i < out.length; i++) {
     let entries;
     try {
       entries = readdirSync(out[i]!, { withFileTypes: true });
     } catch {
-      continue;
+      continue; // removed meanwhile, or unreadable: nothing under it to watch
     }
-    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.')) out.push(path.join(out[i]!, e.name));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const p = path.join(out[i]!, e.name);
+      if (e.isDirectory()) out.push(p);
+      else onFile?.(p);
+    }
   }
   return out;
 }
@@ -126,23 +135,13 @@ function directoriesOf(root: string): string[] {
 /** Every file under `root` with a stamp that changes when the file is written or replaced. */
 function stampTree(root: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const dir of directoriesOf(root)) {
-    let entries;
+  walkTree(root, (p) => {
     try {
-      entries = readdirSync(dir, { withFileTypes: true });
+      const s = statSync(p, { bigint: true });
+      out.set(p, `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`);
     } catch {
-      continue;
+      // removed meanwhile: absent from this stamp, reported on the next comparison
     }
-    for (const e of entries) {
-      if (e.name.startsWith('.') || e.isDirectory()) continue;
-      const p = path.join(dir, e.name);
-      try {
-        const s = statSync(p, { bigint: true });
-        out.set(p, `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`);
-      } catch {
-        // removed meanwhile: absent from this stamp, reported on the next comparison
-      }
-    }
-  }
+  });
   return out;
 }
